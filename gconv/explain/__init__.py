@@ -1,0 +1,7 @@
+"""Explainability for grid and graph models: CAM / Grad-CAM heat maps, node importance,
+pictures and faithfulness checks."""
+
+from gconv.explain import viz
+from gconv.explain.viz import prediction_grid
+
+__all__ = ["viz", "prediction_grid"]

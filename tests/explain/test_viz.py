@@ -1,0 +1,60 @@
+"""Tests for gconv.explain.viz: figures are built headless, titled as documented, and saved."""
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from gconv.explain import viz
+
+
+def test_prediction_grid_marks_errors_in_red(tmp_path):
+    images = torch.rand(5, 1, 8, 8)
+    preds = torch.tensor([0, 1, 2, 3, 4])
+    targets = torch.tensor([0, 1, 9, 3, 7])
+    fig = viz.prediction_grid(images, preds, targets, ncols=3)
+    assert isinstance(fig, Figure)
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in titled] == ["0 (0)", "1 (1)", "2 (9)", "3 (3)", "4 (7)"]
+    red = matplotlib.colors.to_rgba("red")
+    colours = [matplotlib.colors.to_rgba(ax.title.get_color()) for ax in titled]
+    assert [c == red for c in colours] == [False, False, True, False, True]
+    path = viz.save_figure(fig, tmp_path / "sub" / "grid.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prediction_grid_class_names_and_length_check():
+    images = torch.rand(2, 3, 4, 4)
+    fig = viz.prediction_grid(images, [1, 0], [1, 1], class_names=["cat", "dog"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["dog (dog)", "cat (dog)"]
+    with pytest.raises(ValueError, match="as many predictions and targets as images"):
+        viz.prediction_grid(images, [1], [1, 1])
+
+
+def test_overlay_blends_colormap():
+    image = np.zeros((4, 4), dtype=np.float32)
+    heat = torch.zeros(4, 4)
+    heat[0, 0] = 1.0
+    blended = viz.overlay(image, heat, cmap="gray", alpha=0.5)
+    assert blended.shape == (4, 4, 3)
+    np.testing.assert_allclose(blended[0, 0], 0.5, atol=1e-6)  # white * 0.5 over black
+    np.testing.assert_allclose(blended[1, 1], 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="does not match image size"):
+        viz.overlay(image, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        viz.overlay(image, heat, alpha=2.0)
+
+
+def test_image_grid_with_two_map_sets():
+    images = torch.rand(3, 1, 6, 6)
+    fig = viz.image_grid(
+        images,
+        [torch.rand(3, 6, 6), torch.rand(3, 6, 6)],
+        labels=["a", "b", "c"],
+        map_titles=["CAM", "Grad-CAM"],
+        ncols=3,
+    )
+    assert len([ax for ax in fig.axes if ax.images]) == 9
+    with pytest.raises(ValueError, match="expected 3 maps"):
+        viz.image_grid(images, torch.rand(2, 6, 6))
