@@ -1,0 +1,1 @@
+from gconv.data.loader import TensorLoader
