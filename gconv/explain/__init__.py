@@ -2,6 +2,25 @@
 pictures and faithfulness checks."""
 
 from gconv.explain import viz
+from gconv.explain.cam import (
+    CAM,
+    ActivationsAndGradients,
+    BaseCAM,
+    ClassifierOutputTarget,
+    GradCAM,
+    GradCAMPlusPlus,
+    ScoreCAM,
+)
 from gconv.explain.viz import prediction_grid
 
-__all__ = ["viz", "prediction_grid"]
+__all__ = [
+    "viz",
+    "prediction_grid",
+    "ActivationsAndGradients",
+    "BaseCAM",
+    "CAM",
+    "ClassifierOutputTarget",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "ScoreCAM",
+]
