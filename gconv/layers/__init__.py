@@ -1,0 +1,11 @@
+from gconv.layers.gcn import GCNConv, gcn_norm
+from gconv.layers.readout import (
+    AttentionReadout,
+    MaxReadout,
+    MeanMaxReadout,
+    MeanReadout,
+    Readout,
+    Set2SetReadout,
+    SumReadout,
+    readout,
+)
