@@ -1,1 +1,13 @@
+from gconv.data.images import (
+    CLASS_NAMES,
+    FASHION_CLASSES,
+    MNIST,
+    MNIST_CLASSES,
+    STL10,
+    STL10_CLASSES,
+    FashionMNIST,
+    load_image_dataset,
+    mnist5k,
+    to_tensors,
+)
 from gconv.data.loader import TensorLoader

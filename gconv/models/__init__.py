@@ -1,0 +1,1 @@
+from gconv.models.cnn import CNN, MLP, lecture_cnn, mnist_cnn
