@@ -175,9 +175,10 @@ class Trainer:
         checkpoint_dir (str or Path, optional): write ``best.pt`` (best monitored value) and
             ``last.pt`` (everything needed to resume) there, atomically. (default: :obj:`None`:
             the best weights are kept in memory for :meth:`load_best`)
-        monitor (str): value deciding the best epoch and early stopping, e.g. ``"val_loss"``,
-            ``"val_accuracy"``; falls back to ``"train_*"`` when there is no validation data.
-            (default: :obj:`"val_loss"`)
+        monitor (str, optional): value deciding the best epoch and early stopping, e.g.
+            ``"val_loss"``, ``"val_accuracy"``; a ``"val_*"`` value falls back to ``"train_*"``
+            (with a warning) when there is no validation data. (default: :obj:`None`:
+            ``"val_loss"`` with validation data, else ``"train_loss"``)
         mode (str): ``"min"``, ``"max"`` or ``"auto"`` (from the metric's name).
             (default: :obj:`"auto"`)
         patience (int, optional): stop after this many epochs without improvement.
@@ -204,7 +205,7 @@ class Trainer:
         scheduler_interval: str = "epoch",
         grad_clip: float | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
-        monitor: str = "val_loss",
+        monitor: str | None = None,
         mode: str = "auto",
         patience: int | None = None,
         seed: int | None = None,
@@ -554,7 +555,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _resolve_monitor(self, has_val: bool) -> str:
-        monitor = self.monitor
+        monitor = self.monitor or ("val_loss" if has_val else "train_loss")
         if monitor.startswith("val_") and not has_val:
             fallback = "train_" + monitor.removeprefix("val_")
             warnings.warn(
