@@ -1,3 +1,11 @@
+from gconv.data.grid import (
+    GridGraph,
+    graph_to_image,
+    grid_graph,
+    image_to_graph,
+    images_to_nodes,
+    nodes_to_images,
+)
 from gconv.data.images import (
     CLASS_NAMES,
     FASHION_CLASSES,

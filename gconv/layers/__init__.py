@@ -1,4 +1,5 @@
 from gconv.layers.gcn import GCNConv, gcn_norm
+from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool, grid_gcn_norm
 from gconv.layers.readout import (
     AttentionReadout,
     MaxReadout,

@@ -1,0 +1,438 @@
+r"""Grid graph layers: the direction-aware :class:`GridConv` (exactly a ``Conv2d`` on a grid), the
+isotropic :class:`GridGCNConv` (exactly a ``GCNConv`` on a grid), and 2x2 grid pooling.
+
+Each layer runs on node features in gconv's row-major grid order (see :mod:`gconv.data.grid`):
+``(H * W, C)`` for one grid or ``(B, H * W, C)`` for a batch of grids sharing one graph, and takes
+``grid_size=(H, W)`` to use the **static-grid fast path**. A contiguous ``(B, H * W, C)`` tensor is
+exactly the memory of a ``channels_last`` ``(B, C, H, W)`` image, so the fast path views it as one
+(no copy), runs one dense kernel (``conv2d``, a depthwise stencil, ``max_pool2d``), and views the
+``channels_last`` result back as nodes. :class:`GridConv` also runs as ordinary message passing on
+any graph whose edges carry integer directions ``(dx, dy)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from gconv.data.grid import grid_offsets
+
+
+def _check_grid_nodes(x: Tensor, grid_size: tuple[int, int], layer: str) -> None:
+    height, width = grid_size
+    if x.dim() not in (2, 3):
+        raise ValueError(
+            f"{layer} expected node features of shape (N, C) or (B, N, C), got {tuple(x.shape)}"
+        )
+    num_nodes = x.shape[-2]
+    if num_nodes != height * width:
+        raise ValueError(
+            f"{layer} got {num_nodes} nodes, which does not match grid_size {height} x {width} = "
+            f"{height * width}"
+        )
+
+
+def _as_grid_batch(x: Tensor, grid_size: tuple[int, int], layer: str) -> Tensor:
+    """Views node features ``(N, C)`` / ``(B, N, C)`` as a ``channels_last`` ``(B, C, H, W)``."""
+    _check_grid_nodes(x, grid_size, layer)
+    height, width = grid_size
+    images = x.reshape(-1, height, width, x.shape[-1]).permute(0, 3, 1, 2)
+    # no copy for contiguous x; states the layout so conv2d / pooling pick channels_last kernels
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def _as_nodes(images: Tensor, like: Tensor) -> Tensor:
+    """Inverse of :func:`_as_grid_batch`: ``channels_last`` images back to ``like``'s node layout."""
+    batch_size, channels, height, width = images.shape
+    nodes = images.permute(0, 2, 3, 1).reshape(batch_size, height * width, channels)
+    return nodes if like.dim() == 3 else nodes[0]
+
+
+class GridConv(MessagePassing):
+    r"""The direction-aware grid graph convolution: a separate weight matrix for every relative
+    position :math:`(dx, dy)` of a neighbour, as in relational
+    (`"Modeling Relational Data with Graph Convolutional Networks"
+    <https://arxiv.org/abs/1703.06103>`_) or spline-based
+    (`"SplineCNN" <https://arxiv.org/abs/1711.08920>`_) message passing with one relation per
+    kernel tap.
+
+    .. math::
+        \mathbf{x}^{\prime}_i = \mathbf{\Theta}_{(0,0)}^{\top} \mathbf{x}_i +
+        \sum_{j \in \mathcal{N}(i)} \mathbf{\Theta}_{\mathbf{d}_{j,i}}^{\top} \mathbf{x}_j
+        + \mathbf{b},
+        \qquad \mathbf{d}_{j,i} = \mathrm{pos}_j - \mathrm{pos}_i = (dx, dy)
+
+    The centre tap :math:`\mathbf{\Theta}_{(0,0)}` acts on the node itself (a root weight), so
+    graphs need no self loops; self-loop edges (direction :math:`(0, 0)`) are ignored. On the
+    8-neighbour grid with zero padding at the border this is *exactly* a 3x3
+    :class:`~torch.nn.Conv2d`: :math:`\mathbf{\Theta}_{(dx, dy)} =`
+    ``conv.weight[:, :, dy + 1, dx + 1].T``. The weight is stored in ``Conv2d`` layout
+    ``(out_channels, in_channels, k, k)``, see :meth:`from_conv2d`.
+
+    Two paths compute the same thing:
+
+    * ``forward(x, edge_index, edge_attr)``: message passing on any graph whose edges carry
+      integer directions. One matmul computes
+      :math:`\mathbf{x}_j \mathbf{\Theta}_t` for all nodes and taps ``t``; each edge then
+      gathers its tap's row (a bipartite propagate from ``(node, tap)`` pairs to nodes).
+    * ``forward(x, grid_size=(H, W))``: the static-grid fast path for node features of full
+      ``H x W`` grids in row-major order: one :func:`~torch.nn.functional.conv2d` on a
+      zero-copy ``channels_last`` view of ``x``.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Size of each output sample.
+        kernel_size (int, optional): odd side of the square of directions,
+            :math:`|dx|, |dy| \le` ``kernel_size // 2``. (default: :obj:`3`)
+        bias (bool, optional): If set to :obj:`False`, the layer will not learn an additive bias.
+            (default: :obj:`True`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})` or :math:`(B, |\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)` and directions :math:`(|\mathcal{E}|, 2)`
+          *or* ``grid_size`` :math:`(H, W)` with :math:`|\mathcal{V}| = HW`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`(B, |\mathcal{V}|, F_{out})`
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("aggr", "add")
+        super().__init__(**kwargs)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"GridConv expected an odd kernel_size >= 1, got {kernel_size}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        # the initialisation of nn.Conv2d, so GridConv and a CNN start from the same distribution
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        if self.bias is not None:
+            fan_in = self.in_channels * self.kernel_size**2
+            bound = 1 / fan_in**0.5 if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_conv2d(cls, conv: nn.Conv2d) -> GridConv:
+        """A :class:`GridConv` computing exactly ``conv`` on the grid graph (weights copied).
+
+        ``conv`` must be a square, odd-sized, stride-1, undilated, ungrouped ``Conv2d`` with
+        ``padding=kernel_size // 2`` and zero padding (the border of the grid graph has no
+        neighbours, which is zero padding).
+        """
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(
+                f"GridConv.from_conv2d expected an nn.Conv2d, got {type(conv).__name__}"
+            )
+        k = conv.kernel_size[0]
+        expected = {
+            "kernel_size": (k, k),
+            "stride": (1, 1),
+            "padding": (k // 2, k // 2),
+            "dilation": (1, 1),
+            "groups": 1,
+            "padding_mode": "zeros",
+        }
+        for name, value in expected.items():
+            if getattr(conv, name) != value or k % 2 == 0:
+                raise ValueError(
+                    f"GridConv.from_conv2d needs an odd square Conv2d with stride 1, padding "
+                    f"k // 2, dilation 1, groups 1 and zero padding; got {conv}"
+                )
+        grid_conv = cls(conv.in_channels, conv.out_channels, k, bias=conv.bias is not None)
+        grid_conv = grid_conv.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            # Conv2d is a cross-correlation: weight[:, :, dy + r, dx + r] multiplies the input at
+            # (row + dy, col + dx), i.e. the neighbour with direction (dx, dy): same layout
+            grid_conv.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                grid_conv.bias.copy_(conv.bias)
+        return grid_conv
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_attr: Tensor | None = None,
+        grid_size: tuple[int, int] | None = None,
+    ) -> Tensor:
+        if grid_size is not None:
+            if edge_index is not None:
+                raise ValueError(
+                    "GridConv takes either edge_index and edge_attr (message passing) or "
+                    "grid_size (static-grid fast path), not both"
+                )
+            images = _as_grid_batch(x, grid_size, "GridConv")
+            out = F.conv2d(images, self.weight, self.bias, padding=self.kernel_size // 2)
+            return _as_nodes(out, like=x)
+        if edge_index is None:
+            raise ValueError("GridConv expected edge_index and edge_attr, or grid_size=(H, W)")
+
+        tap = self._edge_taps(edge_index, edge_attr)
+        num_nodes, num_taps = x.shape[-2], self.kernel_size**2
+        center = num_taps // 2
+        # x_j Theta_t for every node j and tap t in one matmul: (..., N, taps * out)
+        weight = self.weight.permute(1, 2, 3, 0).reshape(self.in_channels, -1)
+        messages = (x @ weight).reshape(*x.shape[:-2], num_nodes * num_taps, self.out_channels)
+        out = x @ self.weight[:, :, center // self.kernel_size, center % self.kernel_size].t()
+        keep = tap != center  # the centre tap is the root term above; drop self loops
+        source, target = edge_index[0, keep], edge_index[1, keep]
+        tap_edge_index = torch.stack([source * num_taps + tap[keep], target])
+        out = out + self.propagate(
+            tap_edge_index, x=(messages, None), size=(num_nodes * num_taps, num_nodes)
+        )
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def _edge_taps(self, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
+        """Kernel tap index ``(dy + r) * k + (dx + r)`` of every edge, checked."""
+        if edge_attr is None:
+            raise ValueError(
+                "GridConv expected edge_attr with 2 columns (dx, dy) giving each edge's "
+                "direction, got None (build graphs with gconv.data.image_to_graph or grid_graph)"
+            )
+        if edge_attr.dim() != 2 or edge_attr.shape[1] != 2:
+            raise ValueError(
+                f"GridConv expected edge_attr with 2 columns (dx, dy), got shape "
+                f"{tuple(edge_attr.shape)}"
+            )
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(
+                f"GridConv expected edge_index of shape (2, E), got {tuple(edge_index.shape)}"
+            )
+        if edge_attr.shape[0] != edge_index.shape[1]:
+            raise ValueError(
+                f"GridConv got {edge_index.shape[1]} edges but {edge_attr.shape[0]} rows of edge_attr"
+            )
+        if edge_attr.is_floating_point():
+            if not torch.equal(edge_attr, edge_attr.round()):
+                raise ValueError(
+                    "GridConv expected integer edge directions (dx, dy), got fractions"
+                )
+            edge_attr = edge_attr.long()
+        radius = self.kernel_size // 2
+        if edge_attr.numel() > 0 and int(edge_attr.abs().max()) > radius:
+            raise ValueError(
+                f"GridConv with kernel_size={self.kernel_size} accepts directions with "
+                f"|dx|, |dy| <= {radius}, got an edge with direction up to "
+                f"{int(edge_attr.abs().max())}"
+            )
+        dx, dy = edge_attr[:, 0], edge_attr[:, 1]
+        return (dy + radius) * self.kernel_size + (dx + radius)
+
+    def message(self, x_j: Tensor) -> Tensor:
+        return x_j
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"kernel_size={self.kernel_size})"
+        )
+
+
+@lru_cache(maxsize=32)
+def _grid_gcn_stencil(connectivity: int) -> Tensor:
+    """The 0/1 ``3x3`` stencil of ``A + I`` on the grid: centre plus the neighbour offsets."""
+    stencil = torch.zeros(3, 3)
+    stencil[1, 1] = 1.0
+    for dx, dy in grid_offsets(connectivity):
+        stencil[dy + 1, dx + 1] = 1.0
+    return stencil
+
+
+def grid_gcn_norm(
+    height: int,
+    width: int,
+    connectivity: int = 8,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    r"""The GCN normalisation :math:`\hat{d}_i^{-1/2}` of every node of an ``height x width`` grid,
+    row-major, :math:`\hat{d}_i = 1 + |\mathcal{N}(i)|` (self loop plus neighbours).
+
+    With 8 neighbours it is ``1/3`` inside, ``1/sqrt(6)`` on the edges and ``1/2`` at the corners:
+    border pixels have fewer neighbours. Returns a tensor of shape ``(H * W, 1)``.
+    """
+    stencil = _grid_gcn_stencil(connectivity)
+    ones = torch.ones(1, 1, height, width)
+    degree = F.conv2d(ones, stencil.view(1, 1, 3, 3), padding=1).reshape(height * width, 1)
+    return degree.rsqrt().to(device=device, dtype=dtype)
+
+
+class GridGCNConv(nn.Module):
+    r"""The isotropic graph convolution of `"Semi-supervised Classification with Graph
+    Convolutional Networks" <https://arxiv.org/abs/1609.02907>`_ on a grid graph, run as dense
+    image operations.
+
+    .. math::
+        \mathbf{X}^{\prime} = \mathbf{\hat{D}}^{-1/2} \mathbf{\hat{A}}
+        \mathbf{\hat{D}}^{-1/2} \mathbf{X} \mathbf{\Theta} + \mathbf{b}
+
+    where :math:`\mathbf{\hat{A}} = \mathbf{A} + \mathbf{I}` is the grid adjacency with self loops.
+    Node-wise, :math:`\mathbf{x}^{\prime}_i = \hat{d}_i^{-1/2} \sum_{j \in \mathcal{N}(i) \cup
+    \{i\}} \hat{d}_j^{-1/2} \mathbf{\Theta}^{\top} \mathbf{x}_j + \mathbf{b}`. On a grid the sum is
+    a fixed 3x3 stencil (all ones for 8 neighbours, a plus for 4), so the layer is a **1x1
+    convolution** :math:`\mathbf{\Theta}`, a scaling by :math:`\hat{d}^{-1/2}`, a depthwise 3x3
+    convolution with the stencil (zero padding), and a second scaling by :math:`\hat{d}^{-1/2}`:
+    border pixels have fewer neighbours, hence smaller :math:`\hat{d}` (see :func:`grid_gcn_norm`).
+    It equals :class:`torch_geometric.nn.GCNConv` on the grid graph with self loops, with the same
+    parameter names (``lin.weight``, ``bias``): load one's ``state_dict`` into the other, or use
+    :meth:`from_gcn_conv`.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Size of each output sample.
+        connectivity (int, optional): ``8`` (as :func:`torch_geometric.utils.grid`) or ``4``
+            neighbours. (default: :obj:`8`)
+        bias (bool, optional): If set to :obj:`False`, the layer will not learn an additive bias.
+            (default: :obj:`True`)
+
+    Shapes:
+        - **input:** node features :math:`(HW, F_{in})` or :math:`(B, HW, F_{in})`,
+          ``grid_size`` :math:`(H, W)`
+        - **output:** node features :math:`(HW, F_{out})` or :math:`(B, HW, F_{out})`
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, connectivity: int = 8, bias: bool = True
+    ) -> None:
+        super().__init__()
+        if connectivity not in (4, 8):
+            raise ValueError(f"GridGCNConv expected connectivity 4 or 8, got {connectivity}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.connectivity = connectivity
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # glorot weights and zero bias, as torch_geometric.nn.GCNConv
+        nn.init.xavier_uniform_(self.lin.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    @classmethod
+    def from_gcn_conv(cls, conv: nn.Module, connectivity: int = 8) -> GridGCNConv:
+        """A :class:`GridGCNConv` with the weights of a PyG-style ``GCNConv`` (``lin``, ``bias``)."""
+        if not (hasattr(conv, "lin") and hasattr(conv, "in_channels")):
+            raise TypeError(
+                "GridGCNConv.from_gcn_conv expected a GCNConv with .lin and .bias, got "
+                f"{type(conv).__name__}"
+            )
+        grid_conv = cls(
+            conv.in_channels, conv.out_channels, connectivity, bias=conv.bias is not None
+        ).to(device=conv.lin.weight.device, dtype=conv.lin.weight.dtype)
+        grid_conv.load_state_dict(
+            {
+                "lin.weight": conv.lin.weight,
+                **({"bias": conv.bias} if conv.bias is not None else {}),
+            }
+        )
+        return grid_conv
+
+    def forward(self, x: Tensor, grid_size: tuple[int, int]) -> Tensor:
+        _check_grid_nodes(x, grid_size, "GridGCNConv")
+        height, width = grid_size
+        inv_sqrt_degree = grid_gcn_norm(height, width, self.connectivity, x.device, x.dtype)
+        h = self.lin(x) * inv_sqrt_degree
+        images = _as_grid_batch(h, grid_size, "GridGCNConv")
+        stencil = _grid_gcn_stencil(self.connectivity).to(device=x.device, dtype=x.dtype)
+        stencil = stencil.expand(self.out_channels, 1, 3, 3)
+        summed = F.conv2d(images, stencil, padding=1, groups=self.out_channels)
+        out = _as_nodes(summed, like=h) * inv_sqrt_degree
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+
+
+class _GridPool(nn.Module):
+    """Shared body of the grid poolings: view nodes as an image, pool, view back."""
+
+    pool_function: Callable[..., Tensor]  # F.max_pool2d or F.avg_pool2d, set by the subclass
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x: Tensor, grid_size: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+        images = _as_grid_batch(x, grid_size, self.__class__.__name__)
+        pooled = self.pool_function(images, self.kernel_size, self.stride)
+        return _as_nodes(pooled, like=x), (pooled.shape[2], pooled.shape[3])
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class GridMaxPool(_GridPool):
+    r"""Max pooling of grid node features over ``kernel_size x kernel_size`` pixel blocks,
+    equal to :class:`torch.nn.MaxPool2d` (rows and columns that do not fill a block are
+    dropped, as there).
+
+    .. math::
+        \mathbf{x}^{\prime}_{(r, c)} = \max_{0 \le a, b < k} \mathbf{x}_{(sr + a,\, sc + b)}
+
+    Args:
+        kernel_size (int, optional): side of the pooled blocks. (default: :obj:`2`)
+        stride (int, optional): step between blocks. (default: :obj:`None`, ``kernel_size``)
+
+    Shapes:
+        - **input:** node features :math:`(HW, F)` or :math:`(B, HW, F)`, ``grid_size``
+          :math:`(H, W)`
+        - **output:** node features :math:`(H'W', F)` or :math:`(B, H'W', F)` and the coarser
+          grid size :math:`(H', W')` (its graph: ``grid_graph(H', W')``)
+    """
+
+    pool_function = staticmethod(F.max_pool2d)
+
+
+class GridAvgPool(_GridPool):
+    r"""Mean pooling of grid node features over ``kernel_size x kernel_size`` pixel blocks,
+    equal to :class:`torch.nn.AvgPool2d`.
+
+    .. math::
+        \mathbf{x}^{\prime}_{(r, c)} = \frac{1}{k^2} \sum_{0 \le a, b < k}
+        \mathbf{x}_{(sr + a,\, sc + b)}
+
+    Args:
+        kernel_size (int, optional): side of the pooled blocks. (default: :obj:`2`)
+        stride (int, optional): step between blocks. (default: :obj:`None`, ``kernel_size``)
+
+    Shapes:
+        - **input:** node features :math:`(HW, F)` or :math:`(B, HW, F)`, ``grid_size``
+          :math:`(H, W)`
+        - **output:** node features :math:`(H'W', F)` or :math:`(B, H'W', F)` and the coarser
+          grid size :math:`(H', W')`
+    """
+
+    pool_function = staticmethod(F.avg_pool2d)
