@@ -1,3 +1,4 @@
+from gconv.data.augment import RandomCrop, RandomHorizontalFlip, RandomShift
 from gconv.data.grid import (
     GridGraph,
     graph_to_image,
