@@ -1,0 +1,667 @@
+r"""Molecule data sets: SMILES + targets -> graphs, splits, target standardisation.
+
+* :class:`MoleculeDataset` from lists, a CSV file (:meth:`MoleculeDataset.from_csv`) or an
+  SDF file (:meth:`MoleculeDataset.from_sdf`); a plain :class:`torch.utils.data.Dataset` of
+  :class:`~torch_geometric.data.Data` graphs, batched with
+  :class:`torch_geometric.loader.DataLoader`.
+* Embedded offline sets from files shipped in RDKit's wheel: :func:`chembl_pic50` and
+  :func:`nci_tpsa`; MoleculeNet sets through PyG's download table: :func:`moleculenet`.
+* Splits: :func:`random_split` and the Bemis-Murcko :func:`scaffold_split`, both seeded and
+  returning index lists; :meth:`MoleculeDataset.split` applies them.
+* :class:`Standardizer`: per-task mean/std fitted on the training split, NaN-aware, undone by
+  :func:`predict_smiles`.
+
+Targets are always a float32 tensor ``y`` of shape ``[1, num_tasks]`` per graph (so a batch has
+``[num_graphs, num_tasks]``). Missing labels stay ``NaN``, to be masked in the loss (the
+Trainer's ``"masked_mse"``); they are never dropped silently.
+
+Example::
+
+    >>> from torch_geometric.loader import DataLoader
+    >>> dataset = chembl_pic50()
+    >>> train, val, test = dataset.split("scaffold", seed=0)
+    >>> standardizer = Standardizer.fit(train.y)
+    >>> loader = DataLoader(train.standardized(standardizer), batch_size=64, shuffle=True)
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from rdkit import Chem, RDConfig, rdBase
+from rdkit.Chem.Scaffolds import MurckoScaffold
+from torch import Tensor
+from torch.utils.data import Dataset
+from torch_geometric.data import Data
+
+from gconv.data.molecules import featurize, mol_to_graph
+
+__all__ = [
+    "MoleculeDataset",
+    "Standardizer",
+    "random_split",
+    "scaffold_split",
+    "murcko_scaffold",
+    "chembl_pic50",
+    "nci_tpsa",
+    "moleculenet",
+    "predict_smiles",
+]
+
+OnError = Literal["raise", "skip"]
+_MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
+
+
+class Standardizer:
+    r"""Per-task standardisation :math:`z = (y - \mu) / \sigma`, ignoring NaN targets.
+
+    Fit it on the training targets only; :meth:`inverse_transform` maps model outputs back
+    to the original units. A task with zero spread (or a single label) gets :math:`\sigma = 1`.
+
+    Args:
+        mean (Tensor): Per-task means, shape ``[T]``.
+        std (Tensor): Per-task standard deviations, shape ``[T]``.
+    """
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        self.std = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if self.mean.shape != self.std.shape:
+            raise ValueError(
+                f"Standardizer expected mean and std of equal shape, got "
+                f"{tuple(self.mean.shape)} and {tuple(self.std.shape)}"
+            )
+
+    @classmethod
+    def fit(cls, y: Tensor) -> Standardizer:
+        """Fits mean and (population) std per column of ``y`` (``[N, T]`` or ``[N]``)."""
+        y = torch.as_tensor(y, dtype=torch.float64)
+        y = y.unsqueeze(1) if y.dim() == 1 else y
+        if y.dim() != 2 or y.size(0) == 0:
+            raise ValueError(f"Standardizer.fit expected targets [N, T], got {tuple(y.shape)}")
+        observed = ~torch.isnan(y)
+        if not observed.any(dim=0).all():
+            empty = (~observed.any(dim=0)).nonzero().flatten().tolist()
+            raise ValueError(f"Standardizer.fit got no labelled values for tasks {empty}")
+        count = observed.sum(dim=0)
+        mean = torch.where(observed, y, 0.0).sum(dim=0) / count
+        var = torch.where(observed, (y - mean) ** 2, 0.0).sum(dim=0) / count
+        std = var.sqrt()
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        return cls(mean.float(), std.float())
+
+    def transform(self, y: Tensor) -> Tensor:
+        return (y - self.mean.to(y.device)) / self.std.to(y.device)
+
+    def inverse_transform(self, z: Tensor) -> Tensor:
+        return z * self.std.to(z.device) + self.mean.to(z.device)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"mean": self.mean.clone(), "std": self.std.clone()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Tensor]) -> Standardizer:
+        return cls(state["mean"], state["std"])
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(mean={self.mean.tolist()}, std={self.std.tolist()})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_sizes(num_items: int, sizes: Sequence[float]) -> tuple[int, int, int]:
+    if len(sizes) != 3 or any(s < 0 for s in sizes) or not math.isclose(sum(sizes), 1.0):
+        raise ValueError(f"sizes must be three non-negative fractions summing to 1, got {sizes}")
+    num_train = int(round(sizes[0] * num_items))
+    num_val = int(round(sizes[1] * num_items))
+    return num_train, num_val, num_items - num_train - num_val
+
+
+def random_split(
+    num_items: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list[int], list[int], list[int]]:
+    """Seeded random ``(train, val, test)`` index lists with the given fractions."""
+    num_train, num_val, _ = _split_sizes(num_items, sizes)
+    order = np.random.default_rng(seed).permutation(num_items).tolist()
+    return order[:num_train], order[num_train : num_train + num_val], order[num_train + num_val :]
+
+
+def murcko_scaffold(smiles: str) -> str:
+    """Bemis-Murcko scaffold SMILES (ring systems + linkers; ``""`` for acyclic molecules)."""
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError(f"murcko_scaffold could not parse SMILES {smiles!r}")
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+
+
+def scaffold_split(
+    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list[int], list[int], list[int]]:
+    """Bemis-Murcko scaffold split: every scaffold group lands in exactly one split.
+
+    As in chemprop's balanced scaffold split: groups too big for the validation or test
+    budget (more than half of it) go first, largest first, so they end up in train; the
+    remaining groups follow in a seeded random order. Each group goes to train while it fits,
+    else to validation while it fits, else to test. All acyclic molecules share the empty
+    scaffold and form one group.
+
+    Returns:
+        ``(train, val, test)`` index lists into ``smiles``.
+    """
+    num_train, num_val, num_test = _split_sizes(len(smiles), sizes)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, s in enumerate(smiles):
+        groups[murcko_scaffold(s)].append(index)
+    # Sort scaffolds first so that the seeded shuffle does not depend on dict insertion order.
+    scaffold_sets = [groups[key] for key in sorted(groups)]
+    rng = np.random.default_rng(seed)
+    big_limit = min(num_val, num_test) / 2
+    big = [g for g in scaffold_sets if len(g) > big_limit]
+    small = [g for g in scaffold_sets if len(g) <= big_limit]
+    big = [big[i] for i in rng.permutation(len(big))]
+    big.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    small = [small[i] for i in rng.permutation(len(small))]
+
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
+    for group in big + small:
+        if len(train) + len(group) <= num_train:
+            train.extend(group)
+        elif len(val) + len(group) <= num_val:
+            val.extend(group)
+        else:
+            test.extend(group)
+    return train, val, test
+
+
+# ---------------------------------------------------------------------------------------------
+# The data set
+# ---------------------------------------------------------------------------------------------
+
+
+class MoleculeDataset(Dataset):
+    r"""Molecular graphs with optional regression / classification targets.
+
+    Each item is a :class:`~torch_geometric.data.Data` with ``x``, ``edge_index``,
+    ``edge_attr``, ``smiles`` (see :func:`gconv.data.smiles_to_graph`) and, when targets are
+    given, ``y`` of shape ``[1, num_tasks]`` (NaN where a label is missing). Batch it with
+    :class:`torch_geometric.loader.DataLoader`. Indexing with a slice, a list or a tensor of
+    indices returns a new :class:`MoleculeDataset` sharing the graphs.
+
+    Args:
+        smiles (Sequence[str]): The SMILES strings.
+        targets (array-like, optional): ``[N]`` or ``[N, T]`` numbers, NaN for missing labels.
+            (default: :obj:`None`)
+        target_names (Sequence[str], optional): Names of the ``T`` tasks.
+            (default: ``["y0", "y1", ...]``)
+        on_error (str, optional): ``"raise"`` raises a :class:`ValueError` naming the row index
+            and the SMILES of the first molecule that fails; ``"skip"`` leaves it out, records
+            ``(row, smiles, reason)`` in :attr:`skipped` and warns with the count.
+            (default: :obj:`"raise"`)
+        n_jobs (int, optional): Featurisation worker processes (``-1``: all CPUs).
+            (default: :obj:`1`)
+        cache_dir (str or PathLike, optional): On-disk featurisation cache, see
+            :func:`gconv.data.featurize`. (default: :obj:`None`)
+        largest_fragment (bool, optional): Keep only the largest fragment of salts and
+            mixtures. (default: :obj:`False`)
+
+    Attributes:
+        smiles (list[str]): SMILES of the kept molecules, in order.
+        rows (list[int]): Row of each kept molecule in the input (0-based, header excluded).
+        skipped (list[tuple[int, str, str]]): ``(row, smiles, reason)`` per skipped molecule.
+        target_names (list[str]): Task names (empty without targets).
+    """
+
+    def __init__(
+        self,
+        smiles: Sequence[str],
+        targets: Sequence | np.ndarray | Tensor | None = None,
+        target_names: Sequence[str] | None = None,
+        on_error: OnError = "raise",
+        n_jobs: int = 1,
+        cache_dir: str | os.PathLike | None = None,
+        largest_fragment: bool = False,
+    ) -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        smiles = list(smiles)
+        y = _as_targets(targets, len(smiles))
+        result = featurize(
+            smiles,
+            n_jobs=n_jobs,
+            on_error="skip",
+            cache_dir=cache_dir,
+            largest_fragment=largest_fragment,
+        )
+        if on_error == "raise" and result.skipped:
+            row, bad, reason = result.skipped[0]
+            raise ValueError(f"MoleculeDataset: row {row} (SMILES {bad!r}) failed: {reason}")
+        self._assemble(result.graphs, result.indices, y, target_names, result.skipped)
+
+    def _assemble(
+        self,
+        graphs: list[Data],
+        rows: list[int],
+        y_all: Tensor | None,
+        target_names: Sequence[str] | None,
+        skipped: list[tuple[int, str, str]],
+    ) -> None:
+        num_tasks = 0 if y_all is None else y_all.size(1)
+        if target_names is None:
+            target_names = [f"y{t}" for t in range(num_tasks)]
+        target_names = list(target_names)
+        if len(target_names) != num_tasks:
+            raise ValueError(
+                f"MoleculeDataset got {len(target_names)} target names for {num_tasks} tasks"
+            )
+        if y_all is not None:
+            for graph, row in zip(graphs, rows, strict=True):
+                graph.y = y_all[row].unsqueeze(0)
+        self.graphs = graphs
+        self.rows = list(rows)
+        self.smiles = [g.smiles for g in graphs]
+        self.target_names = target_names
+        self.skipped = list(skipped)
+        if skipped:
+            warnings.warn(
+                f"MoleculeDataset skipped {len(skipped)} of {len(graphs) + len(skipped)} "
+                f"molecules that could not be featurised; see dataset.skipped for "
+                f"(row, smiles, reason), first: {skipped[0]}",
+                stacklevel=3,
+            )
+
+    @classmethod
+    def _from_graphs(
+        cls, graphs: list[Data], rows: list[int], target_names: list[str]
+    ) -> MoleculeDataset:
+        dataset = cls.__new__(cls)
+        dataset.graphs = graphs
+        dataset.rows = rows
+        dataset.smiles = [g.smiles for g in graphs]
+        dataset.target_names = target_names
+        dataset.skipped = []
+        return dataset
+
+    # -- constructors ---------------------------------------------------------------------
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike,
+        smiles_col: str = "smiles",
+        target_cols: str | Sequence[str] | None = None,
+        **kwargs,
+    ) -> MoleculeDataset:
+        r"""Reads SMILES and targets from a CSV file with a header row.
+
+        Empty cells and ``nan``/``NA`` in target columns become NaN (kept, to be masked in the
+        loss). ``on_error`` applies to molecules; a target cell that is not a number always
+        raises (naming row and column), since it points to a wrong column or a broken file.
+        Row indices count data rows from 0 (the header is not a row).
+
+        Args:
+            path (str or PathLike): The CSV file.
+            smiles_col (str, optional): Column of SMILES strings. (default: :obj:`"smiles"`)
+            target_cols (str or Sequence[str], optional): Target column(s); none for an
+                unlabelled set. (default: :obj:`None`)
+            **kwargs: Passed on to :class:`MoleculeDataset` (``on_error``, ``n_jobs``, ...).
+        """
+        target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols or [])
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            missing = [c for c in [smiles_col, *target_cols] if c not in columns]
+            if missing:
+                raise ValueError(f"{path} has no column(s) {missing}; its columns are {columns}")
+            records = list(reader)
+        smiles = [record[smiles_col] or "" for record in records]
+        targets = None
+        if target_cols:
+            targets = np.array(
+                [
+                    [_parse_target(record[c], row, c) for c in target_cols]
+                    for row, record in enumerate(records)
+                ],
+                dtype=np.float32,
+            ).reshape(len(records), len(target_cols))
+        return cls(smiles, targets, target_names=target_cols, **kwargs)
+
+    @classmethod
+    def from_sdf(
+        cls,
+        path: str | os.PathLike,
+        target_cols: str | Sequence[str] | None = None,
+        on_error: OnError = "raise",
+        largest_fragment: bool = False,
+    ) -> MoleculeDataset:
+        """Reads molecules and SD properties (the targets) from an SDF file.
+
+        Records RDKit cannot read count as failed rows (SMILES ``""``); a missing or
+        non-numeric property becomes NaN. Row indices are 0-based record numbers.
+        """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols or [])
+        graphs, rows, skipped, labels = [], [], [], []
+        with rdBase.BlockLogs():
+            supplier = Chem.SDMolSupplier(str(path))
+            for row, mol in enumerate(supplier):
+                if mol is None or mol.GetNumAtoms() == 0:
+                    reason = "RDKit could not read this SDF record"
+                    if on_error == "raise":
+                        raise ValueError(f"MoleculeDataset: SDF record {row} failed: {reason}")
+                    skipped.append((row, "", reason))
+                    continue
+                graphs.append(mol_to_graph(mol, largest_fragment=largest_fragment))
+                rows.append(row)
+                labels.append([_sd_property(mol, c) for c in target_cols])
+        if not target_cols:
+            y_all = None
+        else:  # indexed by row, like the CSV path; rows that failed stay NaN and unused
+            y_all = torch.full((len(supplier), len(target_cols)), float("nan"))
+            if rows:
+                y_all[torch.tensor(rows)] = torch.tensor(labels, dtype=torch.float32)
+        dataset = cls.__new__(cls)
+        dataset._assemble(graphs, rows, y_all, target_cols, skipped)
+        return dataset
+
+    # -- access ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> Data | MoleculeDataset:
+        if isinstance(index, (int, np.integer)) or (isinstance(index, Tensor) and index.dim() == 0):
+            return self.graphs[int(index)]
+        if isinstance(index, slice):
+            positions = range(len(self))[index]
+        elif isinstance(index, Tensor) and index.dtype == torch.bool:
+            positions = index.nonzero().flatten().tolist()
+        else:
+            positions = [int(i) for i in index]
+        return self._from_graphs(
+            [self.graphs[i] for i in positions],
+            [self.rows[i] for i in positions],
+            self.target_names,
+        )
+
+    def __iter__(self) -> Iterator[Data]:
+        return iter(self.graphs)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.target_names)
+
+    @property
+    def num_node_features(self) -> int:
+        return self.graphs[0].num_node_features if self.graphs else 0
+
+    @property
+    def num_edge_features(self) -> int:
+        return self.graphs[0].num_edge_features if self.graphs else 0
+
+    @property
+    def y(self) -> Tensor:
+        """All targets, ``[len(self), num_tasks]`` (NaN where missing)."""
+        if not self.target_names:
+            raise ValueError("this MoleculeDataset has no targets")
+        if not self.graphs:
+            return torch.empty(0, self.num_tasks)
+        return torch.cat([g.y for g in self.graphs])
+
+    def split(
+        self,
+        method: Literal["scaffold", "random"] = "scaffold",
+        sizes: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 0,
+    ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
+        """``(train, val, test)`` by :func:`scaffold_split` or :func:`random_split`."""
+        if method == "scaffold":
+            parts = scaffold_split(self.smiles, sizes, seed)
+        elif method == "random":
+            parts = random_split(len(self), sizes, seed)
+        else:
+            raise ValueError(f"split method must be 'scaffold' or 'random', got {method!r}")
+        return tuple(self[list(part)] for part in parts)  # type: ignore[return-value]
+
+    def standardized(self, standardizer: Standardizer) -> MoleculeDataset:
+        """A copy whose targets are ``standardizer.transform(y)`` (graphs are shared)."""
+        graphs = []
+        for graph in self.graphs:
+            graph = copy.copy(graph)  # shallow: new attribute store, same feature tensors
+            graph.y = standardizer.transform(graph.y)
+            graphs.append(graph)
+        return self._from_graphs(graphs, self.rows, self.target_names)
+
+    def __repr__(self) -> str:
+        tasks = f", tasks={self.target_names}" if self.target_names else ""
+        skipped = f", skipped={len(self.skipped)}" if self.skipped else ""
+        return f"{self.__class__.__name__}({len(self)}{tasks}{skipped})"
+
+
+def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -> Tensor | None:
+    if targets is None:
+        return None
+    y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    if y.dim() not in (1, 2) or y.size(0) != num_rows:
+        raise ValueError(
+            f"MoleculeDataset expected targets of shape [{num_rows}] or [{num_rows}, T], "
+            f"got {tuple(y.shape)}"
+        )
+    return y.unsqueeze(1) if y.dim() == 1 else y
+
+
+def _parse_target(cell: str | None, row: int, column: str) -> float:
+    if cell is None or cell.strip().lower() in _MISSING:
+        return float("nan")
+    try:
+        return float(cell)
+    except ValueError:
+        raise ValueError(
+            f"row {row}, column {column!r}: expected a number or an empty cell, got {cell!r}"
+        ) from None
+
+
+def _sd_property(mol: Chem.Mol, name: str) -> float:
+    if not mol.HasProp(name):
+        return float("nan")
+    try:
+        return float(mol.GetProp(name))
+    except ValueError:
+        return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedded offline sets (files shipped with RDKit) and MoleculeNet
+# ---------------------------------------------------------------------------------------------
+
+CHEMBL_DIR = Path(RDConfig.RDContribDir) / "FreeWilson" / "data"
+NCI_TPSA_FILE = Path(RDConfig.RDDataDir) / "NCI" / "first_5k.tpsa.csv"
+
+
+def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) -> MoleculeDataset:
+    """CHEMBL2321810: 1,017 molecules with experimental pIC50 (one task, ``"pIC50"``).
+
+    Read offline from RDKit's ``Contrib/FreeWilson/data``: ``CHEMBL2321810.smi``
+    (``SMILES<space>ChEMBL-id`` per line) joined by id to ``CHEMBL2321810_act.csv``
+    (``Name,Act``). One congeneric series, so a scaffold split is the honest test.
+    """
+    smi_file = CHEMBL_DIR / "CHEMBL2321810.smi"
+    act_file = CHEMBL_DIR / "CHEMBL2321810_act.csv"
+    for file in (smi_file, act_file):
+        if not file.exists():
+            raise FileNotFoundError(f"{file} not found; chembl_pic50 needs RDKit's Contrib files")
+    with open(act_file, newline="") as f:
+        activity = {row["Name"]: float(row["Act"]) for row in csv.DictReader(f)}
+    smiles, targets = [], []
+    with open(smi_file) as f:
+        for line in f:
+            if line.strip():
+                s, name = line.split()
+                smiles.append(s)
+                targets.append(activity[name])  # KeyError would mean RDKit changed the files
+    return MoleculeDataset(
+        smiles, targets, target_names=["pIC50"], n_jobs=n_jobs, cache_dir=cache_dir
+    )
+
+
+def nci_tpsa(
+    on_error: OnError = "skip", n_jobs: int = 1, cache_dir: str | os.PathLike | None = None
+) -> MoleculeDataset:
+    """4,999 NCI molecules with topological polar surface area (one task, ``"tpsa"``).
+
+    Read offline from RDKit's ``Data/NCI/first_5k.tpsa.csv`` (a ``#`` comment line, then
+    ``SMILES,TPSA`` rows without header). A few entries (8 with RDKit 2026.09: hypervalent
+    metals and nitro groups written with pentavalent N) fail RDKit sanitisation; by default
+    they are skipped, listed in ``dataset.skipped`` and reported in a warning.
+    """
+    if not NCI_TPSA_FILE.exists():
+        raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
+    smiles, targets = [], []
+    with open(NCI_TPSA_FILE, newline="") as f:
+        for record in csv.reader(f):
+            if record and not record[0].startswith("#"):
+                smiles.append(record[0])
+                targets.append(float(record[1]))
+    return MoleculeDataset(
+        smiles,
+        targets,
+        target_names=["tpsa"],
+        on_error=on_error,
+        n_jobs=n_jobs,
+        cache_dir=cache_dir,
+    )
+
+
+def moleculenet(
+    name: str,
+    root: str | os.PathLike = "datasets/",
+    on_error: OnError = "skip",
+    n_jobs: int = 1,
+) -> MoleculeDataset:
+    """A MoleculeNet set (ESOL, FreeSolv, Lipo, BBBP, HIV, BACE, Tox21, ...) with gconv features.
+
+    Uses :class:`torch_geometric.datasets.MoleculeNet`'s table of files and columns: the raw
+    CSV is downloaded once to ``root/<name>/raw`` (from DeepChem's S3 bucket) and featurised
+    with :func:`gconv.data.featurize`, cached in ``root/<name>/processed``. Missing labels of
+    multi-task sets stay NaN. Needs internet on first use; offline, use :func:`chembl_pic50`,
+    :func:`nci_tpsa` or :meth:`MoleculeDataset.from_csv`.
+    """
+    from torch_geometric.data import download_url, extract_gz
+    from torch_geometric.datasets import MoleculeNet
+
+    key = name.lower()
+    if key not in MoleculeNet.names:
+        raise ValueError(
+            f"unknown MoleculeNet set {name!r}; choose from {sorted(MoleculeNet.names)}"
+        )
+    display, url_name, csv_name, smiles_idx, target_idx = MoleculeNet.names[key]
+    raw_dir = Path(root) / key / "raw"
+    raw_file = raw_dir / f"{csv_name}.csv"
+    if not raw_file.exists():
+        url = MoleculeNet.url.format(url_name)
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        # Download into a temp dir and move into place, so a broken download leaves nothing.
+        with tempfile.TemporaryDirectory(dir=raw_dir) as tmp:
+            try:
+                path = download_url(url, tmp, log=False)
+            except OSError as err:  # URLError, socket errors and timeouts are OSErrors
+                raise RuntimeError(
+                    f"could not download MoleculeNet {display} from {url} ({err}). Offline, use "
+                    f"the embedded sets gconv.data.chembl_pic50() or gconv.data.nci_tpsa(), or "
+                    f"MoleculeDataset.from_csv(path, smiles_col, target_cols) on your own file; "
+                    f"or place {raw_file.name} in {raw_dir} by hand."
+                ) from err
+            if path.endswith(".gz"):
+                extract_gz(path, tmp, log=False)
+                path = path[: -len(".gz")]
+            shutil.move(path, raw_file)
+
+    with open(raw_file, newline="") as f:
+        header, *records = [r for r in csv.reader(f) if r]
+    columns = list(range(len(header)))
+    target_columns = columns[target_idx] if isinstance(target_idx, slice) else [columns[target_idx]]
+    smiles = [r[smiles_idx] for r in records]
+    targets = np.array(
+        [
+            [_parse_target(r[c], row, header[c]) for c in target_columns]
+            for row, r in enumerate(records)
+        ],
+        dtype=np.float32,
+    ).reshape(len(records), len(target_columns))
+    return MoleculeDataset(
+        smiles,
+        targets,
+        target_names=[header[c] for c in target_columns],
+        on_error=on_error,
+        n_jobs=n_jobs,
+        cache_dir=Path(root) / key / "processed",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict_smiles(
+    model: torch.nn.Module,
+    smiles: str | Sequence[str],
+    standardizer: Standardizer | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    r"""Predicts properties of molecules given as SMILES, in the targets' original units.
+
+    Args:
+        model (torch.nn.Module): A graph model, ``model(batch) -> [num_graphs, T]``.
+        smiles (str or Sequence[str]): One SMILES or a list of them.
+        standardizer (Standardizer, optional): The one the model was trained with; its
+            :meth:`~Standardizer.inverse_transform` is applied to the outputs.
+            (default: :obj:`None`)
+        device (str or torch.device, optional): Where to run the model. (default: the
+            device of the model's parameters)
+        batch_size (int, optional): Molecules per forward pass. (default: :obj:`256`)
+
+    Returns:
+        Tensor ``[len(smiles), T]`` on the CPU, in input order.
+
+    Raises:
+        ValueError: naming the position and the string of the first SMILES that fails.
+    """
+    from torch_geometric.loader import DataLoader
+
+    smiles = [smiles] if isinstance(smiles, str) else list(smiles)
+    graphs = featurize(smiles, on_error="raise").graphs
+    if device is None:
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = [
+            model(batch.to(device)).float().cpu()
+            for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
+        ]
+    finally:
+        model.train(was_training)
+    prediction = torch.cat(outputs) if outputs else torch.empty(0)
+    return standardizer.inverse_transform(prediction) if standardizer is not None else prediction

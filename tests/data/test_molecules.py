@@ -1,0 +1,257 @@
+"""Tests for gconv.data.molecules: features of known molecules, bad input, cache, parallel path."""
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rdkit import Chem
+from torch_geometric.utils import is_undirected
+
+import gconv.data.molecules as molecules
+from gconv.data.molecules import (
+    ATOM_FEATURE_DIM,
+    ATOM_FEATURE_NAMES,
+    BOND_FEATURE_DIM,
+    BOND_FEATURE_NAMES,
+    AtomFeaturizer,
+    BondFeaturizer,
+    featurize,
+    mol_to_graph,
+    smiles_to_graph,
+)
+
+
+def active(row: torch.Tensor, names: list[str]) -> set[str]:
+    """Names of the columns that are set in one feature row."""
+    return {names[i] for i in row.nonzero().flatten().tolist()}
+
+
+def column(name: str) -> int:
+    return ATOM_FEATURE_NAMES.index(name)
+
+
+def test_feature_lists_match_dims():
+    assert ATOM_FEATURE_DIM == len(ATOM_FEATURE_NAMES) == len(AtomFeaturizer()) == 48
+    assert BOND_FEATURE_DIM == len(BOND_FEATURE_NAMES) == len(BondFeaturizer()) == 14
+    assert len(set(ATOM_FEATURE_NAMES)) == ATOM_FEATURE_DIM
+    assert repr(AtomFeaturizer()) == "AtomFeaturizer(version='gconv-mol-v1', dim=48)"
+
+
+def test_benzene_is_aromatic_ring():
+    data = smiles_to_graph("c1ccccc1")
+    assert data.x.shape == (6, ATOM_FEATURE_DIM) and data.x.dtype == torch.float32
+    assert data.edge_index.shape == (2, 12) and data.edge_attr.shape == (12, BOND_FEATURE_DIM)
+    expected_atom = {
+        "element=C",
+        "degree=2",
+        "formal_charge=0",
+        "hybridization=SP2",
+        "aromatic",
+        "num_hs=1",
+        "in_ring",
+        "chirality=CHI_UNSPECIFIED",
+    }
+    for row in data.x:
+        assert active(row, ATOM_FEATURE_NAMES) == expected_atom
+    for row in data.edge_attr:
+        assert active(row, BOND_FEATURE_NAMES) == {
+            "bond_type=AROMATIC",
+            "conjugated",
+            "in_ring",
+            "stereo=STEREONONE",
+        }
+
+
+def test_ethanol_degrees_and_hydrogens():
+    data = smiles_to_graph("CCO")
+    degrees = data.x[:, [column(f"degree={d}") for d in range(6)]].argmax(1)
+    hydrogens = data.x[:, [column(f"num_hs={h}") for h in range(5)]].argmax(1)
+    assert degrees.tolist() == [1, 2, 1]
+    assert hydrogens.tolist() == [3, 2, 1]
+    assert data.x[:, column("element=O")].tolist() == [0, 0, 1]
+    assert data.x[:, column("aromatic")].sum() == 0
+    # graph degree equals the degree one-hot
+    assert torch.bincount(data.edge_index[0], minlength=3).tolist() == [1, 2, 1]
+    assert data.smiles == "CCO"
+
+
+def test_charged_ammonium_single_atom():
+    data = smiles_to_graph("[NH4+]")
+    assert data.num_nodes == 1
+    assert data.edge_index.shape == (2, 0) and data.edge_index.dtype == torch.long
+    assert data.edge_attr.shape == (0, BOND_FEATURE_DIM)
+    assert active(data.x[0], ATOM_FEATURE_NAMES) >= {
+        "element=N",
+        "formal_charge=1",
+        "num_hs=4",
+        "degree=0",
+    }
+
+
+def test_rare_values_land_in_unknown_slots():
+    # Fe is not in the element list; +3 is outside the charge choices.
+    iron = smiles_to_graph("[Fe+3]").x[0]
+    assert iron[column("element=other")] == 1
+    assert iron[column("formal_charge=unknown")] == 1
+    # hexavalent sulfur in SF6 has 6 neighbours, one more than the listed degrees.
+    sulfur = smiles_to_graph("FS(F)(F)(F)(F)F").x[1]
+    assert sulfur[column("element=S")] == 1 and sulfur[column("degree=unknown")] == 1
+    # each categorical group sets exactly one column per atom
+    assert smiles_to_graph("FS(F)(F)(F)(F)F").x.sum(1).tolist() == [6.0] * 7
+
+
+def test_chirality_and_double_bond_stereo():
+    chiral = smiles_to_graph("C[C@H](N)O").x[1]
+    assert chiral[column("chirality=CHI_TETRAHEDRAL_CCW")] == 1
+    trans = smiles_to_graph("F/C=C/F")
+    double = trans.edge_attr[:, BOND_FEATURE_NAMES.index("bond_type=DOUBLE")] == 1
+    assert double.sum() == 2  # one bond, two directions
+    assert (trans.edge_attr[double, BOND_FEATURE_NAMES.index("stereo=STEREOE")] == 1).all()
+
+
+def test_salt_keeps_both_fragments_by_default():
+    data = smiles_to_graph("[Na+].[Cl-]")
+    assert data.num_nodes == 2 and data.edge_index.shape == (2, 0)
+    acetate_salt = "CC(=O)[O-].[Na+]"
+    assert smiles_to_graph(acetate_salt).num_nodes == 5
+    largest = smiles_to_graph(acetate_salt, largest_fragment=True)
+    assert largest.num_nodes == 4
+    assert largest.x[:, column("element=other")].sum() == 0  # the sodium is gone
+
+
+def test_very_large_molecule():
+    smiles = "C" * 2000 + "c1ccccc1"
+    data = smiles_to_graph(smiles)
+    assert data.num_nodes == 2006
+    assert data.edge_index.shape == (2, 2 * 2006)
+    assert is_undirected(data.edge_index, num_nodes=data.num_nodes)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (None, ValueError, "None"),
+        ("", ValueError, "''"),
+        ("   ", ValueError, "'   '"),
+        ("C1CC", ValueError, "'C1CC'.*syntax"),
+        ("N(C)(C)(C)(C)C", ValueError, r"'N\(C\)\(C\)\(C\)\(C\)C'.*valence"),
+        (42, TypeError, "int"),
+    ],
+)
+def test_smiles_to_graph_bad_input_names_the_string(bad, error, match):
+    with pytest.raises(error, match=match):
+        smiles_to_graph(bad)
+
+
+def test_mol_to_graph_checks_input():
+    with pytest.raises(TypeError, match="rdkit.Chem.Mol, got str"):
+        mol_to_graph("CCO")
+    with pytest.raises(ValueError, match="at least one atom"):
+        mol_to_graph(Chem.Mol())
+    assert mol_to_graph(Chem.MolFromSmiles("OCC")).smiles == "CCO"  # canonical by default
+
+
+def test_edge_attr_matches_rdkit_bonds():
+    mol = Chem.MolFromSmiles("C=CC#N")
+    data = mol_to_graph(mol)
+    bond_types = data.edge_attr[:, :4].argmax(1)
+    for (i, j), bond_type in zip(data.edge_index.t().tolist(), bond_types.tolist(), strict=True):
+        expected = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC").index(
+            str(mol.GetBondBetweenAtoms(i, j).GetBondType())
+        )
+        assert bond_type == expected
+
+
+# -- property tests: random SMILES built from a tiny grammar ----------------------------------
+
+atoms = st.sampled_from(["C", "N", "O", "S", "Cl", "c1ccccc1", "C(=O)", "[NH3+]", "[O-]", "F"])
+fragments = st.lists(atoms, min_size=1, max_size=8).map("".join)
+random_smiles = st.lists(fragments, min_size=1, max_size=3).map(".".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_smiles)
+def test_graph_invariants(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:  # the grammar can write impossible valences; those must raise
+        with pytest.raises(ValueError, match="invalid SMILES"):
+            smiles_to_graph(smiles)
+        return
+    data = smiles_to_graph(smiles)
+    # atom count preserved, two directed edges per bond
+    assert data.num_nodes == mol.GetNumAtoms()
+    assert data.edge_index.size(1) == 2 * mol.GetNumBonds() == data.edge_attr.size(0)
+    assert is_undirected(data.edge_index, num_nodes=data.num_nodes)
+    # the attributes of i->j equal those of j->i
+    edge_to_row = {tuple(e): k for k, e in enumerate(data.edge_index.t().tolist())}
+    for (i, j), k in edge_to_row.items():
+        assert torch.equal(data.edge_attr[k], data.edge_attr[edge_to_row[(j, i)]])
+    # every atom has exactly 6 categorical one-hots set, plus its two binary flags
+    flags = data.x[:, [column("aromatic"), column("in_ring")]].sum(1)
+    assert torch.equal(data.x.sum(1) - flags, torch.full((data.num_nodes,), 6.0))
+
+
+# -- many molecules -------------------------------------------------------------------------
+
+SMILES = ["CCO", "c1ccccc1O", "[NH4+]", "CC(=O)[O-].[Na+]", "C1CCNCC1", "FC(F)F", "C#N", "O"]
+
+
+def assert_same_graphs(left, right):
+    assert len(left) == len(right)
+    for a, b in zip(left, right, strict=True):
+        assert torch.equal(a.x, b.x)
+        assert torch.equal(a.edge_index, b.edge_index)
+        assert torch.equal(a.edge_attr, b.edge_attr)
+        assert a.smiles == b.smiles
+
+
+def test_featurize_equals_smiles_to_graph():
+    result = featurize(SMILES)
+    assert result.indices == list(range(len(SMILES))) and result.skipped == []
+    assert_same_graphs(result.graphs, [smiles_to_graph(s) for s in SMILES])
+
+
+def test_featurize_on_error():
+    smiles = ["CCO", "C1CC", None, "c1ccccc1"]
+    with pytest.raises(ValueError, match="molecule 1 \\('C1CC'\\)"):
+        featurize(smiles)
+    result = featurize(smiles, on_error="skip")
+    assert result.indices == [0, 3]
+    assert [(i, s) for i, s, _ in result.skipped] == [(1, "C1CC"), (2, "None")]
+    assert "syntax error" in result.skipped[0][2]
+    with pytest.raises(ValueError, match="on_error must be"):
+        featurize(smiles, on_error="ignore")
+    with pytest.raises(TypeError, match="single string"):
+        featurize("CCO")
+
+
+def test_featurize_parallel_equals_serial():
+    smiles = SMILES * 3 + ["C1CC"]
+    serial = featurize(smiles, on_error="skip")
+    parallel = featurize(smiles, n_jobs=2, on_error="skip")
+    assert parallel.indices == serial.indices and parallel.skipped == serial.skipped
+    assert_same_graphs(parallel.graphs, serial.graphs)
+
+
+def test_featurize_cache_round_trip_and_hit(tmp_path, monkeypatch):
+    smiles = SMILES + ["C1CC"]
+    first = featurize(smiles, on_error="skip", cache_dir=tmp_path)
+    files = list(tmp_path.glob("molgraphs-*.pt"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
+
+    # A cache hit must not featurise anything.
+    def fail(*args, **kwargs):
+        raise AssertionError("featurised despite a cache hit")
+
+    monkeypatch.setattr(molecules, "_run_chunks", fail)
+    second = featurize(smiles, on_error="skip", cache_dir=tmp_path)
+    assert_same_graphs(second.graphs, first.graphs)
+    assert second.indices == first.indices and second.skipped == first.skipped
+    # the cached skip list still raises in "raise" mode
+    with pytest.raises(ValueError, match="'C1CC'"):
+        featurize(smiles, cache_dir=tmp_path)
+    # a different list (or option) is a different key, hence a miss
+    with pytest.raises(AssertionError, match="cache hit"):
+        featurize(smiles[:-1], cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="cache hit"):
+        featurize(smiles, on_error="skip", cache_dir=tmp_path, largest_fragment=True)
