@@ -1,4 +1,15 @@
 from gconv.data.augment import RandomCrop, RandomHorizontalFlip, RandomShift
+from gconv.data.datasets import (
+    MoleculeDataset,
+    Standardizer,
+    chembl_pic50,
+    moleculenet,
+    murcko_scaffold,
+    nci_tpsa,
+    predict_smiles,
+    random_split,
+    scaffold_split,
+)
 from gconv.data.grid import (
     GridGraph,
     graph_to_image,
@@ -20,3 +31,14 @@ from gconv.data.images import (
     to_tensors,
 )
 from gconv.data.loader import TensorLoader
+from gconv.data.molecules import (
+    ATOM_FEATURE_DIM,
+    ATOM_FEATURE_NAMES,
+    BOND_FEATURE_DIM,
+    BOND_FEATURE_NAMES,
+    AtomFeaturizer,
+    BondFeaturizer,
+    featurize,
+    mol_to_graph,
+    smiles_to_graph,
+)
