@@ -1,0 +1,222 @@
+"""GCN graph model: shapes, batching, edge features, a tiny learning task, repr and bad input."""
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from gconv.layers import AttentionReadout, GCNConv, MeanReadout, Readout, Set2SetReadout
+from gconv.models import GCN
+
+
+def chain_graph(num_nodes: int, generator: torch.Generator, num_types: int = 4) -> Data:
+    """A path graph with one-hot node types, edge features and target = #type0 + 2 * #type1."""
+    types = torch.randint(0, num_types, (num_nodes,), generator=generator)
+    source = torch.arange(num_nodes - 1)
+    edge_index = torch.cat(
+        [torch.stack([source, source + 1]), torch.stack([source + 1, source])], dim=1
+    )
+    target = (types == 0).sum() + 2.0 * (types == 1).sum()
+    return Data(
+        x=nn.functional.one_hot(types, num_types).float(),
+        edge_index=edge_index,
+        edge_attr=torch.rand(edge_index.size(1), 3, generator=generator),
+        y=target.view(1, 1).float(),
+    )
+
+
+def graph_batch(num_graphs: int, seed: int) -> Batch:
+    generator = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, 13, (num_graphs,), generator=generator).tolist()
+    return Batch.from_data_list([chain_graph(size, generator) for size in sizes])
+
+
+def test_output_shape_and_parts():
+    batch = graph_batch(5, seed=0)
+    model = GCN(4, 3, hidden_channels=16, num_layers=2)
+    assert model(batch).shape == (5, 3)
+    assert model.embed(batch).shape == (batch.num_nodes, 16)
+    assert len(model.convs) == 2 and all(isinstance(conv, GCNConv) for conv in model.convs)
+    assert len(model.norms) == 2
+    assert isinstance(model.readout, MeanReadout)
+    assert isinstance(model.head, nn.Linear) and model.head.in_features == 16
+
+
+def test_forward_is_head_of_readout_of_embedding():
+    # What graph CAM relies on: out = head(readout(embed(data), batch)).
+    batch = graph_batch(4, seed=1)
+    model = GCN(4, 2, hidden_channels=8).eval()
+    expected = model.head(model.readout(model.embed(batch), batch.batch, batch.num_graphs))
+    torch.testing.assert_close(model(batch), expected)
+
+
+@pytest.mark.parametrize("readout", ["sum", "mean", "max", "meanmax", "attention", "set2set"])
+def test_graphs_in_a_batch_are_independent(readout):
+    batch = graph_batch(4, seed=2)
+    model = GCN(4, 2, hidden_channels=8, readout=readout, edge_dim=3).eval()
+    separately = torch.cat([model(graph) for graph in batch.to_data_list()])
+    torch.testing.assert_close(model(batch), separately)
+
+
+def test_single_graph_without_batch_vector_and_tensor_inputs():
+    graph = chain_graph(6, torch.Generator().manual_seed(3))
+    assert graph.batch is None
+    model = GCN(4, 1, hidden_channels=8, edge_dim=3).eval()
+    out = model(graph)
+    assert out.shape == (1, 1)
+    torch.testing.assert_close(out, model(Batch.from_data_list([graph])))
+    # The tensor signature used by PyG's Explainer and Captum gives the same output.
+    torch.testing.assert_close(out, model(graph.x, graph.edge_index, edge_attr=graph.edge_attr))
+    torch.testing.assert_close(
+        model.embed(graph), model.embed(graph.x, graph.edge_index, edge_attr=graph.edge_attr)
+    )
+
+
+def test_trailing_empty_graph_is_kept_with_num_graphs():
+    batch = graph_batch(3, seed=4)
+    model = GCN(4, 2, hidden_channels=8, readout="sum").eval()
+    out = model(batch.x, batch.edge_index, batch=batch.batch, num_graphs=4)
+    assert out.shape == (4, 2)
+    torch.testing.assert_close(out[3], model.head.bias)  # an empty graph pools to zeros
+
+
+def test_edge_features_set_learned_edge_weights():
+    batch = graph_batch(3, seed=5)
+    model = GCN(4, 1, hidden_channels=8, edge_dim=3).eval()
+    out = model(batch)
+    changed = batch.clone()
+    changed.edge_attr = torch.rand_like(batch.edge_attr) * 10
+    assert not torch.allclose(model(changed), out)
+    out.sum().backward()
+    assert model.edge_encoder[0].weight.grad.abs().sum() > 0
+
+
+def test_residual_and_options():
+    batch = graph_batch(3, seed=6)
+    model = GCN(4, 2, hidden_channels=4, num_layers=1, batch_norm=False, residual=True).eval()
+    conv = model.convs[0]
+    # in_channels == hidden_channels, so the first layer is residual too.
+    expected_nodes = batch.x + torch.relu(conv(batch.x, batch.edge_index))
+    torch.testing.assert_close(model.embed(batch), expected_nodes)
+    assert all(isinstance(norm, nn.Identity) for norm in model.norms)
+
+    plain = GCN(4, 2, hidden_channels=4, num_layers=1, batch_norm=False, residual=False).eval()
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(plain.embed(batch), torch.relu(conv(batch.x, batch.edge_index)))
+
+
+def test_mlp_head_readout_module_and_dropout():
+    batch = graph_batch(6, seed=7)
+    model = GCN(
+        4, 3, hidden_channels=8, readout=Set2SetReadout(8), head_hidden=(16, 12), dropout=0.5
+    )
+    assert isinstance(model.head, nn.Sequential)
+    assert [layer.out_features for layer in model.head if isinstance(layer, nn.Linear)] == [
+        16,
+        12,
+        3,
+    ]
+    assert model.head[0].in_features == 16  # Set2Set doubles the pooled size
+    model.train()
+    assert not torch.equal(model(batch), model(batch))  # dropout is active in training
+    model.eval()
+    torch.testing.assert_close(model(batch), model(batch))
+
+
+def test_single_node_graph_trains_with_batch_norm():
+    graph = chain_graph(1, torch.Generator().manual_seed(8))
+    model = GCN(4, 1, hidden_channels=8).train()
+    model(graph).sum().backward()
+    assert all(parameter.grad is not None for parameter in model.convs.parameters())
+
+
+def test_learns_a_sum_over_nodes_with_sum_readout():
+    torch.manual_seed(0)
+    train, test = graph_batch(50, seed=10), graph_batch(20, seed=11)
+    model = GCN(4, 1, hidden_channels=32, num_layers=2, readout="sum")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(train), train.y)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        prediction = model(test)
+    residual = ((prediction - test.y) ** 2).sum()
+    r2 = 1 - residual / ((test.y - test.y.mean()) ** 2).sum()
+    assert r2 > 0.9, f"held-out R^2 {r2:.3f}"
+
+
+def more_type0_than_type1(batch: Batch) -> torch.Tensor:
+    """Class 1 when a graph has more type-0 than type-1 nodes."""
+    difference = batch.x[:, 0] - batch.x[:, 1]
+    per_graph = difference.new_zeros(batch.num_graphs).index_add_(0, batch.batch, difference)
+    return per_graph.gt(0).long()
+
+
+def test_learns_graph_classification_above_chance():
+    torch.manual_seed(0)
+    train, test = graph_batch(50, seed=12), graph_batch(30, seed=13)
+    model = GCN(4, 2, hidden_channels=16, num_layers=2, readout="attention")
+    assert isinstance(model.readout, AttentionReadout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(train), more_type0_than_type1(train)).backward()
+        optimizer.step()
+    model.eval()
+    accuracy = (model(test).argmax(dim=1) == more_type0_than_type1(test)).float().mean()
+    chance = max(
+        more_type0_than_type1(test).float().mean(), 1 - more_type0_than_type1(test).float().mean()
+    )
+    assert accuracy > chance + 0.1, f"accuracy {accuracy:.2f} vs majority {chance:.2f}"
+
+
+def test_repr():
+    assert repr(GCN(9, 1)) == "GCN(9, 1, hidden_channels=64, num_layers=3, readout=MeanReadout())"
+    assert "readout=Set2SetReadout(8" in repr(GCN(9, 1, hidden_channels=8, readout="set2set"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"in_channels": 0}, ValueError, "in_channels to be a positive int, got 0"),
+        ({"num_layers": 0}, ValueError, "num_layers to be a positive int, got 0"),
+        ({"hidden_channels": 2.5}, ValueError, "hidden_channels to be a positive int, got 2.5"),
+        ({"dropout": 1.0}, ValueError, r"dropout in \[0, 1\), got 1.0"),
+        (
+            {"readout": "median"},
+            ValueError,
+            r"unknown readout 'median'; expected one of \['attention'",
+        ),
+        ({"readout": nn.Linear(2, 2)}, TypeError, "a gconv.layers.Readout, got Linear"),
+        ({"activation": "swish"}, ValueError, "unknown activation 'swish'"),
+        ({"head_hidden": 32}, TypeError, r"sequence of ints such as \(128,\), got 32"),
+        ({"head_hidden": (32, 0)}, ValueError, "head_hidden sizes to be a positive int, got 0"),
+        ({"edge_dim": -1}, ValueError, "edge_dim to be a positive int, got -1"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, error, match):
+    arguments = {"in_channels": 4, "out_channels": 1} | kwargs
+    with pytest.raises(error, match=match):
+        GCN(**arguments)
+
+
+def test_bad_inputs_are_rejected():
+    graph = chain_graph(4, torch.Generator().manual_seed(9))
+    with pytest.raises(ValueError, match=r"node features of shape \(N, 5\), got \(4, 4\)"):
+        GCN(5, 1)(graph)
+    with pytest.raises(TypeError, match="floating-point node features, got dtype torch.int64"):
+        GCN(4, 1)(graph.x.long(), graph.edge_index)
+    with pytest.raises(ValueError, match="without edge_index"):
+        GCN(4, 1)(graph.x)
+    with pytest.raises(
+        TypeError, match="PyG Data/Batch or node features x with edge_index, got list"
+    ):
+        GCN(4, 1)([graph])
+    with pytest.raises(ValueError, match="edge_dim=2 but got no edge_attr"):
+        GCN(4, 1, edge_dim=2)(graph.x, graph.edge_index)
+    with pytest.raises(ValueError, match=r"edge_attr of shape \(6, 2\), got \(6, 3\)"):
+        GCN(4, 1, edge_dim=2)(graph)
+    assert isinstance(GCN(4, 1).readout, Readout)
