@@ -87,9 +87,13 @@ class ActivationsAndGradients:
         self.keep_gradients = keep_gradients
         self.activations: Tensor | None = None
         self.gradients: Tensor | None = None
-        self._handle = layer.register_forward_hook(self._save)
+        # the call's arguments: graph explainers read the batch vector given to a readout
+        self.call_args: tuple = ()
+        self.call_kwargs: dict = {}
+        self._handle = layer.register_forward_hook(self._save, with_kwargs=True)
 
-    def _save(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    def _save(self, module: nn.Module, inputs: tuple, kwargs: dict, output: Tensor) -> None:
+        self.call_args, self.call_kwargs = inputs, kwargs
         tensor = inputs[0] if self.use_input else output
         if not isinstance(tensor, Tensor):
             raise TypeError(
@@ -105,13 +109,14 @@ class ActivationsAndGradients:
         self.gradients = grad.detach()
 
     def clear(self) -> None:
+        """Forget the saved tensors (before the next forward pass)."""
         self.activations = None
         self.gradients = None
+        self.call_args, self.call_kwargs = (), {}
 
     def release(self) -> None:
-        """Remove the hook from the module."""
+        """Remove the hook from the module; saved tensors stay readable."""
         self._handle.remove()
-        self.clear()
 
 
 class ClassifierOutputTarget:
@@ -321,6 +326,7 @@ class BaseCAM:
     def release(self) -> None:
         """Remove the hooks and restore the model's train/eval flags."""
         self.hooks.release()
+        self.hooks.clear()
         for module, training in self._training_flags.items():
             module.training = training
 
