@@ -1,7 +1,7 @@
 """Explainability for grid and graph models: CAM / Grad-CAM heat maps, node importance,
 pictures and faithfulness checks."""
 
-from gconv.explain import graph, viz
+from gconv.explain import faithfulness, graph, viz
 from gconv.explain.cam import (
     CAM,
     ActivationsAndGradients,
@@ -14,6 +14,7 @@ from gconv.explain.cam import (
 from gconv.explain.viz import prediction_grid
 
 __all__ = [
+    "faithfulness",
     "graph",
     "viz",
     "prediction_grid",
