@@ -210,25 +210,61 @@ def test_torch_sparse_adjacency():  # pragma: no cover - runs only where torch_s
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_static_graph_batch_equals_block_diagonal_batch(sparse):
-    x, edge_index, edge_weight = random_graph(7, 9, 25, weighted=True)
-    edge_index, edge_weight = coalesce(edge_index, edge_weight, num_nodes=9)
-    node_features = torch.randn(4, 9, 5)
-    conv = GCNConv(5, 3)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_static_graph_batch_equals_block_diagonal_batch(sparse, dtype):
+    # Duplicate edges and self loops kept: the (B, N, F) path sums duplicates in a CSR matrix.
+    _, edge_index, edge_weight = random_graph(7, 9, 25, weighted=True)
+    edge_weight = edge_weight.to(dtype)
+    node_features = torch.randn(4, 9, 5, dtype=dtype)
+    conv = GCNConv(5, 3).to(dtype)
+
+    features_block = node_features.clone().requires_grad_()
+    weight_block = edge_weight.clone().requires_grad_()
     batch = Batch.from_data_list(
-        [
-            Data(x=features, edge_index=edge_index, edge_weight=edge_weight)
-            for features in node_features
-        ]
+        [Data(x=x, edge_index=edge_index, edge_weight=weight_block) for x in features_block]
     )
     expected = conv(batch.x, batch.edge_index, batch.edge_weight).view(4, 9, 3)
+
+    features_static = node_features.clone().requires_grad_()
+    weight_static = edge_weight.clone().requires_grad_()
     if sparse:
-        adj_t = to_torch_csr_tensor(edge_index.flip(0), edge_weight, size=(9, 9))
-        out = conv(node_features, adj_t)
+        adj_t = to_torch_csr_tensor(edge_index.flip(0), weight_static, size=(9, 9))
+        out = conv(features_static, adj_t)
     else:
-        out = conv(node_features, edge_index, edge_weight)
-    assert out.shape == (4, 9, 3)
+        out = conv(features_static, edge_index, weight_static)
+    assert out.shape == (4, 9, 3) and out.dtype == dtype
     torch.testing.assert_close(out, expected)
+
+    upstream = torch.randn_like(out)
+    out.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(features_static.grad, features_block.grad)
+    if (
+        not sparse
+    ):  # the sparse adjacency is built from coalesced weights: compare per edge only here
+        torch.testing.assert_close(weight_static.grad, weight_block.grad)
+
+
+def test_static_graph_batch_without_normalisation():
+    _, edge_index, edge_weight = random_graph(10, 8, 20, weighted=True)
+    node_features = torch.randn(3, 8, 5)
+    conv = GCNConv(5, 2, normalize=False)
+    expected = torch.stack([conv(x, edge_index, edge_weight) for x in node_features])
+    torch.testing.assert_close(conv(node_features, edge_index, edge_weight), expected)
+    expected = torch.stack([conv(x, edge_index) for x in node_features])
+    torch.testing.assert_close(conv(node_features, edge_index), expected)
+
+
+@pytest.mark.parametrize("static_batch", [False, True])
+def test_bfloat16_autocast(static_batch):
+    _, edge_index, edge_weight = random_graph(11, 9, 25, weighted=True)
+    node_features = torch.randn(2, 9, 5) if static_batch else torch.randn(9, 5)
+    conv = GCNConv(5, 3)
+    expected = conv(node_features, edge_index, edge_weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(node_features, edge_index, edge_weight)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out.float(), expected, atol=5e-2, rtol=5e-2)
 
 
 def test_lazy_in_channels_and_float64():
