@@ -173,6 +173,23 @@ def test_learns_graph_classification_above_chance():
     assert accuracy > chance + 0.1, f"accuracy {accuracy:.2f} vs majority {chance:.2f}"
 
 
+def test_reset_parameters_reinitialises_every_part():
+    batch = graph_batch(4, seed=14)
+    model = GCN(4, 1, hidden_channels=8, edge_dim=3, readout="attention", head_hidden=(8,))
+    model(batch)  # training mode: updates the batch-norm running statistics
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    model.reset_parameters()
+    after = model.state_dict()
+    assert torch.equal(after["norms.0.module.running_mean"], torch.zeros(8))
+    for name in [
+        "convs.0.lin.weight",
+        "edge_encoder.0.weight",
+        "readout.gate_nn.weight",
+        "head.0.weight",
+    ]:
+        assert not torch.equal(after[name], before[name]), name
+
+
 def test_repr():
     assert repr(GCN(9, 1)) == "GCN(9, 1, hidden_channels=64, num_layers=3, readout=MeanReadout())"
     assert "readout=Set2SetReadout(8" in repr(GCN(9, 1, hidden_channels=8, readout="set2set"))
