@@ -185,6 +185,8 @@ class GCNConv(MessagePassing):
     ) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
+        if self.flow != "source_to_target":  # gcn_norm takes degrees at the edges' targets
+            raise ValueError(f"GCNConv supports flow='source_to_target' only, got {self.flow!r}")
         if add_self_loops is None:
             add_self_loops = normalize
         if add_self_loops and not normalize:

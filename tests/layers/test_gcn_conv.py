@@ -299,6 +299,8 @@ def test_bad_input_is_rejected():
         conv(x[:, 0], edge_index)
     with pytest.raises(ValueError, match="add_self_loops=True with normalize=False"):
         GCNConv(5, 3, add_self_loops=True, normalize=False)
+    with pytest.raises(ValueError, match="flow='source_to_target' only, got 'target_to_source'"):
+        GCNConv(5, 3, flow="target_to_source")
     adj_t = to_torch_coo_tensor(edge_index.flip(0), size=(5, 5))
     with pytest.raises(ValueError, match="pass edge_weight=None"):
         conv(x, adj_t, edge_weight)
