@@ -98,6 +98,8 @@ class MeanReadout(Readout):
         return self.aggr(x, batch, dim_size=size)
 
     def pool_dense(self, x: Tensor) -> Tensor:
+        if x.size(-2) == 0:  # graphs without nodes pool to zeros (not NaN), as in pool()
+            return x.new_zeros(x.size(0), x.size(-1))
         return x.mean(dim=-2)
 
 

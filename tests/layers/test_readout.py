@@ -132,6 +132,10 @@ def test_empty_graphs_in_the_middle_and_at_the_end_give_zeros(module):
         torch.testing.assert_close(out[[1, 4], 4:], torch.zeros(2, 4))
     # The non-empty graphs do not depend on the empty ones.
     torch.testing.assert_close(out[[0, 2, 3]], module(x, BATCH, size=NUM_GRAPHS))
+    # A static-graph batch of graphs without nodes agrees with the batch-vector path.
+    empty_static = module(x.new_zeros(2, 0, 4))
+    torch.testing.assert_close(empty_static, module(x[:0], BATCH[:0], size=2))
+    assert torch.isfinite(empty_static).all()
 
 
 def test_max_of_negative_features_and_empty_graph():
