@@ -9,21 +9,32 @@ works headless and in notebooks alike. Save with :func:`save_figure` or ``fig.sa
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.image
+import matplotlib.patches
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "overlay",
     "heatmap_overlay",
     "image_grid",
     "prediction_grid",
+    "feature_maps",
+    "first_layer_filters",
+    "weight_histograms",
+    "grid_node_importance",
+    "draw_molecule_importance",
+    "molecule_grid",
     "save_figure",
 ]
 
@@ -233,4 +244,221 @@ def prediction_grid(
                     (0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor="red", linewidth=2
                 )
             )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# inside the network
+# ---------------------------------------------------------------------------------------------
+def feature_maps(
+    model: nn.Module,
+    image: Tensor,
+    layer: nn.Module | str,
+    max_maps: int = 32,
+    ncols: int = 8,
+    cmap: str = "viridis",
+) -> Figure:
+    r"""The output channels of ``layer`` for one input, one panel per channel.
+
+    Args:
+        model (torch.nn.Module): image model.
+        image (Tensor): one input ``[C, H, W]`` or ``[1, C, H, W]``.
+        layer (torch.nn.Module or str): the layer (or its dotted name) to look into; its
+            output must be ``[1, C, h, w]``.
+        max_maps (int, optional): show at most this many channels. (default: :obj:`32`)
+        ncols (int, optional): panels per row. (default: :obj:`8`)
+        cmap (str, optional): colormap. (default: :obj:`"viridis"`)
+    """
+    from gconv.explain.cam import resolve_layer  # viz is importable without the hook machinery
+
+    module = resolve_layer(model, layer)
+    x = image[None] if image.dim() == 3 else image
+    if x.dim() != 4 or x.size(0) != 1:
+        raise ValueError(f"expected one image [C, H, W] or [1, C, H, W], got {tuple(image.shape)}")
+    captured: dict[str, Tensor] = {}
+    handle = module.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o.detach()))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    maps = captured["out"]
+    if maps.dim() != 4:
+        raise ValueError(f"expected layer output [1, C, h, w], got {tuple(maps.shape)}")
+    maps = maps[0, :max_maps].float().cpu()
+    fig, axes = _grid(len(maps), ncols, cell=1.1)
+    for index, (ax, channel) in enumerate(zip(axes, maps, strict=False)):
+        ax.imshow(channel.numpy(), cmap=cmap, interpolation="nearest")
+        ax.set_title(str(index), fontsize=7)
+    name = layer if isinstance(layer, str) else type(module).__name__
+    fig.suptitle(f"feature maps of {name} {tuple(captured['out'].shape[1:])}", fontsize=9)
+    return fig
+
+
+def first_layer_filters(model: nn.Module, ncols: int = 8, cmap: str = "bwr") -> Figure:
+    """The kernels of the first ``Conv2d``: RGB for 3 input channels (min-max scaled), else the
+    mean over input channels on a diverging colormap centred at zero."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise ValueError(f"{type(model).__name__} has no Conv2d layer whose filters could be shown")
+    weight = conv.weight.detach().float().cpu()  # [out, in, k, k]
+    fig, axes = _grid(weight.size(0), ncols, cell=0.9)
+    limit = float(weight.abs().max()) or 1.0
+    for index, (ax, kernel) in enumerate(zip(axes, weight, strict=False)):
+        if kernel.size(0) == 3:
+            rgb = kernel.permute(1, 2, 0).numpy()
+            ax.imshow((rgb - rgb.min()) / (np.ptp(rgb) + 1e-12), interpolation="nearest")
+        else:
+            ax.imshow(
+                kernel.mean(0).numpy(), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest"
+            )
+        ax.set_title(str(index), fontsize=7)
+    fig.suptitle(f"first-layer filters {tuple(weight.shape)}", fontsize=9)
+    return fig
+
+
+def weight_histograms(model: nn.Module, bins: int = 50, ncols: int = 4) -> Figure:
+    """Histogram of the weights of every layer with a weight matrix or kernel (``dim >= 2``),
+    titled with the parameter name, its shape and its standard deviation."""
+    weights = [
+        (name, p.detach().float().cpu())
+        for name, p in model.named_parameters()
+        if name.endswith("weight") and p.dim() >= 2
+    ]
+    if not weights:
+        raise ValueError(f"{type(model).__name__} has no weight matrices or kernels to plot")
+    ncols = max(1, min(ncols, len(weights)))
+    nrows = math.ceil(len(weights) / ncols)
+    fig = Figure(figsize=(3.0 * ncols, 2.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(weights) :]:
+        ax.set_axis_off()
+    for ax, (name, values) in zip(axes, weights, strict=False):
+        ax.hist(values.flatten().numpy(), bins=bins, color="tab:blue")
+        ax.set_title(f"{name} {tuple(values.shape)}\nstd={values.std():.3g}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# graphs: grid nodes and molecules
+# ---------------------------------------------------------------------------------------------
+def grid_node_importance(
+    explanation,
+    images: Tensor | None = None,
+    labels: Sequence[str] | None = None,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    ncols: int = 8,
+) -> Figure:
+    r"""A grid model's node importance drawn back as image heat maps.
+
+    Args:
+        explanation (Explanation or Tensor): an explanation from :mod:`gconv.explain.graph`
+            (with ``grid_size``), or maps ``[B, h, w]``.
+        images (Tensor, optional): the inputs ``[B, C, H, W]``: maps are resized to them and
+            laid over them. (default: :obj:`None`, maps alone)
+        labels (list of str, optional): a title per map. (default: :obj:`None`)
+        cmap (str, optional): colormap. (default: :obj:`"jet"`)
+        alpha (float, optional): overlay weight. (default: :obj:`0.5`)
+        ncols (int, optional): panels per row. (default: :obj:`8`)
+    """
+    if isinstance(explanation, Tensor):
+        maps = explanation
+        if images is not None and maps.shape[-2:] != images.shape[-2:]:
+            maps = torch.nn.functional.interpolate(
+                maps[:, None].float(), size=images.shape[-2:], mode="bilinear"
+            )[:, 0]
+    else:
+        from gconv.explain.graph import node_mask_to_image
+
+        size = tuple(images.shape[-2:]) if images is not None else None
+        maps = node_mask_to_image(explanation, size=size)
+    if images is not None:
+        return image_grid(images, maps, labels=labels, ncols=ncols, cmap=cmap, alpha=alpha)
+    fig, axes = _grid(len(maps), ncols)
+    for index, (ax, heat) in enumerate(zip(axes, maps, strict=False)):
+        ax.imshow(heat.detach().cpu().numpy(), cmap=cmap, interpolation="nearest")
+        if labels is not None:
+            ax.set_title(str(labels[index]), fontsize=8)
+    return fig
+
+
+def draw_molecule_importance(
+    mol,
+    atom_importance: Tensor | Sequence[float],
+    image_format: str = "png",
+    size: tuple[int, int] = (400, 300),
+    colormap: str = "bwr",
+    legend: str = "",
+) -> bytes | str:
+    r"""Atoms coloured by importance in RDKit's similarity-map style (Gaussians per atom with
+    contour lines, drawn with ``rdMolDraw2D``).
+
+    Args:
+        mol (rdkit.Chem.Mol or str): molecule or SMILES.
+        atom_importance (Tensor or list of float): one value per heavy atom ``[N]`` or ``[N, 1]``
+            (e.g. ``explanation.node_mask`` of one molecule); positive red, negative blue.
+        image_format (str, optional): ``"png"`` (bytes) or ``"svg"`` (text). (default: :obj:`"png"`)
+        size (tuple of int, optional): width and height in pixels. (default: :obj:`(400, 300)`)
+        colormap (str, optional): matplotlib colormap for the similarity map.
+            (default: :obj:`"bwr"`)
+        legend (str, optional): caption under the molecule. (default: :obj:`""`)
+    """
+    from rdkit import Chem
+    from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D
+
+    if isinstance(mol, str):
+        smiles, mol = mol, Chem.MolFromSmiles(mol)
+        if mol is None:
+            raise ValueError(f"RDKit could not parse SMILES '{smiles}'")
+    weights = torch.as_tensor(atom_importance, dtype=torch.float64).detach().cpu().reshape(-1)
+    if weights.numel() != mol.GetNumAtoms():
+        raise ValueError(
+            f"expected one importance value per atom ({mol.GetNumAtoms()}), got {weights.numel()}"
+        )
+    if image_format not in ("png", "svg"):
+        raise ValueError(f"image_format must be 'png' or 'svg', got '{image_format}'")
+    width, height = size
+    if image_format == "png":
+        drawer = rdMolDraw2D.MolDraw2DCairo(width, height)
+    else:
+        drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
+    drawer.drawOptions().legendFontSize = 16
+    values = weights.tolist()
+    if max(abs(v) for v in values) == 0.0:  # RDKit divides by the largest weight
+        values = [0.0] * len(values)
+    SimilarityMaps.GetSimilarityMapFromWeights(
+        Chem.Mol(mol),
+        values,
+        draw2d=drawer,
+        colorMap=matplotlib.colormaps[colormap],
+        contourLines=6,
+        legend=legend,
+    )
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
+def molecule_grid(
+    mols: Sequence,
+    atom_importances: Sequence[Tensor],
+    legends: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: tuple[int, int] = (300, 240),
+) -> Figure:
+    """Several molecules' atom-importance drawings (:func:`draw_molecule_importance`) in one
+    matplotlib figure."""
+    if len(mols) != len(atom_importances):
+        raise ValueError(
+            f"expected one importance vector per molecule ({len(mols)}), got {len(atom_importances)}"
+        )
+    fig, axes = _grid(len(mols), ncols, cell=2.6)
+    for index, (ax, mol, weights) in enumerate(zip(axes, mols, atom_importances, strict=False)):
+        legend = legends[index] if legends is not None else ""
+        png = draw_molecule_importance(mol, weights, "png", size=size, legend=legend)
+        ax.imshow(matplotlib.image.imread(io.BytesIO(png), format="png"))
     return fig

@@ -58,3 +58,58 @@ def test_image_grid_with_two_map_sets():
     assert len([ax for ax in fig.axes if ax.images]) == 9
     with pytest.raises(ValueError, match="expected 3 maps"):
         viz.image_grid(images, torch.rand(2, 6, 6))
+
+
+def test_feature_maps_shows_each_channel(gap_cnn, images):
+    fig = viz.feature_maps(gap_cnn, images[0], "features.0", max_maps=3)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3
+    expected = gap_cnn.features[0](images[:1])[0, 2].detach().numpy()
+    np.testing.assert_allclose(panels[2].images[0].get_array(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="no layer named"):
+        viz.feature_maps(gap_cnn, images[0], "features.9")
+
+
+def test_first_layer_filters_and_weight_histograms(gap_cnn):
+    fig = viz.first_layer_filters(gap_cnn)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4  # Conv2d(1, 4, 3)
+    np.testing.assert_allclose(
+        panels[1].images[0].get_array(), gap_cnn.features[0][0].weight[1, 0].detach().numpy()
+    )
+    hist = viz.weight_histograms(gap_cnn)
+    titles = [ax.get_title() for ax in hist.axes if ax.get_title()]
+    assert [t.split()[0] for t in titles] == [
+        "features.0.0.weight",
+        "features.1.0.weight",
+        "head.2.weight",
+    ]
+    with pytest.raises(ValueError, match="no Conv2d layer"):
+        viz.first_layer_filters(torch.nn.Linear(2, 2))
+
+
+def test_grid_node_importance_from_maps_and_explanation(images):
+    from torch_geometric.explain import Explanation
+
+    explanation = Explanation(node_mask=torch.arange(48.0)[:, None], grid_size=(4, 4))
+    fig = viz.grid_node_importance(explanation)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3
+    np.testing.assert_allclose(panels[1].images[0].get_array(), np.arange(16.0, 32.0).reshape(4, 4))
+    overlaid = viz.grid_node_importance(explanation, images=images, labels=["a", "b", "c"])
+    assert len([ax for ax in overlaid.axes if ax.images]) == 6
+
+
+def test_draw_molecule_importance_png_and_svg(tmp_path):
+    weights = torch.tensor([1.0, -0.5, 0.0, 0.25])  # CC(O)C has 4 heavy atoms
+    png = viz.draw_molecule_importance("CC(O)C", weights, "png", legend="isopropanol")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = viz.draw_molecule_importance("CC(O)C", weights[:, None], "svg")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    with pytest.raises(ValueError, match="one importance value per atom \\(4\\), got 3"):
+        viz.draw_molecule_importance("CC(O)C", weights[:3])
+    with pytest.raises(ValueError, match="could not parse SMILES"):
+        viz.draw_molecule_importance("C1CC", weights)
+    fig = viz.molecule_grid(["CC(O)C", "c1ccccc1"], [weights, torch.ones(6)], legends=["a", "b"])
+    viz.save_figure(fig, tmp_path / "mols.png")
+    assert (tmp_path / "mols.png").stat().st_size > 1000
