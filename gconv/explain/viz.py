@@ -393,7 +393,6 @@ def draw_molecule_importance(
     image_format: str = "png",
     size: tuple[int, int] = (400, 300),
     colormap: str = "bwr",
-    legend: str = "",
 ) -> bytes | str:
     r"""Atoms coloured by importance in RDKit's similarity-map style (Gaussians per atom with
     contour lines, drawn with ``rdMolDraw2D``).
@@ -406,7 +405,6 @@ def draw_molecule_importance(
         size (tuple of int, optional): width and height in pixels. (default: :obj:`(400, 300)`)
         colormap (str, optional): matplotlib colormap for the similarity map.
             (default: :obj:`"bwr"`)
-        legend (str, optional): caption under the molecule. (default: :obj:`""`)
     """
     from rdkit import Chem
     from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D
@@ -427,7 +425,6 @@ def draw_molecule_importance(
         drawer = rdMolDraw2D.MolDraw2DCairo(width, height)
     else:
         drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
-    drawer.drawOptions().legendFontSize = 16
     values = weights.tolist()
     if max(abs(v) for v in values) == 0.0:  # RDKit divides by the largest weight
         values = [0.0] * len(values)
@@ -437,7 +434,6 @@ def draw_molecule_importance(
         draw2d=drawer,
         colorMap=matplotlib.colormaps[colormap],
         contourLines=6,
-        legend=legend,
     )
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
@@ -458,7 +454,8 @@ def molecule_grid(
         )
     fig, axes = _grid(len(mols), ncols, cell=2.6)
     for index, (ax, mol, weights) in enumerate(zip(axes, mols, atom_importances, strict=False)):
-        legend = legends[index] if legends is not None else ""
-        png = draw_molecule_importance(mol, weights, "png", size=size, legend=legend)
+        png = draw_molecule_importance(mol, weights, "png", size=size)
         ax.imshow(matplotlib.image.imread(io.BytesIO(png), format="png"))
+        if legends is not None:
+            ax.set_title(str(legends[index]), fontsize=8)
     return fig

@@ -102,7 +102,7 @@ def test_grid_node_importance_from_maps_and_explanation(images):
 
 def test_draw_molecule_importance_png_and_svg(tmp_path):
     weights = torch.tensor([1.0, -0.5, 0.0, 0.25])  # CC(O)C has 4 heavy atoms
-    png = viz.draw_molecule_importance("CC(O)C", weights, "png", legend="isopropanol")
+    png = viz.draw_molecule_importance("CC(O)C", weights, "png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     svg = viz.draw_molecule_importance("CC(O)C", weights[:, None], "svg")
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
@@ -111,5 +111,6 @@ def test_draw_molecule_importance_png_and_svg(tmp_path):
     with pytest.raises(ValueError, match="could not parse SMILES"):
         viz.draw_molecule_importance("C1CC", weights)
     fig = viz.molecule_grid(["CC(O)C", "c1ccccc1"], [weights, torch.ones(6)], legends=["a", "b"])
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "b"]
     viz.save_figure(fig, tmp_path / "mols.png")
     assert (tmp_path / "mols.png").stat().st_size > 1000
