@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import BatchNorm
 
 from gconv.layers.gcn import GCNConv
-from gconv.layers.readout import READOUTS, Readout
+from gconv.layers.readout import Readout
 from gconv.layers.readout import readout as make_readout
 
 __all__ = ["GCN"]
@@ -116,12 +116,7 @@ class GCN(nn.Module):
                 f"GCN got unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
             )
         if isinstance(readout, str):
-            if readout.lower() not in READOUTS:
-                raise ValueError(
-                    f"GCN got unknown readout {readout!r}; expected one of {sorted(READOUTS)} "
-                    "or a gconv.layers.Readout"
-                )
-            readout = make_readout(readout, in_channels=hidden_channels)
+            readout = make_readout(readout, in_channels=hidden_channels)  # checks the name
         elif not isinstance(readout, Readout):
             raise TypeError(
                 f"GCN expected readout as a name or a gconv.layers.Readout, got "

@@ -205,7 +205,7 @@ def test_repr():
         (
             {"readout": "median"},
             ValueError,
-            r"unknown readout 'median'; expected one of \['attention'",
+            r"Unknown readout 'median'; expected one of \['attention'",
         ),
         ({"readout": nn.Linear(2, 2)}, TypeError, "a gconv.layers.Readout, got Linear"),
         ({"activation": "swish"}, ValueError, "unknown activation 'swish'"),
