@@ -130,7 +130,17 @@ def test_single_node_graph_trains_with_batch_norm():
     assert all(parameter.grad is not None for parameter in model.convs.parameters())
 
 
-def test_learns_a_sum_over_nodes_with_sum_readout():
+@pytest.fixture
+def one_thread():
+    """Train the tiny models on one thread: intra-op threads only add overhead on tensors this
+    small, and on a busy shared CPU their spin-waits made these tests ~20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_learns_a_sum_over_nodes_with_sum_readout(one_thread):
     torch.manual_seed(0)
     train, test = graph_batch(50, seed=10), graph_batch(20, seed=11)
     model = GCN(4, 1, hidden_channels=32, num_layers=2, readout="sum")
@@ -155,7 +165,7 @@ def more_type0_than_type1(batch: Batch) -> torch.Tensor:
     return per_graph.gt(0).long()
 
 
-def test_learns_graph_classification_above_chance():
+def test_learns_graph_classification_above_chance(one_thread):
     torch.manual_seed(0)
     train, test = graph_batch(50, seed=12), graph_batch(30, seed=13)
     model = GCN(4, 2, hidden_channels=16, num_layers=2, readout="attention")
