@@ -3,6 +3,7 @@
     python examples/mnist_cnn.py                      # BN CNN + shift augmentation, ~98.5-99 %
     python examples/mnist_cnn.py --model lecture      # the lecture-notes net (conv 32/64 + FC 128)
     python examples/mnist_cnn.py --dataset fashion --download   # torchvision FashionMNIST, online
+    torchrun --nproc_per_node=2 examples/mnist_cnn.py  # data parallel (gloo on CPU, nccl on GPU)
 
 Writes into --out: best.pt / last.pt (checkpoints), metrics.json, history.png (train curves),
 predictions.png (test digits with predicted (true) labels, errors in red).
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     test_loader = TensorLoader(x_test, y_test, batch_size=1000, shuffle=False, device=device)
     table = summary(model, input_shape=tuple(x_train.shape[1:]), device=device, print_table=False)
-    if not args.quiet:
+    main_process = trainer.dist.is_main  # under torchrun, only rank 0 prints and writes files
+    if not args.quiet and main_process:
         print(table)
         print(
             f"data: {args.dataset}, {len(x_train)} train / {len(x_test)} test images; device {device}"
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(device),
         "torch": torch.__version__,
     }
+    if not main_process:
+        return metrics
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_history(history, path=args.out / "history.png")
