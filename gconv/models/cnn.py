@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from gconv.summary import conv_output_size, pool_output_size
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -42,12 +44,13 @@ def _check_choice(owner: str, argument: str, value: object, allowed: Sequence[ob
         )
 
 
-def _as_tuple(values: int | Sequence[int], argument: str, owner: str) -> tuple[int, ...]:
-    if isinstance(values, int):
-        values = (values,)
-    values = tuple(values)
-    if not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f"{owner} expected {argument} to be positive integers, got {values}")
+def _as_tuple(
+    values: int | Sequence[int], argument: str, owner: str, allow_empty: bool = False
+) -> tuple[int, ...]:
+    values = (values,) if isinstance(values, int) else tuple(values)
+    if not all(isinstance(v, int) and v > 0 for v in values) or not (values or allow_empty):
+        kind = "" if allow_empty else "at least one, all "
+        raise ValueError(f"{owner} expected {argument} as {kind}positive integers, got {values}")
     return values
 
 
@@ -172,7 +175,7 @@ class CNN(nn.Module):
         self.num_classes = num_classes
         self.channels = _as_tuple(channels, "channels", name)
         self.kernel_size = kernel_size
-        self.hidden = _as_tuple(hidden, "hidden", name) if len(hidden) else ()
+        self.hidden = _as_tuple(hidden, "hidden", name, allow_empty=True)
         self.head_type = head
         self.batch_norm = batch_norm
         self.dropout = dropout
@@ -182,8 +185,7 @@ class CNN(nn.Module):
 
         blocks = []
         in_channels, height, width = in_shape
-        size_change = 2 * (kernel_size // 2) - kernel_size + 1
-        for out_channels in self.channels:
+        for index, out_channels in enumerate(self.channels):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
             layers["conv"] = nn.Conv2d(
                 in_channels,
@@ -196,16 +198,16 @@ class CNN(nn.Module):
                 layers["bn"] = nn.BatchNorm2d(out_channels)
             layers["act"] = make_activation(activation)
             # Padding k // 2 keeps the size for odd kernels; an even kernel grows it by one.
-            height, width = height + size_change, width + size_change
+            height, width = conv_output_size((height, width), kernel_size, padding=kernel_size // 2)
             if pool is not None:
+                if min(height, width) < 2:
+                    raise ValueError(
+                        f"{name} with in_shape={in_shape}: block {index} would pool a "
+                        f"{height}x{width} feature map to nothing; use larger images, fewer "
+                        f"channels entries, or pool=None"
+                    )
                 layers["pool"] = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
-                height, width = height // 2, width // 2
-            if height < 1 or width < 1:
-                raise ValueError(
-                    f"{name} with in_shape={in_shape} and {len(self.channels)} pooled blocks "
-                    f"shrinks the feature map to {height}x{width}; use larger images, fewer "
-                    f"channels entries, or pool=None"
-                )
+                height, width = pool_output_size((height, width), kernel_size=2)
             blocks.append(nn.Sequential(layers))
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
@@ -342,7 +344,7 @@ class MLP(nn.Module):
         self.in_shape = in_shape
         self.in_features = math.prod(in_shape)
         self.num_classes = num_classes
-        self.hidden = _as_tuple(hidden, "hidden", name) if len(hidden) else ()
+        self.hidden = _as_tuple(hidden, "hidden", name, allow_empty=True)
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.activation = activation

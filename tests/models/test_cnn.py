@@ -123,8 +123,13 @@ def test_init_weights_rejects_unknown_scheme():
         ({"init": "he"}, "init='he'; expected one of 'kaiming', 'xavier', None"),
         ({"in_shape": (28, 28)}, r"in_shape=\(C, H, W\)"),
         ({"dropout": 1.0}, r"dropout in \[0, 1\), got 1.0"),
-        ({"channels": (32, 0)}, r"channels to be positive integers, got \(32, 0\)"),
-        ({"in_shape": (1, 4, 4), "channels": (2, 2, 2)}, "shrinks the feature map to 0x0"),
+        ({"channels": (32, 0)}, r"channels as at least one, all positive integers, got \(32, 0\)"),
+        ({"channels": ()}, r"channels as at least one, all positive integers, got \(\)"),
+        ({"hidden": (0,)}, r"hidden as positive integers, got \(0,\)"),
+        (
+            {"in_shape": (1, 4, 4), "channels": (2, 2, 2)},
+            "block 2 would pool a 1x1 feature map to nothing",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -154,6 +159,8 @@ def test_even_kernel_grows_map_and_head_matches():
     # 9 -> conv(k=2, p=1) 10 -> pool 5 -> conv 6 -> pool 3
     assert model.feature_shape == (2, 3, 3)
     assert model(torch.rand(2, 1, 9, 9)).shape == (2, 3)
+    assert CNN(in_shape=(1, 8, 8), channels=(2,), hidden=4).hidden == (4,)
+    assert CNN(in_shape=(1, 8, 8), channels=(2,), hidden=()).head[1].in_features == 2 * 4 * 4
 
 
 def test_mlp_flattens_and_counts():
