@@ -5,7 +5,7 @@ r"""Model summaries and the conv / pool output-size formula.
 Keras' ``model.summary()``::
 
     >>> from gconv.models import mnist_cnn
-    >>> summary(mnist_cnn(), (1, 28, 28)).total_params
+    >>> summary(mnist_cnn(), (1, 28, 28), print_table=False).total_params
     421642
 
 :func:`conv_output_size` and :func:`pool_output_size` give the spatial size after a convolution or

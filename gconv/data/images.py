@@ -250,23 +250,41 @@ def _init_with_clear_errors(
     dataset: Dataset, base: type, root: str | Path, kwargs: dict[str, Any]
 ) -> None:
     """Run torchvision's ``__init__`` and turn its missing-file / download errors into ones that
-    name the folder, ``download=True`` and :func:`mnist5k`."""
+    name the folder, ``download=True`` and :func:`mnist5k`; a failed download leaves no empty
+    folders behind."""
     name = type(dataset).__name__
     # torchvision names the folder after the class (MNIST/FashionMNIST) or sets base_folder.
     folder = os.path.join(root, getattr(base, "base_folder", base.__name__))
+    existing = _existing_ancestor(Path(folder))
     try:
         base.__init__(dataset, root, **kwargs)
-    except RuntimeError as error:
-        message = str(error)
-        if kwargs.get("download") and ("download" in message.lower() or "url" in message.lower()):
+    except (RuntimeError, OSError) as error:  # OSError: URLError and socket errors
+        message = str(error).lower()
+        if kwargs.get("download") and (
+            isinstance(error, OSError) or "download" in message or "url" in message
+        ):
+            _remove_empty_dirs(Path(folder), existing)
             raise RuntimeError(_download_failed_message(name, folder, error)) from error
-        if "not found" in message.lower():
+        if isinstance(error, RuntimeError) and "not found" in message:
             raise RuntimeError(_missing_message(name, folder, root)) from error
         raise
-    except OSError as error:  # URLError and socket errors from a failed download
-        if not kwargs.get("download"):
-            raise
-        raise RuntimeError(_download_failed_message(name, folder, error)) from error
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _remove_empty_dirs(path: Path, stop: Path) -> None:
+    """Remove ``path`` and its parents up to (not including) ``stop`` while they are empty."""
+    if path.exists() and path.resolve() != stop.resolve():
+        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir() and not any(child.iterdir()):
+                child.rmdir()
+    while path.exists() and path.resolve() != stop.resolve() and not any(path.iterdir()):
+        path.rmdir()
+        path = path.parent
 
 
 def to_tensors(dataset: Dataset, labels_dtype: torch.dtype = torch.int64) -> TensorPair:

@@ -161,6 +161,8 @@ def test_offline_download_error_names_mnist5k(tmp_path, monkeypatch):
         MNIST(tmp_path, download=True)
     with pytest.raises(RuntimeError, match="Could not download STL10 .*name resolution"):
         STL10(tmp_path, download=True)
+    # The failed downloads leave nothing behind (torchvision creates MNIST/raw before trying).
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stl10_rejects_unknown_split(tmp_path):
