@@ -128,7 +128,8 @@ def image_curve(
             (default: :obj:`0.0`)
         score (str, optional): ``"softmax"`` (class probability) or ``"raw"`` (the output).
             (default: :obj:`"softmax"`)
-        batch_size (int, optional): perturbed images per forward pass. (default: :obj:`512`)
+        batch_size (int, optional): perturbed images per forward pass (at least one step of
+            the whole batch). (default: :obj:`512`)
     """
     _check_mode_and_score(mode, score, steps)
     if images.dim() != 4:
@@ -155,15 +156,20 @@ def image_curve(
         )
         fractions = torch.linspace(0.0, 1.0, steps + 1, device=images.device)
         counts = torch.round(fractions * num_pixels).long()  # pixels touched at each step
-        # touched[s, b, p]: pixel p of image b is removed (deletion) / inserted (insertion)
-        touched = rank[None] < counts[:, None, None]
-        keep_original = ~touched if mode == "deletion" else touched
-        keep_original = keep_original.view(steps + 1, num_images, 1, height, width)
-        perturbed = torch.where(keep_original, images[None], torch.full_like(images, baseline))
-        flat = perturbed.flatten(0, 1)  # step-major: [(S + 1) * B, C, H, W]
-        outputs = torch.cat([model(chunk) for chunk in flat.split(batch_size)])
-        scores = _target_scores(outputs, category.repeat(steps + 1), score)
-        scores = scores.view(steps + 1, num_images).T
+        filler = torch.full_like(images, baseline)
+        # several steps per forward pass, but never more than ~batch_size perturbed images in
+        # memory: (steps + 1) copies of a batch of large images would not fit
+        steps_per_pass = max(1, batch_size // num_images)
+        scores = []
+        for step_counts in counts.split(steps_per_pass):
+            # touched[s, b, p]: pixel p of image b is removed (deletion) / inserted (insertion)
+            touched = rank[None] < step_counts[:, None, None]
+            keep_original = ~touched if mode == "deletion" else touched
+            keep_original = keep_original.view(len(step_counts), num_images, 1, height, width)
+            perturbed = torch.where(keep_original, images[None], filler[None]).flatten(0, 1)
+            output = model(perturbed)  # step-major: [steps in pass * B, K]
+            scores.append(_target_scores(output, category.repeat(len(step_counts)), score))
+        scores = torch.cat(scores).view(steps + 1, num_images).T
     finally:
         model.train(was_training)
     return _curve(fractions, scores, mode)

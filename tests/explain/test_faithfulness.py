@@ -168,3 +168,10 @@ def test_model_randomisation_spearman(linear_image_model):
     assert unchanged["spearman"] == pytest.approx(1.0)  # a model-blind "explanation" fails
     with pytest.raises(ValueError, match="every explanation is constant"):
         model_randomisation(linear_image_model, lambda m, x: torch.zeros(4, 4, 4), images)
+
+
+def test_image_curve_does_not_depend_on_batch_size(linear_image_model):
+    images, importance = torch.rand(3, 1, 4, 4), torch.rand(3, 4, 4)
+    one_step = image_curve(linear_image_model, images, importance, steps=5, batch_size=1)
+    all_steps = image_curve(linear_image_model, images, importance, steps=5, batch_size=512)
+    torch.testing.assert_close(one_step.scores, all_steps.scores)
