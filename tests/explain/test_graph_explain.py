@@ -205,3 +205,18 @@ def test_train_mode_restored(model):
     model.train()
     saliency(model, _batch())
     assert model.training and model.conv1.training
+
+
+def test_graph_cam_on_gconv_gcn_decomposes_the_prediction():
+    from gconv.models import GCN
+
+    torch.manual_seed(0)
+    model = GCN(in_channels=3, out_channels=2, hidden_channels=8, num_layers=2).eval()
+    data = _batch()
+    explanation = graph_cam(model, data, target=1)
+    per_graph = torch.zeros(2).index_add_(0, data.batch, explanation.node_mask[:, 0])
+    per_graph = per_graph / torch.tensor([4.0, 3.0])
+    with torch.no_grad():
+        torch.testing.assert_close(per_graph + model.head.bias[1], model(data)[:, 1])
+    assert explanation.edge_index is data.edge_index  # plugs into PyG's Explanation tools
+    assert explanation.get_explanation_subgraph().num_nodes <= data.num_nodes
