@@ -1,3 +1,11 @@
 from gconv.models.cnn import CNN, MLP, lecture_cnn, mnist_cnn
 from gconv.models.gnn import GCN
+from gconv.models.grid import (
+    GridGCN,
+    GridGNN,
+    GridNet,
+    NodeBatchNorm,
+    PyGGridGCN,
+    cnn_to_grid_gnn,
+)
 from gconv.models.transfer import TransferModel

@@ -1,0 +1,169 @@
+"""Tests for gconv.models.grid: CNN -> grid GNN conversion, GridGNN, GridGCN and its PyG twin."""
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+
+from gconv.data.grid import image_to_graph, images_to_nodes
+from gconv.layers import GridConv, MeanMaxReadout, MeanReadout
+from gconv.models.cnn import CNN
+from gconv.models.grid import GridGCN, GridGNN, NodeBatchNorm, PyGGridGCN, cnn_to_grid_gnn
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def trained_statistics(cnn: nn.Module, in_shape=(1, 12, 12)) -> nn.Module:
+    """Run a few training batches so batch-norm running statistics are not the identity."""
+    cnn.train()
+    with torch.no_grad():
+        for seed in range(3):
+            cnn(torch.rand(8, *in_shape, generator=torch.Generator().manual_seed(seed)))
+    return cnn.eval()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(head="flatten"),
+        dict(head="gap"),
+        dict(head="gap", batch_norm=True, dropout=0.3, pool="avg", activation="elu"),
+        dict(head="flatten", batch_norm=True, dropout=0.2, hidden=(16, 8), channels=(4, 6, 8)),
+        dict(head="gap", pool=None, kernel_size=5, channels=(3,)),
+    ],
+)
+def test_cnn_to_grid_gnn_gives_the_cnn_outputs(config):
+    torch.manual_seed(0)
+    config = {"channels": (4, 6), **config}
+    cnn = trained_statistics(CNN(in_shape=(1, 12, 12), num_classes=5, **config))
+    grid_model = cnn_to_grid_gnn(cnn)
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(9))
+    expected = cnn(images)
+    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
+    # node features in, same answer; message passing instead of the conv2d fast path, same answer
+    torch.testing.assert_close(grid_model(images_to_nodes(images)), expected, rtol=1e-4, atol=1e-5)
+    grid_model.fast = False
+    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
+    assert parameter_count(grid_model) == parameter_count(cnn)
+    assert not grid_model.training
+    if config["head"] == "gap":
+        assert isinstance(grid_model.readout, MeanReadout)
+        assert isinstance(grid_model.head, nn.Linear)  # CAM-ready
+    else:
+        assert isinstance(grid_model.readout, nn.Flatten)
+
+
+def test_grid_gnn_mirrors_cnn_and_loads_cnn_weights():
+    cnn = CNN(in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), hidden=(16,), batch_norm=True)
+    grid_model = GridGNN(
+        in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), hidden=(16,), batch_norm=True
+    )
+    assert parameter_count(grid_model) == parameter_count(cnn)
+    assert isinstance(grid_model.features[0].conv, GridConv)
+    assert isinstance(grid_model.features[0].bn, NodeBatchNorm)
+    assert grid_model.edge_index.shape[0] == 2 and grid_model.edge_attr.shape[1] == 2
+    assert "edge_index" not in grid_model.state_dict()  # the grid is rebuilt, not saved
+    # the block parameters carry the CNN's names and shapes, so its feature weights load as they are
+    features = {k: v for k, v in cnn.state_dict().items() if k.startswith("features.")}
+    missing, unexpected = grid_model.load_state_dict(features, strict=False)
+    assert not unexpected and all(not k.startswith("features.") for k in missing)
+
+
+def test_grid_gnn_gap_head_takes_other_image_sizes():
+    model = GridGNN(in_shape=(1, 8, 8), channels=(4,), head="gap").eval()
+    assert model(torch.rand(2, 1, 10, 6)).shape == (2, 10)
+    flatten_model = GridGNN(in_shape=(1, 8, 8), channels=(4,))
+    with pytest.raises(ValueError, match="flatten readout expected 8 x 8 images, got 10 x 6"):
+        flatten_model(torch.rand(2, 1, 10, 6))
+
+
+def test_grid_models_reject_wrong_input():
+    model = GridGNN(in_shape=(1, 8, 8), channels=(4,))
+    with pytest.raises(ValueError, match=r"expected images \[B, 1, H, W\] or node features"):
+        model(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"node features \[B, 64, 1\], got \[2, 60, 1\]"):
+        model(torch.rand(2, 60, 1))
+    with pytest.raises(ValueError, match="head='mlp'; expected one of"):
+        GridGNN(head="mlp")
+    with pytest.raises(ValueError, match="pool_after to hold layer numbers in 1..2"):
+        GridGCN(num_layers=2, pool_after=(3,))
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (nn.Conv2d(1, 4, 3, stride=2, padding=1), r"cannot convert 0 \(Conv2d.*stride"),
+        (nn.Dropout2d(0.1), r"cannot convert 0 \(Dropout2d.*no grid graph equivalent"),
+        (nn.AdaptiveAvgPool2d(2), r"cannot convert 0 \(AdaptiveAvgPool2d.*output_size=1"),
+        (nn.MaxPool2d(2, padding=1), r"cannot convert 0 \(MaxPool2d.*without\s+padding"),
+    ],
+)
+def test_cnn_to_grid_gnn_names_unsupported_layers(layer, message):
+    cnn = nn.Sequential(layer, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    cnn.in_shape = (1, 8, 8)
+    with pytest.raises(ValueError, match=message):
+        cnn_to_grid_gnn(cnn)
+
+
+def test_cnn_to_grid_gnn_needs_in_shape_and_a_head():
+    with pytest.raises(ValueError, match=r"needs the CNN's input shape as cnn.in_shape"):
+        cnn_to_grid_gnn(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1)))
+    no_head = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
+    no_head.in_shape = (1, 8, 8)
+    with pytest.raises(ValueError, match="ending in a global pool or Flatten followed by Linear"):
+        cnn_to_grid_gnn(no_head)
+
+
+def test_grid_gcn_equals_naive_pyg_pipeline():
+    torch.manual_seed(0)
+    model = GridGCN(in_shape=(1, 8, 8), num_classes=4, hidden_channels=8, num_layers=3)
+    reference = PyGGridGCN(model)
+    images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    batch = Batch.from_data_list([image_to_graph(image) for image in images])
+    for training in (True, False):  # batch statistics, then running statistics
+        model.train(training)
+        torch.testing.assert_close(model(images), reference(batch), rtol=1e-4, atol=1e-5)
+    assert isinstance(model.readout, MeanMaxReadout) and isinstance(model.head, nn.Linear)
+    assert model.head.in_features == 16
+    assert parameter_count(reference) == parameter_count(model)  # shared, not copied
+
+
+def test_isotropic_gcn_without_positions_cannot_see_orientation():
+    # the grid, its GCN normalisation and max pooling are symmetric under a 90 degree rotation
+    # (for square images), so an isotropic GCN gives a rotated image exactly the same logits
+    torch.manual_seed(0)
+    model = GridGCN(in_shape=(1, 8, 8), hidden_channels=8, num_layers=3, positions=False).eval()
+    images = torch.rand(4, 1, 8, 8)
+    torch.testing.assert_close(model(images), model(torch.rot90(images, 1, (2, 3))))
+    assert not torch.allclose(model(images), model(images.roll(1, dims=2)), atol=1e-3)
+
+
+def make_bars(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images with one horizontal (label 0) or vertical (label 1) bar at a random place."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (count,), generator=generator)
+    offsets = torch.randint(0, 8, (count, 2), generator=generator)
+    images = torch.zeros(count, 1, 8, 8)
+    for image, label, (row, col) in zip(images, labels, offsets.tolist(), strict=True):
+        if label == 0:
+            image[0, row, max(col - 2, 0) : col + 2] = 1.0
+        else:
+            image[0, max(row - 2, 0) : row + 2, col] = 1.0
+    return images, labels
+
+
+def test_grid_gnn_learns_orientation_that_gcn_cannot_see():
+    torch.manual_seed(0)
+    train_images, train_labels = make_bars(256, seed=0)
+    test_images, test_labels = make_bars(128, seed=1)
+    model = GridGNN(in_shape=(1, 8, 8), num_classes=2, channels=(8,), head="gap", pool=None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):
+        loss = nn.functional.cross_entropy(model(train_images), train_labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    accuracy = (model(test_images).argmax(1) == test_labels).float().mean()
+    assert accuracy > 0.9
