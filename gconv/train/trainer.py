@@ -528,23 +528,24 @@ class Trainer:
         self.model.eval()
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
-        loss_sum, count = 0.0, 0
+        loss_sum, count = torch.zeros((), device=self.device), 0
         try:
             for step, batch in enumerate(data):
                 inputs, target = self._unpack(batch)
                 with self._autocast():
                     output = self._forward(self.model, inputs, f"evaluation batch {step}")
                 output = output.float()
-                outputs.append(output.cpu())
+                outputs.append(output)
                 if need_targets:
                     self._check_targets(output, target, f"evaluation batch {step}")
                     n = _num_samples(inputs, target)
-                    loss_sum += float(self.loss_fn(output, target)) * n
+                    loss_sum += self.loss_fn(output, target).detach() * n
                     count += n
-                    targets.append(target.cpu())
+                    targets.append(target)
         finally:
             self.model.train(was_training)
-        return outputs, targets, loss_sum, count
+        # one device-to-host copy per evaluation, not one per batch
+        return [o.cpu() for o in outputs], [t.cpu() for t in targets], float(loss_sum), count
 
     def _check_finite(self, loss_sum: Tensor, where: str) -> None:
         if not math.isfinite(float(loss_sum)):
