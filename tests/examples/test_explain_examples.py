@@ -36,6 +36,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def test_explain_mnist_smoke(tmp_path, one_thread):
+    example = load_example("explain_mnist")
+    args = ["--limit", "200", "--epochs", "1", "--explain", "6", "--steps", "4"]
+    metrics = example.main([*args, "--out", str(tmp_path), "--quiet"])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    assert METRIC_KEYS <= saved.keys()
+    assert saved["grid_cam_max_abs_diff"] < 1e-4  # the grid GNN's graph CAM is the CNN's CAM
+    for name in ("cam.png", "grid_cam.png", "feature_maps.png", "filters.png", "weights.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "deletion.png").stat().st_size > 0
+    assert (tmp_path / "predictions.png").stat().st_size > 0
+
+
 def test_explain_molecule_smoke(tmp_path, one_thread):
     example = load_example("explain_molecule")
     args = ["--limit", "120", "--epochs", "1", "--explain", "6", "--draw", "2", "--steps", "3"]
@@ -51,7 +65,7 @@ def test_explain_molecule_smoke(tmp_path, one_thread):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["explain_molecule"])
+@pytest.mark.parametrize("name", ["explain_mnist", "explain_molecule"])
 def test_full_run_meets_targets(tmp_path, name):
     metrics = load_example(name).main(["--out", str(tmp_path), "--quiet"])
     assert metrics["deletion_auc"] < metrics["deletion_auc_random"]

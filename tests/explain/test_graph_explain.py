@@ -207,6 +207,45 @@ def test_train_mode_restored(model):
     assert model.training and model.conv1.training
 
 
+def test_cnn_to_grid_gnn_graph_cam_equals_cnn_cam():
+    from gconv.models import CNN
+    from gconv.models.grid import cnn_to_grid_gnn
+
+    torch.manual_seed(0)
+    cnn = CNN(in_shape=(1, 12, 12), num_classes=4, channels=(4, 6), head="gap", batch_norm=True)
+    cnn.eval()
+    grid_model = cnn_to_grid_gnn(cnn).eval()
+    images = torch.rand(3, 1, 12, 12)
+    target = torch.tensor([0, 3, 1])
+    explanation = graph_cam(grid_model, images, target=target)
+    assert explanation.grid_size == (3, 3)  # two 2x2 pools
+    with CAM(cnn) as cam:
+        cnn_raw = cam(images, target=target, raw=True)
+        cnn_maps = cam(images, target=target)
+    torch.testing.assert_close(node_mask_to_image(explanation), cnn_raw, atol=1e-5, rtol=1e-5)
+    upsampled = node_mask_to_image(explanation, size=(12, 12))
+    from gconv.explain.cam import normalize_maps
+
+    torch.testing.assert_close(normalize_maps(upsampled), cnn_maps, atol=1e-5, rtol=1e-5)
+
+
+def test_cnn_to_grid_gnn_grad_cam_equals_cnn_grad_cam():
+    from gconv.explain.cam import GradCAM
+    from gconv.models import CNN
+    from gconv.models.grid import cnn_to_grid_gnn
+
+    torch.manual_seed(1)
+    cnn = CNN(in_shape=(1, 8, 8), num_classes=3, channels=(4,), head="gap").eval()
+    grid_model = cnn_to_grid_gnn(cnn).eval()
+    images = torch.rand(2, 1, 8, 8)
+    explanation = grad_cam(grid_model, images, target=2)
+    with GradCAM(cnn) as cam:
+        cnn_raw = cam(images, target=2, raw=True)
+    torch.testing.assert_close(
+        node_mask_to_image(explanation), cnn_raw.clamp_min(0), atol=1e-6, rtol=1e-5
+    )
+
+
 def test_graph_cam_on_gconv_gcn_decomposes_the_prediction():
     from gconv.models import GCN
 
