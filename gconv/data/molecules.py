@@ -372,7 +372,10 @@ def _to_data(x: np.ndarray, edge_index: np.ndarray, edge_attr: np.ndarray, smile
 
 
 def mol_to_graph(mol: Chem.Mol, largest_fragment: bool = False, smiles: str | None = None) -> Data:
-    r"""Converts an RDKit molecule to a graph of its heavy atoms.
+    r"""Converts an RDKit molecule to a graph with one node per atom of ``mol``.
+
+    Hydrogens are nodes only if ``mol`` holds them explicitly (e.g. after ``Chem.AddHs``);
+    otherwise they are counted in the ``num_hs`` features, as for parsed SMILES.
 
     Args:
         mol (rdkit.Chem.Mol): A sanitised molecule with at least one atom.
@@ -587,8 +590,10 @@ def featurize(
 
     Args:
         smiles_list (Sequence[str]): The SMILES strings.
-        n_jobs (int, optional): Worker processes; ``-1`` uses every CPU. Worth it from a few
-            thousand molecules on; small inputs are featurised in-process. (default: :obj:`1`)
+        n_jobs (int, optional): Worker processes; ``-1`` uses every CPU. Each worker returns
+            NumPy arrays per chunk, so this pays off for tens of thousands of molecules on idle
+            cores (on a busy 2-core machine it is slower than one process); inputs shorter
+            than ``2 * n_jobs`` are featurised in-process. (default: :obj:`1`)
         on_error (str, optional): ``"raise"`` raises a :class:`ValueError` naming the index and
             the SMILES of the first bad input; ``"skip"`` leaves bad inputs out and lists them
             in :attr:`Featurized.skipped`. (default: :obj:`"raise"`)
