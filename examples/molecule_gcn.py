@@ -12,6 +12,14 @@ All model selection (GCN epoch, baseline choice) uses the validation split only;
 scored once, at the end.
 
 Writes into --out: best.pt / last.pt (checkpoints), metrics.json, parity.png.
+
+Test RMSE with the defaults (CPU, one thread; --seed sets the split and the initialisation):
+
+    data set, split        seed   mean    Morgan FP (ridge)   GCN
+    CHEMBL2321810 pIC50     0     1.069   0.637               0.583
+    CHEMBL2321810 pIC50     1     1.074   0.628               0.710
+    CHEMBL2321810 pIC50     2     1.265   0.533               0.610
+    NCI TPSA (sum readout)  0     48.35   23.94               3.20   (R2 0.996)
 """
 
 from __future__ import annotations
@@ -55,8 +63,8 @@ DEFAULTS = dict(
     sizes=(0.8, 0.1, 0.1),
     readout=None,  # None: "sum" for TPSA (a sum over atoms), else "mean"
     hidden=128,
-    layers=4,
-    dropout=0.1,
+    layers=3,
+    dropout=0.0,  # 0.1 and 0.2 were worse on average over CHEMBL2321810 scaffold seeds 0-2
     edge_features=True,  # learned per-edge GCN weights from the 14 bond features
     epochs=60,
     batch_size=32,
