@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from matplotlib.figure import Figure
 
 from gconv.data import MNIST_CLASSES, TensorLoader, mnist5k
 from gconv.explain import CAM, GradCAM, GradCAMPlusPlus, viz
@@ -73,20 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.epochs < 1 or args.batch_size < 1 or args.explain < 2 or args.steps < 1:
         p.error("--epochs, --batch-size and --steps must be >= 1 and --explain >= 2")
     return args
-
-
-def curves_figure(curves: dict[str, torch.Tensor], fractions: torch.Tensor) -> Figure:
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    for ax, mode in zip(fig.subplots(1, 2), ("deletion", "insertion"), strict=True):
-        for name, curve in curves.items():
-            if name.startswith(mode):
-                label = name.removeprefix(mode + " ")
-                ax.plot(fractions, curve, label=label, ls="--" if "random" in label else "-")
-        ax.set_xlabel(f"fraction of pixels {'removed' if mode == 'deletion' else 'inserted'}")
-        ax.set_ylabel("class probability")
-        ax.set_title(mode)
-        ax.legend(fontsize=8)
-    return fig
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -210,7 +195,9 @@ def main(argv: list[str] | None = None) -> dict:
         ):
             curve = image_curve(model, images, importance, preds, mode=mode, steps=args.steps)
             curves[f"{mode} {name}"] = curve.mean_curve.cpu()
-    viz.save_figure(curves_figure(curves, curve.fractions.cpu()), args.out / "deletion.png")
+    viz.save_figure(
+        viz.faithfulness_curves(curves, curve.fractions.cpu()), args.out / "deletion.png"
+    )
 
     def grad_cam_maps(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         # raw (signed, pre-ReLU) maps: a random model's ReLU-ed maps are often all zero

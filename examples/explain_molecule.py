@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-from matplotlib.figure import Figure
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
@@ -79,20 +78,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.epochs < 1 or args.batch_size < 1 or args.explain < 2 or args.steps < 1:
         p.error("--epochs, --batch-size and --steps must be >= 1 and --explain >= 2")
     return args
-
-
-def curves_figure(curves: dict[str, torch.Tensor], fractions: torch.Tensor) -> Figure:
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    for ax, mode in zip(fig.subplots(1, 2), ("deletion", "insertion"), strict=True):
-        for name, curve in curves.items():
-            if name.startswith(mode):
-                label = name.removeprefix(mode + " ")
-                ax.plot(fractions, curve, label=label, ls="--" if "random" in label else "-")
-        ax.set_xlabel(f"fraction of atoms {'zeroed' if mode == 'deletion' else 'restored'}")
-        ax.set_ylabel("predicted pIC50 (standardised)")
-        ax.set_title(mode)
-        ax.legend(fontsize=8)
-    return fig
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -185,7 +170,12 @@ def main(argv: list[str] | None = None) -> dict:
         for name, importance in (("graph CAM", cam), ("random", shuffled)):
             curve = graph_curve(model, batch, importance, mode=mode, **curve_options)
             curves[f"{mode} {name}"] = curve.mean_curve.cpu()
-    viz.save_figure(curves_figure(curves, curve.fractions.cpu()), args.out / "deletion.png")
+    viz.save_figure(
+        viz.faithfulness_curves(
+            curves, curve.fractions.cpu(), unit="atoms", ylabel="predicted pIC50 (standardised)"
+        ),
+        args.out / "deletion.png",
+    )
     randomisation = model_randomisation(
         model, lambda m, data: graph_cam(m, data, target=0), batch, seed=args.seed
     )

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "overlay",
+    "faithfulness_curves",
     "heatmap_overlay",
     "image_grid",
     "prediction_grid",
@@ -346,6 +347,34 @@ def weight_histograms(model: nn.Module, bins: int = 50, ncols: int = 4) -> Figur
 # ---------------------------------------------------------------------------------------------
 # graphs: grid nodes and molecules
 # ---------------------------------------------------------------------------------------------
+def faithfulness_curves(
+    curves: dict[str, Tensor],
+    fractions: Tensor,
+    unit: str = "pixels",
+    ylabel: str = "class probability",
+) -> Figure:
+    """Deletion and insertion curves side by side.
+
+    Args:
+        curves (dict): ``"deletion <method>"`` / ``"insertion <method>"`` -> scores over the steps;
+            methods whose name contains ``"random"`` are drawn dashed (the baseline).
+        fractions (Tensor): fraction of ``unit`` removed / inserted at each step.
+        unit (str, optional): what is removed, for the x label. (default: :obj:`"pixels"`)
+        ylabel (str, optional): what the score is. (default: :obj:`"class probability"`)
+    """
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    for ax, mode in zip(fig.subplots(1, 2), ("deletion", "insertion"), strict=True):
+        for name, curve in curves.items():
+            if name.startswith(mode):
+                label = name.removeprefix(mode + " ")
+                ax.plot(fractions, curve, label=label, ls="--" if "random" in label else "-")
+        ax.set_xlabel(f"fraction of {unit} {'removed' if mode == 'deletion' else 'inserted'}")
+        ax.set_ylabel(ylabel)
+        ax.set_title(mode)
+        ax.legend(fontsize=8)
+    return fig
+
+
 def grid_node_importance(
     explanation,
     images: Tensor | None = None,

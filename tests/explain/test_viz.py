@@ -114,3 +114,18 @@ def test_draw_molecule_importance_png_and_svg(tmp_path):
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "b"]
     viz.save_figure(fig, tmp_path / "mols.png")
     assert (tmp_path / "mols.png").stat().st_size > 1000
+
+
+def test_faithfulness_curves_draws_both_modes_with_dashed_baseline():
+    fractions = torch.linspace(0, 1, 5)
+    curves = {
+        "deletion CAM": torch.linspace(1, 0, 5),
+        "deletion random": torch.full((5,), 0.5),
+        "insertion CAM": torch.linspace(0, 1, 5),
+    }
+    fig = viz.faithfulness_curves(curves, fractions, unit="atoms")
+    deletion, insertion = fig.axes
+    assert [line.get_label() for line in deletion.lines] == ["CAM", "random"]
+    assert deletion.lines[1].get_linestyle() == "--"
+    assert len(insertion.lines) == 1
+    assert deletion.get_xlabel() == "fraction of atoms removed"
