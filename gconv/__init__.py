@@ -9,3 +9,8 @@ Subpackages: :mod:`gconv.data`, :mod:`gconv.layers`, :mod:`gconv.models`, :mod:`
 """
 
 __version__ = "0.1.0"
+
+# ``summary`` stays under ``gconv.summary``: re-exporting the function here would shadow the module.
+from gconv.train import Trainer
+
+__all__ = ["Trainer", "__version__"]
