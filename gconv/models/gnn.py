@@ -43,7 +43,11 @@ class GCN(nn.Module):
         \mathbf{\Theta}^{(l)}\big)\big)\Big), \qquad
         \mathbf{y}_g = \mathrm{head}\big(\mathrm{readout}(\{\mathbf{h}^{(L)}_i \mid i \in g\})\big),
 
-    with :math:`\mathbf{H}^{(0)} = \mathbf{X}`; the residual term is dropped in the first layer
+    with :math:`\mathbf{H}^{(0)} = \mathbf{X}`; with :obj:`jumping_knowledge`, the readout gets the
+    concatenation :math:`[\mathbf{H}^{(1)} \Vert \cdots \Vert \mathbf{H}^{(L)}]` of every layer's
+    output instead of :math:`\mathbf{H}^{(L)}` (`"Representation Learning on Graphs with Jumping
+    Knowledge Networks" <https://arxiv.org/abs/1806.03536>`_), so substructures of every radius
+    reach the head directly. The residual term is dropped in the first layer
     when :obj:`in_channels` differs from :obj:`hidden_channels`. With :obj:`edge_dim`, edge
     features give each edge a learned weight :math:`e_{j,i} = \mathrm{sigmoid}(\mathbf{w}^{\top}
     \mathbf{e}_{j,i} + b) \in (0, 1)` shared by all layers.
@@ -69,6 +73,10 @@ class GCN(nn.Module):
             single ``nn.Linear`` (CAM-ready). (default: :obj:`()`)
         activation (str, optional): Non-linearity, one of :obj:`"relu"`, :obj:`"leaky_relu"`,
             :obj:`"elu"`, :obj:`"gelu"`, :obj:`"silu"`, :obj:`"tanh"`. (default: :obj:`"relu"`)
+        jumping_knowledge (bool, optional): Read out the concatenated outputs of all layers,
+            :obj:`num_layers * hidden_channels` features per node (``.embedding_channels``);
+            a :class:`~gconv.layers.Readout` module passed as :obj:`readout` must accept that
+            size. (default: :obj:`False`)
 
     Shapes:
         - **input:** a PyG :class:`~torch_geometric.data.Data` / :class:`~torch_geometric.data.Batch`
@@ -92,6 +100,7 @@ class GCN(nn.Module):
         edge_dim: int | None = None,
         head_hidden: Sequence[int] = (),
         activation: str = "relu",
+        jumping_knowledge: bool = False,
     ) -> None:
         super().__init__()
         for argument, value in [
@@ -115,8 +124,9 @@ class GCN(nn.Module):
             raise ValueError(
                 f"GCN got unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
             )
+        embedding_channels = hidden_channels * num_layers if jumping_knowledge else hidden_channels
         if isinstance(readout, str):
-            readout = make_readout(readout, in_channels=hidden_channels)  # checks the name
+            readout = make_readout(readout, in_channels=embedding_channels)  # checks the name
         elif not isinstance(readout, Readout):
             raise TypeError(
                 f"GCN expected readout as a name or a gconv.layers.Readout, got "
@@ -132,6 +142,9 @@ class GCN(nn.Module):
         self.residual = residual
         self.edge_dim = edge_dim
         self.head_hidden = tuple(head_hidden)
+        self.jumping_knowledge = bool(jumping_knowledge)
+        #: Size of the node embeddings entering the readout (see :meth:`embed`).
+        self.embedding_channels = embedding_channels
 
         # One learned scalar weight per edge, in (0, 1) so that GCN degrees stay positive.
         self.edge_encoder = (
@@ -149,7 +162,7 @@ class GCN(nn.Module):
         self.activation = ACTIVATIONS[activation]()
         self.readout = readout
         self.head = _make_head(
-            readout.output_channels(hidden_channels),
+            readout.output_channels(embedding_channels),
             self.head_hidden,
             out_channels,
             ACTIVATIONS[activation],
@@ -169,8 +182,9 @@ class GCN(nn.Module):
         *,
         edge_attr: Tensor | None = None,
     ) -> Tensor:
-        r"""Node embeddings :math:`\mathbf{H}^{(L)}` of shape ``(N, hidden_channels)``, the input of
-        :attr:`readout`; takes the same inputs as :meth:`forward`."""
+        r"""Node embeddings of shape ``(N, embedding_channels)``, the input of :attr:`readout`:
+        :math:`\mathbf{H}^{(L)}`, or all layers' outputs concatenated with
+        :obj:`jumping_knowledge`; takes the same inputs as :meth:`forward`."""
         x, edge_index, edge_attr, _, _ = self._unpack(data, edge_index, edge_attr=edge_attr)
         return self._embed(x, edge_index, edge_attr)
 
@@ -196,11 +210,13 @@ class GCN(nn.Module):
         edge_weight = None
         if self.edge_encoder is not None:
             edge_weight = self.edge_encoder(edge_attr).squeeze(-1)
+        layer_outputs = []
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = self.activation(norm(conv(x, edge_index, edge_weight)))
             h = F.dropout(h, p=self.dropout, training=self.training)
             x = x + h if self.residual and x.shape == h.shape else h
-        return x
+            layer_outputs.append(x)
+        return torch.cat(layer_outputs, dim=-1) if self.jumping_knowledge else x
 
     def _unpack(
         self,
@@ -252,7 +268,9 @@ class GCN(nn.Module):
         return (
             f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
             f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
-            f"readout={self.readout})"
+            f"readout={self.readout}"
+            + (", jumping_knowledge=True" if self.jumping_knowledge else "")
+            + ")"
         )
 
 

@@ -123,6 +123,31 @@ def test_mlp_head_readout_module_and_dropout():
     torch.testing.assert_close(model(batch), model(batch))
 
 
+@pytest.mark.parametrize("readout", ["mean", "attention", "set2set"])
+def test_jumping_knowledge_reads_out_every_layer(readout):
+    batch = graph_batch(4, seed=8)
+    model = GCN(
+        4, 2, hidden_channels=8, num_layers=3, readout=readout, edge_dim=3, jumping_knowledge=True
+    ).eval()
+    assert model.embedding_channels == 24
+    embedding = model.embed(batch)
+    assert embedding.shape == (batch.num_nodes, 24)
+    # The last block of the concatenation is the plain model's embedding (same weights).
+    plain = GCN(4, 2, hidden_channels=8, num_layers=3, readout="mean", edge_dim=3).eval()
+    plain.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith(("readout", "head"))},
+        strict=False,
+    )
+    torch.testing.assert_close(embedding[:, 16:], plain.embed(batch))
+    # Still what graph CAM relies on: out = head(readout(embed(data), batch)).
+    expected = model.head(model.readout(embedding, batch.batch, batch.num_graphs))
+    torch.testing.assert_close(model(batch), expected)
+    separately = torch.cat([model(graph) for graph in batch.to_data_list()])
+    torch.testing.assert_close(model(batch), separately)
+    assert "jumping_knowledge=True" in repr(model)
+    assert GCN(4, 2, hidden_channels=8).embedding_channels == 8
+
+
 def test_single_node_graph_trains_with_batch_norm():
     graph = chain_graph(1, torch.Generator().manual_seed(8))
     model = GCN(4, 1, hidden_channels=8).train()
