@@ -19,18 +19,9 @@ from torch_geometric.nn import BatchNorm
 from gconv.layers.gcn import GCNConv
 from gconv.layers.readout import Readout
 from gconv.layers.readout import readout as make_readout
+from gconv.models.cnn import ACTIVATIONS
 
 __all__ = ["GCN"]
-
-#: Activation modules by the name :class:`GCN` accepts.
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
 
 
 class GCN(nn.Module):
