@@ -211,3 +211,15 @@ def test_amp_auto_is_off_on_cpu_and_grad_clip_runs():
     trainer = Trainer(small_net(), device="cpu", progress=False, grad_clip=0.1)
     assert trainer.amp_dtype is None and not trainer.scaler.is_enabled()
     trainer.fit(TensorLoader(x, y, batch_size=50), epochs=1)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_like_eager():
+    x, y = blobs(200)
+    runs = []
+    for compiled in (False, True):
+        seed_everything(0)
+        trainer = Trainer(small_net(), compile=compiled, progress=False, lr=1e-2)
+        trainer.fit(TensorLoader(x, y, batch_size=50, seed=0), epochs=2)
+        runs.append(params(trainer.model))
+    torch.testing.assert_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
