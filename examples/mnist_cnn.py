@@ -2,6 +2,7 @@
 
     python examples/mnist_cnn.py                      # BN CNN + shift augmentation, ~98.5-99 %
     python examples/mnist_cnn.py --model lecture      # the lecture-notes net (conv 32/64 + FC 128)
+    python examples/mnist_cnn.py --model mlp          # the DNN baseline (784-256-128-10), same loop
     python examples/mnist_cnn.py --dataset fashion --download   # torchvision FashionMNIST, online
     torchrun --nproc_per_node=2 examples/mnist_cnn.py  # data parallel (gloo on CPU, nccl on GPU)
 
@@ -20,18 +21,19 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from gconv.data import CLASS_NAMES, TensorLoader, load_image_dataset
 from gconv.data.augment import RandomShift
 from gconv.explain.viz import prediction_grid, save_figure
-from gconv.models import CNN, lecture_cnn
+from gconv.models import CNN, MLP, lecture_cnn
 from gconv.summary import summary
 from gconv.train import Trainer, plot_history, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
     dataset="mnist5k",  # mnist5k (embedded) | mnist | fashion (torchvision, needs files or --download)
-    model="bn",  # bn: conv 32/64/128 + batch-norm + dropout | lecture: the notes' conv 32/64 + FC 128
+    model="bn",  # bn: conv 32/64/128 + BN + dropout | lecture: the notes' conv 32/64 + FC 128 | mlp
     epochs=15,
     batch_size=100,
     lr=3e-3,  # peak of the one-cycle schedule (Adam); the lecture model uses a flat 1e-3
@@ -50,17 +52,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--dataset", choices=("mnist5k", "mnist", "fashion"), default=DEFAULTS["dataset"]
     )
-    p.add_argument("--model", choices=("bn", "lecture"), default=DEFAULTS["model"])
+    p.add_argument("--model", choices=("bn", "lecture", "mlp"), default=DEFAULTS["model"])
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default: 3e-3 bn, 1e-3 lecture)"
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: 3e-3 bn, 1e-3 lecture / mlp)",
     )
     p.add_argument(
         "--shift",
         type=int,
         default=None,
-        help="max random shift in pixels (default: 2 bn, 0 lecture)",
+        help="max random shift in pixels (default: 2 bn, 0 lecture / mlp)",
     )
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | cuda:1 | mps")
@@ -82,7 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     args = p.parse_args(argv)
-    lecture = args.model == "lecture"
+    lecture = args.model in (
+        "lecture",
+        "mlp",
+    )  # the notes' plain recipe: Adam 1e-3, no augmentation
     args.lr = args.lr if args.lr is not None else (1e-3 if lecture else DEFAULTS["lr"])
     args.shift = args.shift if args.shift is not None else (0 if lecture else DEFAULTS["shift"])
     if args.epochs < 1 or args.batch_size < 1:
@@ -90,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_model(kind: str, in_shape: tuple[int, int, int], num_classes: int) -> CNN:
+def build_model(kind: str, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    if kind == "mlp":
+        return MLP(in_shape, num_classes=num_classes, hidden=(256, 128))
     if kind == "lecture":
         return lecture_cnn(num_classes=num_classes, in_shape=in_shape)
     return CNN(
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics=("accuracy",),
         device=args.device,
         amp=None if args.amp == "none" else args.amp,
-        scheduler=None if args.model == "lecture" else one_cycle,
+        scheduler=one_cycle if args.model == "bn" else None,
         scheduler_interval="step",
         checkpoint_dir=args.out,
         seed=args.seed,

@@ -53,3 +53,11 @@ def test_full_run_reaches_target(tmp_path):
     """The README's claim: >= 98.5 % on the 1,000 held-out embedded digits."""
     metrics = load_example().main(["--out", str(tmp_path), "--quiet"])
     assert metrics["test_acc"] >= 0.985
+
+
+def test_mlp_baseline_runs_through_the_same_loop(tmp_path):
+    metrics = load_example().main(
+        ["--model", "mlp", "--limit", "200", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    )
+    assert metrics["model"] == "mlp"
+    assert metrics["params"] == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
