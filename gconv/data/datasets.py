@@ -658,10 +658,11 @@ def predict_smiles(
     model.eval()
     try:
         outputs = [
-            model(batch.to(device)).float().cpu()
+            model(batch.to(device, non_blocking=True)).float()
             for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
         ]
     finally:
         model.train(was_training)
-    prediction = torch.cat(outputs) if outputs else torch.empty(0)
+    # one device-to-host copy at the end, not one per batch
+    prediction = torch.cat(outputs).cpu() if outputs else torch.empty(0)
     return standardizer.inverse_transform(prediction) if standardizer is not None else prediction

@@ -188,7 +188,7 @@ def image_to_graph(
         width=width,
     )
     if y is not None:
-        data.y = y.reshape(-1) if isinstance(y, Tensor) else torch.tensor([y])
+        data.y = y.reshape(-1) if isinstance(y, Tensor) else torch.tensor([y], device=image.device)
     return data
 
 

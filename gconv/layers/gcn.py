@@ -211,6 +211,12 @@ class GCNConv(MessagePassing):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    def _apply(self, fn, recurse=True):
+        # .to() / .cuda() / .half() move parameters and buffers; the cached adjacency is neither,
+        # so drop it rather than keep one on the old device or dtype.
+        self._cached_adjacency = None
+        return super()._apply(fn, recurse)
+
     def reset_parameters(self) -> None:
         super().reset_parameters()
         self.lin.reset_parameters()

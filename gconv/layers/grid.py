@@ -282,6 +282,17 @@ def grid_gcn_norm(
     return degree.rsqrt().to(device=device, dtype=dtype)
 
 
+@lru_cache(maxsize=64)
+def _grid_gcn_constants(
+    height: int, width: int, connectivity: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """``(d^-1/2 [H*W, 1], stencil [1, 1, 3, 3])`` on ``device``: built once per grid, not per call
+    (building them is CPU work plus blocking host-to-device copies)."""
+    norm = grid_gcn_norm(height, width, connectivity, device, dtype)
+    stencil = _grid_gcn_stencil(connectivity).to(device=device, dtype=dtype).view(1, 1, 3, 3)
+    return norm, stencil
+
+
 class GridGCNConv(nn.Module):
     r"""The isotropic graph convolution of `"Semi-supervised Classification with Graph
     Convolutional Networks" <https://arxiv.org/abs/1609.02907>`_ on a grid graph, run as dense
@@ -360,10 +371,11 @@ class GridGCNConv(nn.Module):
     def forward(self, x: Tensor, grid_size: tuple[int, int]) -> Tensor:
         _check_grid_nodes(x, grid_size, "GridGCNConv")
         height, width = grid_size
-        inv_sqrt_degree = grid_gcn_norm(height, width, self.connectivity, x.device, x.dtype)
+        inv_sqrt_degree, stencil = _grid_gcn_constants(
+            height, width, self.connectivity, x.device, x.dtype
+        )
         h = self.lin(x) * inv_sqrt_degree
         images = _as_grid_batch(h, grid_size, "GridGCNConv")
-        stencil = _grid_gcn_stencil(self.connectivity).to(device=x.device, dtype=x.dtype)
         stencil = stencil.expand(self.out_channels, 1, 3, 3)
         summed = F.conv2d(images, stencil, padding=1, groups=self.out_channels)
         out = _as_nodes(summed, like=h) * inv_sqrt_degree

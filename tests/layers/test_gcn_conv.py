@@ -306,3 +306,16 @@ def test_bad_input_is_rejected():
         conv(x, adj_t, edge_weight)
     with pytest.raises(ValueError, match="square adjacency"):
         gcn_norm(to_torch_coo_tensor(edge_index.flip(0), size=(5, 6)))
+
+
+def test_cached_adjacency_is_dropped_when_the_module_moves():
+    """``.to()`` moves parameters, not the cache: a stale cache would sit on the old device/dtype."""
+    conv = GCNConv(3, 4, cached=True)
+    x = torch.randn(5, 3)
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    conv(x, edge_index)
+    assert conv._cached_adjacency is not None
+    conv.double()
+    assert conv._cached_adjacency is None
+    out = conv(x.double(), edge_index)
+    assert out.dtype == torch.float64 and conv._cached_adjacency[1].dtype == torch.float64
