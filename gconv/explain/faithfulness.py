@@ -312,7 +312,8 @@ def randomize_model(model: nn.Module, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with every parameter re-initialised (``reset_parameters()``
     where a module has it, a normal draw otherwise), seeded without touching the global RNG."""
     randomized = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
+    cuda_devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
+    with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         for module in randomized.modules():
             if hasattr(module, "reset_parameters"):

@@ -308,10 +308,10 @@ def grad_cam(
         raise RuntimeError("no gradient reached the chosen layer: does the target depend on it?")
     embeddings, batch, gradients = _flatten_nodes(hooks.activations, hooks, inputs)
     num_graphs = output.size(0)
-    nodes_per_graph_count = torch.zeros(num_graphs, device=embeddings.device).index_add_(
+    nodes_per_graph_count = embeddings.new_zeros(num_graphs).index_add_(
         0, batch, torch.ones_like(batch, dtype=embeddings.dtype)
     )
-    gradient_sums = torch.zeros(num_graphs, embeddings.size(-1), device=embeddings.device)
+    gradient_sums = gradients.new_zeros(num_graphs, embeddings.size(-1))
     gradient_sums.index_add_(0, batch, gradients)
     channel_weights = gradient_sums / nodes_per_graph_count.clamp_min(1)[:, None]
     node_scores = F.relu((embeddings * channel_weights[batch]).sum(dim=-1, keepdim=True))

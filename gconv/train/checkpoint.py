@@ -90,13 +90,14 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the random states saved by :func:`rng_state`."""
     random.setstate(_as_tuple(state["python"]))
+    # Generator states are CPU byte tensors, whatever map_location the checkpoint was loaded with.
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
     np.random.set_state(
-        (np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss)
+        (np_kind, np_keys.cpu().numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss)
     )
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def _as_tuple(value: Any) -> Any:

@@ -47,14 +47,18 @@ def masked_mse(output: Tensor, target: Tensor) -> Tensor:
     """Mean squared error over the non-NaN targets (missing labels of multi-task sets)."""
     target = target.reshape(output.shape).to(output.dtype)
     valid = ~torch.isnan(target)
-    return F.mse_loss(output[valid], target[valid])
+    # where nothing in the batch is labelled, zero (with a graph), not the NaN of an empty mean
+    return torch.where(valid, output - target, 0.0).pow(2).sum() / valid.sum().clamp_min(1)
 
 
 def masked_bce(output: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy on logits over the non-NaN targets."""
     target = target.reshape(output.shape).to(output.dtype)
     valid = ~torch.isnan(target)
-    return F.binary_cross_entropy_with_logits(output[valid], target[valid])
+    losses = F.binary_cross_entropy_with_logits(
+        output, torch.where(valid, target, 0.0), reduction="none"
+    )
+    return torch.where(valid, losses, 0.0).sum() / valid.sum().clamp_min(1)
 
 
 def _mse(output: Tensor, target: Tensor) -> Tensor:
@@ -321,7 +325,7 @@ class Trainer:
             raise ValueError(f"{where} has no target: give (x, y) batches or graphs with .y")
         if self.loss_name == "cross_entropy" and not target.is_floating_point():
             classes = output.shape[-1]
-            low, high = int(target.min()), int(target.max())
+            low, high = (int(v) for v in torch.aminmax(target))
             if low < 0 or high >= classes:
                 raise ValueError(
                     f"labels must be integers in [0, {classes}) for a model with {classes} outputs; "

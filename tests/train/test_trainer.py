@@ -223,3 +223,25 @@ def test_torch_compile_trains_like_eager():
         trainer.fit(TensorLoader(x, y, batch_size=50, seed=0), epochs=2)
         runs.append(params(trainer.model))
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["masked_mse", "bce"])
+def test_masked_losses_ignore_nan_and_survive_unlabelled_batches(name):
+    from gconv.train.trainer import LOSSES
+
+    loss_fn = LOSSES[name]
+    output = torch.tensor([[0.5, -1.0], [2.0, 0.3]], requires_grad=True)
+    target = torch.tensor([[1.0, math.nan], [0.0, 1.0]])
+    valid = ~torch.isnan(target)
+    if name == "masked_mse":
+        expected = torch.nn.functional.mse_loss(output[valid], target[valid])
+    else:
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(
+            output[valid], target[valid]
+        )
+    torch.testing.assert_close(loss_fn(output, target), expected)
+    # a batch with no label at all: zero loss and zero gradient, not NaN
+    empty = loss_fn(output, torch.full_like(target, math.nan))
+    empty.backward()
+    assert empty.item() == 0.0
+    assert torch.equal(output.grad, torch.zeros_like(output))
