@@ -310,6 +310,11 @@ class BaseCAM:
                 f"{tuple(activations.shape)}; choose a convolutional target_layer"
             )
         gradients = self.hooks.gradients
+        if self.uses_gradients and gradients is None:
+            raise RuntimeError(
+                f"no gradient reached the target layer {type(self.target_layer).__name__}: "
+                "does the target score depend on it?"
+            )
         with torch.no_grad():
             weights = self.channel_weights(x.detach(), activations, gradients, score_fn)
             maps = torch.einsum("bc,bchw->bhw", weights.to(activations.dtype), activations)

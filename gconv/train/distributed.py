@@ -75,6 +75,12 @@ def shard_loader(loader: Any, info: DistInfo, seed: int, pin_memory: bool) -> An
         sampler = DistributedSampler(
             loader.dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed
         )
+        workers = {}
+        if loader.num_workers > 0:  # these options are only valid with worker processes
+            workers = dict(
+                prefetch_factor=loader.prefetch_factor,
+                persistent_workers=loader.persistent_workers,
+            )
         return DataLoader(
             loader.dataset,
             batch_size=loader.batch_size,
@@ -83,6 +89,11 @@ def shard_loader(loader: Any, info: DistInfo, seed: int, pin_memory: bool) -> An
             collate_fn=loader.collate_fn,
             pin_memory=pin_memory or loader.pin_memory,
             drop_last=loader.drop_last,
+            timeout=loader.timeout,
+            worker_init_fn=loader.worker_init_fn,
+            multiprocessing_context=loader.multiprocessing_context,
+            generator=loader.generator,
+            **workers,
         )
     raise TypeError(
         f"under torchrun the training data must be a gconv TensorLoader or a torch DataLoader "

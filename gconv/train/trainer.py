@@ -579,12 +579,11 @@ class Trainer:
             raise ValueError("resume=True needs checkpoint_dir (or pass the checkpoint path)")
         return self.checkpoint_dir / "last.pt"
 
-    def _model_state(self) -> dict[str, Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-
     def _save_best(self, monitor: str) -> None:
         if self.checkpoint_dir is None:
-            self._best_state = {k: v.cpu() for k, v in self._model_state().items()}
+            self._best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }
             return
         if self.dist.is_main:
             save_checkpoint(
