@@ -90,6 +90,14 @@ def init_weights(module: nn.Module, init: str | None = "kaiming", activation: st
             nn.init.zeros_(layer.bias)
 
 
+def _reinitialise(model: nn.Module, init: str | None, activation: str) -> None:
+    """Reset every sub-layer to PyTorch's defaults, then apply ``init`` to conv / linear weights."""
+    for layer in model.modules():
+        if layer is not model and hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    init_weights(model, init, activation)
+
+
 class CNN(nn.Module):
     r"""A configurable convolutional image classifier.
 
@@ -236,10 +244,7 @@ class CNN(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise all layers (conv / linear with ``init``, batch norm to identity)."""
-        for layer in self.modules():
-            if layer is not self and hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        init_weights(self, self.init, self.activation)
+        _reinitialise(self, self.init, self.activation)
 
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``[B, C, H, W]`` to logits ``[B, num_classes]``."""
@@ -366,11 +371,8 @@ class MLP(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-initialise all layers."""
-        for layer in self.modules():
-            if layer is not self and hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        init_weights(self, self.init, self.activation)
+        """Re-initialise all layers (linear with ``init``, batch norm to identity)."""
+        _reinitialise(self, self.init, self.activation)
 
     def forward(self, x: Tensor) -> Tensor:
         """Map inputs ``[B, *in_shape]`` to logits ``[B, num_classes]``."""
