@@ -1,3 +1,4 @@
+from gconv.layers.dmpnn import DMPNNConv, reverse_edge_index
 from gconv.layers.gcn import GCNConv, gcn_norm
 from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool, grid_gcn_norm
 from gconv.layers.readout import (
