@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from gconv.data.grid import grid_offsets
+from gconv.grid_layout import grid_offsets
 
 
 def _check_grid_nodes(x: Tensor, grid_size: tuple[int, int], layer: str) -> None:

@@ -17,17 +17,20 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from gconv.layers.activation import ACTIVATIONS, make_activation
 from gconv.summary import conv_output_size, pool_output_size
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
+__all__ = [
+    "ACTIVATIONS",
+    "BasicBlock",
+    "CNN",
+    "MLP",
+    "init_weights",
+    "lecture_cnn",
+    "make_activation",
+    "mnist_cnn",
+]
+
 HEADS = ("flatten", "gap")
 POOLS = ("max", "avg", None)
 INITS = ("kaiming", "xavier", None)
@@ -52,16 +55,6 @@ def _as_tuple(
         kind = "" if allow_empty else "at least one, all "
         raise ValueError(f"{owner} expected {argument} as {kind}positive integers, got {values}")
     return values
-
-
-def make_activation(name: str) -> nn.Module:
-    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`).
-
-    A fresh, non-inplace module per use keeps the model tree readable and lets hooks (CAM,
-    Grad-CAM) see every activation output unchanged.
-    """
-    _check_choice("make_activation", "name", name, tuple(ACTIVATIONS))
-    return ACTIVATIONS[name]()
 
 
 def init_weights(module: nn.Module, init: str | None = "kaiming", activation: str = "relu") -> None:
@@ -96,6 +89,88 @@ def _reinitialise(model: nn.Module, init: str | None, activation: str) -> None:
         if layer is not model and hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
     init_weights(model, init, activation)
+
+
+class BasicBlock(nn.Module):
+    r"""The ResNet basic block (`"Deep Residual Learning for Image Recognition"
+    <https://arxiv.org/abs/1512.03385>`_, Fig. 2): two convolutions and a shortcut.
+
+    .. math::
+        \mathbf{H}^{\prime} = \sigma\big(\mathrm{BN}(\mathbf{W}_2 \star \sigma(\mathrm{BN}(
+        \mathbf{W}_1 \star \mathbf{H}))) + S(\mathbf{H})\big)
+
+    The shortcut :math:`S` is the identity when the channel count stays, else a 1x1 convolution
+    (+ batch norm) projecting to ``out_channels`` (ResNet's option B). Both convolutions keep the
+    spatial size ("same" padding, odd kernels only); :class:`CNN` pools between blocks instead of
+    striding, so only channels ever change shape.
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        kernel_size (int): odd kernel size of both convolutions. (default: :obj:`3`)
+        batch_norm (bool): batch norm after each convolution and on a projection; the
+            convolutions then have no bias. (default: :obj:`True`)
+        activation (str): activation name, one of :data:`ACTIVATIONS`. (default: :obj:`"relu"`)
+
+    Attributes:
+        conv1, bn1, act1, conv2, bn2: the residual branch (``bn*`` only with ``batch_norm``).
+        shortcut (nn.Module): ``nn.Identity()`` or ``nn.Sequential(conv, [bn])`` (1x1).
+        act2: the activation after the sum.
+
+    Shapes:
+        - **input:** :math:`(B, C_{in}, H, W)`
+        - **output:** :math:`(B, C_{out}, H, W)`
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        batch_norm: bool = True,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                f"BasicBlock expected an odd kernel_size (the sum needs equal shapes), got "
+                f"{kernel_size!r}"
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.batch_norm = batch_norm
+        padding = kernel_size // 2
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=padding, bias=not batch_norm
+        )
+        self.bn1 = nn.BatchNorm2d(out_channels) if batch_norm else None
+        self.act1 = make_activation(activation)
+        self.conv2 = nn.Conv2d(
+            out_channels, out_channels, kernel_size, padding=padding, bias=not batch_norm
+        )
+        self.bn2 = nn.BatchNorm2d(out_channels) if batch_norm else None
+        if in_channels == out_channels:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            projection: list[nn.Module] = [
+                nn.Conv2d(in_channels, out_channels, 1, bias=not batch_norm)
+            ]
+            if batch_norm:
+                projection.append(nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(*projection)
+        self.act2 = make_activation(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(x)
+        h = self.act1(h if self.bn1 is None else self.bn1(h))
+        h = self.conv2(h)
+        h = h if self.bn2 is None else self.bn2(h)
+        return self.act2(h + self.shortcut(x))
+
+    def extra_repr(self) -> str:
+        shortcut = "identity" if isinstance(self.shortcut, nn.Identity) else "1x1 projection"
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, shortcut={shortcut}"
 
 
 class CNN(nn.Module):
@@ -136,6 +211,12 @@ class CNN(nn.Module):
             :obj:`"max"`)
         init (str, optional): Weight init of conv and linear layers, ``"kaiming"``, ``"xavier"``
             or :obj:`None` (PyTorch default); biases start at zero. (default: :obj:`"kaiming"`)
+        blocks (int): Conv blocks per entry of ``channels`` (a *stage*); the pool follows the
+            stage's last block, so ``blocks`` adds depth at a fixed resolution. (default: :obj:`1`)
+        residual (bool): Make every block a ResNet :class:`BasicBlock` (two convolutions and a
+            shortcut, 1x1 projections where the channel count changes) instead of one
+            convolution; ``blocks=b`` with ``residual=True`` has as many conv layers as
+            ``blocks=2 * b`` without. Odd ``kernel_size`` only. (default: :obj:`False`)
 
     Shapes:
         - **input:** images :math:`(B, C, H, W)`; with ``head="gap"`` any :math:`H, W` large enough
@@ -143,8 +224,10 @@ class CNN(nn.Module):
         - **output:** logits :math:`(B, \text{num_classes})`
 
     Attributes:
-        features (nn.Sequential): One ``nn.Sequential`` block per conv layer, with named children
-            ``conv``, ``bn`` (if ``batch_norm``), ``act``, ``pool`` (if ``pool``).
+        features (nn.Sequential): ``len(channels) * blocks`` ``nn.Sequential`` blocks with named
+            children ``conv``, ``bn`` (if ``batch_norm``), ``act`` -- or ``block`` (a
+            :class:`BasicBlock`) if ``residual`` -- and ``pool`` (if ``pool``, last block of a
+            stage only).
         head (nn.Sequential): ``"gap"``: ``AdaptiveAvgPool2d(1) -> Flatten -> (Dropout) ->
             Linear``; ``"flatten"``: ``Flatten -> [Linear -> act -> (Dropout)]* -> Linear``.
     """
@@ -162,6 +245,8 @@ class CNN(nn.Module):
         activation: str = "relu",
         pool: str | None = "max",
         init: str | None = "kaiming",
+        blocks: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -172,6 +257,13 @@ class CNN(nn.Module):
             raise ValueError(f"{name} expected num_classes >= 1, got {num_classes!r}")
         if not isinstance(kernel_size, int) or kernel_size < 1:
             raise ValueError(f"{name} expected a positive int kernel_size, got {kernel_size!r}")
+        if not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"{name} expected blocks >= 1 (conv blocks per stage), got {blocks!r}")
+        if residual and kernel_size % 2 == 0:
+            raise ValueError(
+                f"{name} with residual=True needs an odd kernel_size (a residual sum needs equal "
+                f"shapes), got {kernel_size}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"{name} expected dropout in [0, 1), got {dropout}")
         _check_choice(name, "head", head, HEADS)
@@ -190,23 +282,36 @@ class CNN(nn.Module):
         self.activation = activation
         self.pool = pool
         self.init = init
+        self.blocks = blocks
+        self.residual = residual
 
-        blocks = []
+        feature_blocks = []
         in_channels, height, width = in_shape
         for index, out_channels in enumerate(self.channels):
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
-            layers["conv"] = nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                padding=kernel_size // 2,
-                bias=not batch_norm,
-            )
-            if batch_norm:
-                layers["bn"] = nn.BatchNorm2d(out_channels)
-            layers["act"] = make_activation(activation)
-            # Padding k // 2 keeps the size for odd kernels; an even kernel grows it by one.
-            height, width = conv_output_size((height, width), kernel_size, padding=kernel_size // 2)
+            for block_index in range(blocks):
+                layers: OrderedDict[str, nn.Module] = OrderedDict()
+                if residual:
+                    layers["block"] = BasicBlock(
+                        in_channels, out_channels, kernel_size, batch_norm, activation
+                    )
+                else:
+                    layers["conv"] = nn.Conv2d(
+                        in_channels,
+                        out_channels,
+                        kernel_size,
+                        padding=kernel_size // 2,
+                        bias=not batch_norm,
+                    )
+                    if batch_norm:
+                        layers["bn"] = nn.BatchNorm2d(out_channels)
+                    layers["act"] = make_activation(activation)
+                    # Padding k // 2 keeps the size for odd kernels; an even kernel grows it by one.
+                    height, width = conv_output_size(
+                        (height, width), kernel_size, padding=kernel_size // 2
+                    )
+                in_channels = out_channels
+                if block_index < blocks - 1:
+                    feature_blocks.append(nn.Sequential(layers))
             if pool is not None:
                 if min(height, width) < 2:
                     raise ValueError(
@@ -216,9 +321,8 @@ class CNN(nn.Module):
                     )
                 layers["pool"] = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
                 height, width = pool_output_size((height, width), kernel_size=2)
-            blocks.append(nn.Sequential(layers))
-            in_channels = out_channels
-        self.features = nn.Sequential(*blocks)
+            feature_blocks.append(nn.Sequential(layers))
+        self.features = nn.Sequential(*feature_blocks)
         self.feature_shape = (in_channels, height, width)
 
         if head == "gap":
@@ -266,6 +370,8 @@ class CNN(nn.Module):
         return (
             f"in_shape={self.in_shape}, num_classes={self.num_classes}, "
             f"channels={self.channels}, head={self.head_type!r}"
+            + (f", blocks={self.blocks}" if self.blocks > 1 else "")
+            + (", residual=True" if self.residual else "")
         )
 
 

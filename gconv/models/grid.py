@@ -23,21 +23,22 @@ graph instead (same numbers, slower).
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from gconv.data.grid import grid_graph, images_to_nodes
+from gconv.grid_layout import grid_graph, images_to_nodes
+from gconv.layers.activation import ACTIVATIONS, make_activation
 from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool
 from gconv.layers.readout import MaxReadout, MeanMaxReadout, MeanReadout
-from gconv.models.cnn import ACTIVATIONS, make_activation
+from gconv.models.cnn import CNN, BasicBlock
 
 __all__ = [
     "NodeBatchNorm",
     "GridNet",
     "GridGNN",
+    "GridResidualBlock",
     "GridGCN",
     "PyGGridGCN",
     "cnn_to_grid_gnn",
@@ -126,17 +127,32 @@ class GridNet(nn.Module):
             )
         grid_size = (height, width)
         for layer in _leaves(self.features):
-            if isinstance(layer, GridConv):
-                if self.fast:
-                    x = layer(x, grid_size=grid_size)
-                else:
-                    graph = grid_graph(*grid_size, layer.kernel_size**2 - 1, device=x.device)
-                    x = layer(x, graph.edge_index, graph.edge_attr)
-            elif isinstance(layer, (GridMaxPool, GridAvgPool)):
-                x, grid_size = layer(x, grid_size)
-            else:
-                x = layer(x)
+            x, grid_size = _run_grid_layer(layer, x, grid_size, self.fast)
         return self.head(self.dropout(self.readout(x)))
+
+
+def _run_grid_conv(conv: GridConv, x: Tensor, grid_size: tuple[int, int], fast: bool) -> Tensor:
+    """A GridConv on the conv2d fast path, or as message passing over the grid graph."""
+    if fast:
+        return conv(x, grid_size=grid_size)
+    if conv.kernel_size == 1:  # a 1x1 conv has only the root term: a graph without edges
+        no_edges = torch.empty(2, 0, dtype=torch.long, device=x.device)
+        return conv(x, no_edges, no_edges.t())
+    graph = grid_graph(*grid_size, conv.kernel_size**2 - 1, device=x.device)
+    return conv(x, graph.edge_index, graph.edge_attr)
+
+
+def _run_grid_layer(
+    layer: nn.Module, x: Tensor, grid_size: tuple[int, int], fast: bool
+) -> tuple[Tensor, tuple[int, int]]:
+    """Run one grid layer on node features; only pools change the grid size."""
+    if isinstance(layer, GridConv):
+        return _run_grid_conv(layer, x, grid_size, fast), grid_size
+    if isinstance(layer, (GridMaxPool, GridAvgPool)):
+        return layer(x, grid_size)
+    if isinstance(layer, GridResidualBlock):
+        return layer(x, grid_size, fast=fast), grid_size
+    return layer(x), grid_size
 
 
 def _leaves(module: nn.Module) -> list[nn.Module]:
@@ -148,7 +164,7 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
 
 def _register_grid_buffers(model: nn.Module, in_shape: tuple[int, ...], features: nn.Module):
     """Keep the input grid graph on the model (non-persistent: not in the state dict)."""
-    kernel_sizes = [m.kernel_size for m in _leaves(features) if isinstance(m, GridConv)]
+    kernel_sizes = [m.kernel_size for m in features.modules() if isinstance(m, GridConv)]
     connectivity = max(kernel_sizes, default=3) ** 2 - 1
     graph = grid_graph(in_shape[1], in_shape[2], connectivity)
     model.register_buffer("edge_index", graph.edge_index.clone(), persistent=False)
@@ -156,104 +172,82 @@ def _register_grid_buffers(model: nn.Module, in_shape: tuple[int, ...], features
     model.register_buffer("pos", graph.pos.clone(), persistent=False)
 
 
+class GridResidualBlock(nn.Module):
+    r"""A ResNet :class:`~gconv.models.cnn.BasicBlock` on the grid graph, made by
+    :func:`cnn_to_grid_gnn`: the same children (``conv1``, ``bn1``, ``act1``, ``conv2``, ``bn2``,
+    ``shortcut``, ``act2``) as :class:`~gconv.layers.GridConv` / :class:`NodeBatchNorm` layers,
+    so the block's state dict keys are the CNN block's.
+
+    .. math::
+        \mathbf{H}^{\prime} = \sigma\big(\mathrm{BN}(\mathrm{GridConv}_2(\sigma(\mathrm{BN}(
+        \mathrm{GridConv}_1(\mathbf{H}))))) + S(\mathbf{H})\big)
+
+    with :math:`S` the identity or a 1x1 ``GridConv`` (+ :class:`NodeBatchNorm`): a node-wise
+    linear map, the graph form of ResNet's projection shortcut.
+
+    Shapes:
+        - **input:** node features :math:`(B, HW, C_{in})` and ``grid_size`` :math:`(H, W)`
+        - **output:** node features :math:`(B, HW, C_{out})`
+    """
+
+    def __init__(
+        self,
+        conv1: GridConv,
+        bn1: nn.Module | None,
+        act1: nn.Module,
+        conv2: GridConv,
+        bn2: nn.Module | None,
+        shortcut: nn.Module,
+        act2: nn.Module,
+    ) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = conv1, bn1, act1
+        self.conv2, self.bn2 = conv2, bn2
+        self.shortcut, self.act2 = shortcut, act2
+
+    def forward(self, x: Tensor, grid_size: tuple[int, int], fast: bool = True) -> Tensor:
+        h = _run_grid_conv(self.conv1, x, grid_size, fast)
+        h = self.act1(h if self.bn1 is None else self.bn1(h))
+        h = _run_grid_conv(self.conv2, h, grid_size, fast)
+        h = h if self.bn2 is None else self.bn2(h)
+        skip = x
+        for layer in _leaves(self.shortcut):
+            skip, _ = _run_grid_layer(layer, skip, grid_size, fast)
+        return self.act2(h + skip)
+
+
 class GridGNN(GridNet):
-    r"""The :class:`~gconv.models.CNN` architecture as a grid GNN: every ``Conv2d`` becomes a
-    direction-aware :class:`~gconv.layers.GridConv` on the pixel grid graph, every 2x2 pool a grid
-    pooling, ``BatchNorm2d`` a :class:`NodeBatchNorm`.
+    r"""The :class:`~gconv.models.CNN` architecture as a grid GNN: ``cnn_to_grid_gnn(CNN(...))``.
 
-    The arguments are those of :class:`~gconv.models.CNN` (odd ``kernel_size`` only, as a
-    GridConv's directions are centred), and the parameter count is the same. With
-    ``head="gap"`` the readout is a mean over nodes and ``.head`` an ``nn.Linear`` (CAM-ready);
-    with ``head="flatten"`` the readout is ``nn.Flatten()`` over ``[B, N, C]`` (node-major
-    order) and ``.head`` the MLP. :func:`cnn_to_grid_gnn` converts a trained CNN.
-
-    Args:
-        in_shape (tuple[int, int, int]): :math:`(C, H, W)` of one image. (default: :obj:`(1, 28, 28)`)
-        num_classes (int): number of logits. (default: :obj:`10`)
-        channels (tuple[int, ...]): output channels of each GridConv block. (default: :obj:`(32, 64)`)
-        kernel_size (int): odd side of the direction square. (default: :obj:`3`)
-        hidden (tuple[int, ...]): hidden sizes of the ``"flatten"`` head. (default: :obj:`(128,)`)
-        head (str): ``"flatten"`` or ``"gap"``. (default: :obj:`"flatten"`)
-        batch_norm (bool): :class:`NodeBatchNorm` after each GridConv. (default: :obj:`False`)
-        dropout (float): dropout in the head, as in the CNN. (default: :obj:`0.0`)
-        activation (str): activation name, as in the CNN. (default: :obj:`"relu"`)
-        pool (str, optional): ``"max"``, ``"avg"`` or :obj:`None`. (default: :obj:`"max"`)
+    Every ``Conv2d`` becomes a direction-aware :class:`~gconv.layers.GridConv` on the pixel grid
+    graph, every 2x2 pool a grid pooling, ``BatchNorm2d`` a :class:`NodeBatchNorm`, a residual
+    :class:`~gconv.models.cnn.BasicBlock` a :class:`GridResidualBlock`. The arguments are those
+    of :class:`~gconv.models.CNN`, passed through unchanged (odd ``kernel_size`` only, as a
+    GridConv's directions are centred), so the two cannot drift apart: same layers, same
+    initialisation (``init``), same parameter count and state-dict names under ``features``.
+    With ``head="gap"`` the readout is a mean over nodes and ``.head`` an ``nn.Linear``
+    (CAM-ready); with ``head="flatten"`` the readout is ``nn.Flatten()`` over ``[B, N, C]``
+    (node-major order) and ``.head`` the MLP. :func:`cnn_to_grid_gnn` converts a trained CNN.
 
     Shapes:
         - **input:** images :math:`(B, C, H, W)` or node features :math:`(B, HW, C)`
         - **output:** logits :math:`(B, \text{num_classes})`
     """
 
-    def __init__(
-        self,
-        in_shape: Sequence[int] = (1, 28, 28),
-        num_classes: int = 10,
-        channels: Sequence[int] = (32, 64),
-        kernel_size: int = 3,
-        hidden: Sequence[int] = (128,),
-        head: str = "flatten",
-        batch_norm: bool = False,
-        dropout: float = 0.0,
-        activation: str = "relu",
-        pool: str | None = "max",
-    ) -> None:
-        name = type(self).__name__
-        in_shape = tuple(in_shape)
-        if len(in_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in in_shape):
-            raise ValueError(f"{name} expected in_shape=(C, H, W) of positive ints, got {in_shape}")
-        if head not in ("flatten", "gap"):
-            raise ValueError(f"{name} got head={head!r}; expected one of 'flatten', 'gap'")
-        if pool not in ("max", "avg", None):
-            raise ValueError(f"{name} got pool={pool!r}; expected one of 'max', 'avg', None")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"{name} got activation={activation!r}; expected one of {', '.join(ACTIVATIONS)}"
-            )
-
-        blocks = []
-        in_channels, height, width = in_shape
-        for out_channels in channels:
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
-            layers["conv"] = GridConv(in_channels, out_channels, kernel_size, bias=not batch_norm)
-            if batch_norm:
-                layers["bn"] = NodeBatchNorm(out_channels)
-            layers["act"] = make_activation(activation)
-            if pool is not None:
-                layers["pool"] = GridMaxPool(2) if pool == "max" else GridAvgPool(2)
-                height, width = height // 2, width // 2
-            if height < 1 or width < 1:
-                raise ValueError(
-                    f"{name} with in_shape={in_shape} and {len(channels)} pooled blocks shrinks "
-                    f"the grid to {height}x{width}; use larger images or pool=None"
-                )
-            blocks.append(nn.Sequential(layers))
-            in_channels = out_channels
-
-        head_dropout = nn.Dropout(dropout) if dropout > 0 else None
-        if head == "gap":
-            readout_layer: nn.Module = MeanReadout()
-            head_layer: nn.Module = nn.Linear(in_channels, num_classes)
-        else:
-            readout_layer = nn.Flatten(start_dim=1)
-            mlp: list[nn.Module] = []
-            in_features = in_channels * height * width
-            for hidden_features in hidden:
-                mlp += [nn.Linear(in_features, hidden_features), make_activation(activation)]
-                if dropout > 0:
-                    mlp.append(nn.Dropout(dropout))
-                in_features = hidden_features
-            mlp.append(nn.Linear(in_features, num_classes))
-            head_layer = nn.Sequential(*mlp)
-            head_dropout = None
-        super().__init__(in_shape, nn.Sequential(*blocks), readout_layer, head_layer, head_dropout)
-        self.num_classes = num_classes
-        self.channels = tuple(channels)
-        self.head_type = head
+    def __init__(self, *args, **kwargs) -> None:
+        cnn = CNN(*args, **kwargs)
+        grid = cnn_to_grid_gnn(cnn)
+        super().__init__(cnn.in_shape, grid.features, grid.readout, grid.head, grid.dropout)
+        self.num_classes = cnn.num_classes
+        self.channels = cnn.channels
+        self.head_type = cnn.head_type
+        self.residual = cnn.residual
 
     def extra_repr(self) -> str:
         return (
             f"in_shape={self.in_shape}, num_classes={self.num_classes}, "
             f"channels={self.channels}, head={self.head_type!r}"
+            + (", residual=True" if self.residual else "")
         )
 
 
@@ -356,7 +350,7 @@ class GridGCN(nn.Module):
             NodeBatchNorm(hidden_channels, momentum=0.5) if batch_norm else nn.Identity()
             for _ in range(num_layers)
         )
-        self.act = nn.ReLU()
+        self.act = make_activation("relu")
         self.pool = GridMaxPool(2)
         self.readout = MeanMaxReadout()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -415,11 +409,150 @@ def _pool_args(pool: nn.Module) -> tuple[int, int] | None:
     return kernel, stride
 
 
+class _FeatureMap:
+    """What the converters track: the channels and size of the CNN's current feature map."""
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        self.channels, self.height, self.width = channels, height, width
+
+
+class _CannotConvert(ValueError):
+    """A layer with no grid equivalent; cnn_to_grid_gnn prefixes the layer's name."""
+
+
+# ---- feature converters: one per CNN layer type, each (layer, feature map) -> grid layer
+
+
+def _convert_conv(conv: nn.Conv2d, fmap: _FeatureMap) -> nn.Module:
+    try:
+        grid_conv = GridConv.from_conv2d(conv)
+    except ValueError as error:
+        raise _CannotConvert(str(error)) from None
+    fmap.channels = conv.out_channels
+    return grid_conv
+
+
+def _convert_batch_norm(bn: nn.BatchNorm2d, fmap: _FeatureMap) -> nn.Module:
+    norm = NodeBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    norm.load_state_dict(bn.state_dict())
+    return norm
+
+
+def _convert_pool(pool: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    pool_args = _pool_args(pool)
+    if pool_args is None:
+        raise _CannotConvert(
+            "only square pools without padding, dilation or ceil_mode have a grid equivalent"
+        )
+    kernel, stride = pool_args
+    fmap.height = (fmap.height - kernel) // stride + 1
+    fmap.width = (fmap.width - kernel) // stride + 1
+    return (GridMaxPool if isinstance(pool, nn.MaxPool2d) else GridAvgPool)(kernel, stride)
+
+
+def _convert_pointwise(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    return copy.deepcopy(layer)
+
+
+def _convert_basic_block(block: BasicBlock, fmap: _FeatureMap) -> nn.Module:
+    in_channels = fmap.channels
+
+    def convert(layer: nn.Module | None) -> nn.Module | None:
+        return None if layer is None else _convert_feature_layer(layer, fmap)
+
+    branch = [convert(block.conv1), convert(block.bn1), convert(block.act1)]
+    branch += [convert(block.conv2), convert(block.bn2)]
+    out_channels = fmap.channels
+    fmap.channels = in_channels  # the shortcut starts from the block's input again
+    shortcut = nn.Sequential(*(convert(layer) for layer in _leaves(block.shortcut)))
+    if isinstance(block.shortcut, nn.Identity):
+        shortcut = nn.Identity()
+    fmap.channels = out_channels
+    return GridResidualBlock(*branch, shortcut, convert(block.act2))
+
+
+_FEATURE_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    nn.Conv2d: _convert_conv,
+    nn.BatchNorm2d: _convert_batch_norm,
+    nn.MaxPool2d: _convert_pool,
+    nn.AvgPool2d: _convert_pool,
+    BasicBlock: _convert_basic_block,
+    **dict.fromkeys(_POINTWISE, _convert_pointwise),
+}
+
+# ---- readout converters: the layer that ends the feature extractor -> a graph readout
+
+
+def _readout_global_pool(pool: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    if pool.output_size not in (1, (1, 1)):
+        raise _CannotConvert("only global pooling (output_size=1) is a graph readout")
+    return MeanReadout() if isinstance(pool, nn.AdaptiveAvgPool2d) else MaxReadout()
+
+
+def _readout_flatten(flatten: nn.Flatten, fmap: _FeatureMap) -> nn.Module:
+    if flatten.start_dim != 1:
+        raise _CannotConvert("only Flatten(start_dim=1) of the feature map is a readout")
+    return nn.Flatten(start_dim=1)
+
+
+_READOUT_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    nn.AdaptiveAvgPool2d: _readout_global_pool,
+    nn.AdaptiveMaxPool2d: _readout_global_pool,
+    nn.Flatten: _readout_flatten,
+}
+
+
+def _lookup(table: dict, layer: nn.Module) -> Callable | None:
+    """The table entry for the layer's class or its nearest base class."""
+    return next((table[cls] for cls in type(layer).__mro__ if cls in table), None)
+
+
+def _convert_feature_layer(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    converter = _lookup(_FEATURE_CONVERTERS, layer)
+    if converter is None:
+        raise _CannotConvert(
+            "no grid graph equivalent; supported are "
+            + ", ".join(cls.__name__ for cls in (*_FEATURE_CONVERTERS, *_READOUT_CONVERTERS))
+            + " and Linear"
+        )
+    return converter(layer, fmap)
+
+
+def _units(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Leaf layers and convertible blocks (a BasicBlock is one unit), in registration order."""
+    children = list(module.named_children())
+    if not children or (prefix and type(module) in _FEATURE_CONVERTERS):
+        yield prefix, module
+        return
+    for name, child in children:
+        yield from _units(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _nest(named_layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
+    """Rebuild nested ``nn.Sequential`` containers from dotted names, so the grid model's
+    parameters keep the CNN's names (``features.0.conv.weight``)."""
+    root = nn.Sequential()
+    for name, layer in named_layers:
+        *parents, leaf = name.split(".")
+        container = root
+        for part in parents:
+            if part not in container._modules:
+                container.add_module(part, nn.Sequential())
+            container = container._modules[part]
+        container.add_module(leaf, layer)
+    # a CNN keeps its extractor under one child (``features``): that child is the grid features
+    if len(root) == 1 and isinstance(root[0], nn.Sequential):
+        return root[0]
+    return root
+
+
 def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     r"""Converts a CNN into the equivalent grid GNN, with copied weights.
 
-    The CNN's leaf layers are read in registration order (as ``nn.Sequential`` runs them; true for
-    :class:`~gconv.models.CNN`, whose ``features`` precede its ``head``) and mapped one by one:
+    The CNN's layers are read in registration order (as ``nn.Sequential`` runs them; true for
+    :class:`~gconv.models.CNN`, whose ``features`` precede its ``head``) and converted one by one
+    through a table of per-layer converters (``_FEATURE_CONVERTERS``, then
+    ``_READOUT_CONVERTERS`` for the layer that ends the feature extractor):
 
     ============================================  =============================================
     CNN layer                                     grid GNN layer
@@ -427,6 +560,7 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     ``Conv2d`` (odd k, stride 1, padding k // 2)  :meth:`GridConv.from_conv2d <gconv.layers.GridConv.from_conv2d>`
     ``BatchNorm2d``                               :class:`NodeBatchNorm` (statistics copied)
     ``MaxPool2d`` / ``AvgPool2d`` (no padding)    :class:`~gconv.layers.GridMaxPool` / ``GridAvgPool``
+    :class:`~gconv.models.cnn.BasicBlock`         :class:`GridResidualBlock` (its layers converted)
     activations, ``Dropout``, ``Identity``        the same module
     ``AdaptiveAvgPool2d(1)`` (+ ``Flatten``)      readout :class:`~gconv.layers.MeanReadout`
     ``AdaptiveMaxPool2d(1)`` (+ ``Flatten``)      readout :class:`~gconv.layers.MaxReadout`
@@ -436,8 +570,9 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     ``Linear``, activations, ``Dropout`` after    the head
     ============================================  =============================================
 
-    In eval mode the result gives the CNN's outputs to float tolerance. The CNN's input shape is
-    read from ``cnn.in_shape`` (as on :class:`~gconv.models.CNN`).
+    The feature layers keep their names (``features.0.conv``), so the grid model's state dict
+    matches the CNN's there. In eval mode the result gives the CNN's outputs to float tolerance.
+    The CNN's input shape is read from ``cnn.in_shape`` (as on :class:`~gconv.models.CNN`).
 
     Raises:
         ValueError: for a layer with no grid equivalent, naming it (e.g. a strided ``Conv2d``,
@@ -449,82 +584,43 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
             "cnn_to_grid_gnn needs the CNN's input shape as cnn.in_shape = (C, H, W), as on "
             f"gconv.models.CNN; got {in_shape!r}"
         )
-    channels, height, width = in_shape
-    features: list[nn.Module] = []
+    fmap = _FeatureMap(*in_shape)
+    features: list[tuple[str, nn.Module]] = []
     readout_layer: nn.Module | None = None
     flatten_permute: tuple[int, int] | None = None  # (C, N) of a flattened feature map
     head: list[nn.Module] = []
 
-    for name, layer in cnn.named_modules():
-        if len(list(layer.children())) > 0:
-            continue
+    for name, layer in _units(cnn):
         where = f"{name} ({layer})"
-        if readout_layer is None:
-            if isinstance(layer, nn.Conv2d):
-                try:
-                    features.append(GridConv.from_conv2d(layer))
-                except ValueError as error:
-                    raise ValueError(f"cnn_to_grid_gnn cannot convert {where}: {error}") from None
-                channels = layer.out_channels
-            elif isinstance(layer, nn.BatchNorm2d):
-                norm = NodeBatchNorm(
-                    layer.num_features,
-                    layer.eps,
-                    layer.momentum,
-                    layer.affine,
-                    layer.track_running_stats,
-                )
-                norm.load_state_dict(layer.state_dict())
-                features.append(norm)
-            elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-                pool_args = _pool_args(layer)
-                if pool_args is None:
-                    raise ValueError(
-                        f"cnn_to_grid_gnn cannot convert {where}: only square pools without "
-                        "padding, dilation or ceil_mode have a grid equivalent"
-                    )
-                kernel, stride = pool_args
-                grid_pool = GridMaxPool if isinstance(layer, nn.MaxPool2d) else GridAvgPool
-                features.append(grid_pool(kernel, stride))
-                height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        try:
+            if readout_layer is None:
+                readout_converter = _lookup(_READOUT_CONVERTERS, layer)
+                if readout_converter is None:
+                    features.append((name, _convert_feature_layer(layer, fmap)))
+                    continue
+                readout_layer = readout_converter(layer, fmap)
+                if isinstance(readout_layer, nn.Flatten):
+                    flatten_permute = (fmap.channels, fmap.height * fmap.width)
+            elif isinstance(layer, nn.Flatten) and not head and flatten_permute is None:
+                continue  # the flatten after a global pool: readouts already return [B, C]
+            elif isinstance(layer, nn.Linear):
+                linear = copy.deepcopy(layer)
+                if flatten_permute is not None and not any(isinstance(m, nn.Linear) for m in head):
+                    # CNN flatten is channel-major (c * N + n); node features flatten node-major
+                    # (n * C + c): permute the first Linear's input columns accordingly
+                    feature_channels, num_nodes = flatten_permute
+                    weight = layer.weight.detach().view(-1, feature_channels, num_nodes)
+                    with torch.no_grad():
+                        linear.weight.copy_(weight.transpose(1, 2).reshape(layer.weight.shape))
+                head.append(linear)
             elif type(layer) in _POINTWISE:
-                features.append(copy.deepcopy(layer))
-            elif isinstance(layer, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                if layer.output_size not in (1, (1, 1)):
-                    raise ValueError(
-                        f"cnn_to_grid_gnn cannot convert {where}: only global pooling "
-                        "(output_size=1) is a graph readout"
-                    )
-                is_mean = isinstance(layer, nn.AdaptiveAvgPool2d)
-                readout_layer = MeanReadout() if is_mean else MaxReadout()
-            elif isinstance(layer, nn.Flatten) and layer.start_dim == 1:
-                readout_layer = nn.Flatten(start_dim=1)
-                flatten_permute = (channels, height * width)
+                head.append(copy.deepcopy(layer))
             else:
-                raise ValueError(
-                    f"cnn_to_grid_gnn cannot convert {where}: no grid graph equivalent; "
-                    "supported are Conv2d, BatchNorm2d, MaxPool2d, AvgPool2d, activations, "
-                    "Dropout, AdaptiveAvgPool2d(1), AdaptiveMaxPool2d(1), Flatten and Linear"
+                raise _CannotConvert(
+                    "after the readout the head may hold Linear, activations and Dropout"
                 )
-        elif isinstance(layer, nn.Flatten) and not head and flatten_permute is None:
-            continue  # the flatten after a global pool: readouts already return [B, C]
-        elif isinstance(layer, nn.Linear):
-            linear = copy.deepcopy(layer)
-            if flatten_permute is not None and not any(isinstance(m, nn.Linear) for m in head):
-                # CNN flatten is channel-major (c * N + n); node features flatten node-major
-                # (n * C + c): permute the first Linear's input columns accordingly
-                feature_channels, num_nodes = flatten_permute
-                weight = layer.weight.detach().view(-1, feature_channels, num_nodes)
-                with torch.no_grad():
-                    linear.weight.copy_(weight.transpose(1, 2).reshape(layer.weight.shape))
-            head.append(linear)
-        elif type(layer) in _POINTWISE:
-            head.append(copy.deepcopy(layer))
-        else:
-            raise ValueError(
-                f"cnn_to_grid_gnn cannot convert {where} after the readout: the head may hold "
-                "Linear, activations and Dropout"
-            )
+        except _CannotConvert as error:
+            raise ValueError(f"cnn_to_grid_gnn cannot convert {where}: {error}") from None
 
     if readout_layer is None or not any(isinstance(m, nn.Linear) for m in head):
         raise ValueError(
@@ -534,7 +630,7 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     # a head of (Dropout ->) one Linear stays an nn.Linear, so the grid model is CAM-ready too
     head_dropout = head.pop(0) if isinstance(head[0], nn.Dropout) and len(head) == 2 else None
     head_module = head[0] if len(head) == 1 else nn.Sequential(*head)
-    model = GridNet(in_shape, nn.Sequential(*features), readout_layer, head_module, head_dropout)
+    model = GridNet(in_shape, _nest(features), readout_layer, head_module, head_dropout)
     model.train(cnn.training)
     return model.to(next(cnn.parameters()).device)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gconv.models.cnn import CNN, MLP, init_weights, lecture_cnn, mnist_cnn
+from gconv.models.cnn import CNN, MLP, BasicBlock, init_weights, lecture_cnn, mnist_cnn
 
 
 def num_params(model: nn.Module) -> int:
@@ -203,3 +203,66 @@ def test_cnn_learns_tiny_task_above_chance():
     model.eval()
     accuracy = (model(x).argmax(1) == y).float().mean().item()
     assert accuracy >= 0.9
+
+
+def test_residual_cnn_blocks_projections_and_counts():
+    model = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), residual=True, head="gap")
+    assert len(model.features) == 2
+    first, second = model.features[0].block, model.features[1].block
+    assert list(dict(model.features[0].named_children())) == ["block", "pool"]
+    assert isinstance(first, BasicBlock) and first.bn1 is None
+    # 1x1 projections where the channel count changes (1 -> 2, 2 -> 3), each with a bias (no BN)
+    assert first.shortcut[0].kernel_size == (1, 1) and second.shortcut[0].in_channels == 2
+    # block 1: conv 1->2 (20) + conv 2->2 (38) + 1x1 1->2 (4); block 2: 57 + 84 + 9; head 16
+    assert num_params(model) == 20 + 38 + 4 + 57 + 84 + 9 + 16
+    same = CNN(in_shape=(1, 8, 8), channels=(2, 2), blocks=1, residual=True, pool=None)
+    assert isinstance(same.features[1].block.shortcut, nn.Identity)
+    assert "residual=True" in str(model)
+
+
+def test_basic_block_is_relu_of_branch_plus_shortcut():
+    torch.manual_seed(0)
+    block = BasicBlock(2, 2, batch_norm=False).eval()
+    x = torch.randn(3, 2, 5, 5)
+    branch = block.conv2(torch.relu(block.conv1(x)))
+    torch.testing.assert_close(block(x), torch.relu(branch + x))
+    projected = BasicBlock(2, 4, batch_norm=True).eval()
+    assert projected(x).shape == (3, 4, 5, 5)
+    assert str(projected).startswith("BasicBlock(\n  2, 4, kernel_size=3, shortcut=1x1 projection")
+    with pytest.raises(ValueError, match="odd kernel_size"):
+        BasicBlock(2, 2, kernel_size=2)
+
+
+def test_blocks_add_depth_at_a_fixed_resolution():
+    plain = CNN(in_shape=(1, 8, 8), channels=(4, 8), blocks=3, head="gap")
+    assert len(plain.features) == 6
+    assert [hasattr(block, "pool") for block in plain.features] == [False, False, True] * 2
+    assert plain.feature_shape == (8, 2, 2)
+    assert plain(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match="blocks >= 1"):
+        CNN(blocks=0)
+    with pytest.raises(ValueError, match="residual=True needs an odd kernel_size"):
+        CNN(kernel_size=4, residual=True)
+
+
+def test_residual_cnn_learns_tiny_task_above_chance():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 8, 8)
+    labels = (images[:, 0, :4].mean((1, 2)) > images[:, 0, 4:].mean((1, 2))).long()
+    model = CNN(
+        in_shape=(1, 8, 8),
+        num_classes=2,
+        channels=(4, 8),
+        blocks=2,
+        residual=True,
+        batch_norm=True,
+        head="gap",
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    assert (model(images).argmax(1) == labels).float().mean() > 0.85

@@ -8,7 +8,14 @@ from torch_geometric.data import Batch
 from gconv.data.grid import image_to_graph, images_to_nodes
 from gconv.layers import GridConv, MeanMaxReadout, MeanReadout
 from gconv.models.cnn import CNN
-from gconv.models.grid import GridGCN, GridGNN, NodeBatchNorm, PyGGridGCN, cnn_to_grid_gnn
+from gconv.models.grid import (
+    GridGCN,
+    GridGNN,
+    GridResidualBlock,
+    NodeBatchNorm,
+    PyGGridGCN,
+    cnn_to_grid_gnn,
+)
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -167,3 +174,48 @@ def test_grid_gnn_learns_orientation_that_gcn_cannot_see():
         optimizer.step()
     accuracy = (model(test_images).argmax(1) == test_labels).float().mean()
     assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_cnn_to_grid_gnn_converts_residual_blocks(batch_norm):
+    torch.manual_seed(0)
+    cnn = CNN(
+        in_shape=(1, 12, 12),
+        num_classes=5,
+        channels=(4, 6),
+        blocks=2,
+        residual=True,
+        batch_norm=batch_norm,
+        head="gap",
+    )
+    cnn = trained_statistics(cnn)
+    grid_model = cnn_to_grid_gnn(cnn)
+    assert isinstance(grid_model.features[0].block, GridResidualBlock)
+    assert isinstance(grid_model.features[0].block.shortcut, nn.Sequential)  # 1 -> 4 channels
+    assert isinstance(grid_model.features[1].block.shortcut, nn.Identity)  # 4 -> 4
+    assert grid_model.features[2].block.shortcut[0].kernel_size == 1  # 4 -> 6: 1x1 projection
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(9))
+    expected = cnn(images)
+    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
+    grid_model.fast = False  # message passing, the 1x1 projection as a graph without edges
+    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
+    # the feature parameters keep the CNN's names, so the state dicts line up
+    cnn_features = {k for k in cnn.state_dict() if k.startswith("features.")}
+    grid_features = {k for k in grid_model.state_dict() if k.startswith("features.")}
+    assert cnn_features == grid_features
+
+
+def test_grid_gnn_is_the_converted_cnn_with_the_cnn_init():
+    for config in (dict(), dict(residual=True, batch_norm=True, head="gap", init="xavier")):
+        torch.manual_seed(3)
+        cnn = CNN(in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), hidden=(16,), **config)
+        torch.manual_seed(3)
+        grid_model = GridGNN(
+            in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), hidden=(16,), **config
+        )
+        images = torch.rand(4, 1, 8, 8)
+        cnn.eval(), grid_model.eval()
+        torch.testing.assert_close(grid_model(images), cnn(images), rtol=1e-4, atol=1e-5)
+    assert "residual=True" in str(grid_model)
+    with pytest.raises(ValueError, match="blocks >= 1"):
+        GridGNN(blocks=0)
