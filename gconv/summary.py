@@ -208,6 +208,9 @@ class LayerSummary:
             children are not listed, else only its own (so the rows add up to the total).
         trainable_params: How many of ``num_params`` require gradients.
         is_container: Whether the module's children are listed below it.
+        note: What the type does not say, shown after it: ``"residual, identity shortcut"`` or
+            ``"residual, projection shortcut"`` for a block with a ``shortcut`` (a ResNet
+            :class:`~gconv.models.cnn.BasicBlock`, a grid residual block). (default: ``""``)
     """
 
     name: str
@@ -217,6 +220,7 @@ class LayerSummary:
     num_params: int
     trainable_params: int
     is_container: bool
+    note: str = ""
 
     @property
     def trainable(self) -> bool | None:
@@ -261,7 +265,8 @@ class ModelSummary:
         header = ("Layer (type)", "Output shape", "Param #", "Trainable")
         lines = []
         for row in self.rows:
-            label = f"{'  ' * (row.depth - 1)}{row.name} ({row.type})"
+            kind = f"{row.type}, {row.note}" if row.note else row.type
+            label = f"{'  ' * (row.depth - 1)}{row.name} ({kind})"
             shape = _format_shape(row.output_shape)
             if row.num_params == 0:
                 params, trainable = ("--" if row.is_container else "0"), "--"
@@ -329,6 +334,16 @@ def _move(data: Any, device: torch.device) -> Any:
     if isinstance(data, Mapping):
         return {key: _move(value, device) for key, value in data.items()}
     return data.to(device) if hasattr(data, "to") else data
+
+
+def _residual_note(module: nn.Module) -> str:
+    """``"residual, ... shortcut"`` for a block whose ``shortcut`` child is added to its output."""
+    shortcut = getattr(module, "shortcut", None)
+    if not isinstance(shortcut, nn.Module):
+        return ""
+    if isinstance(shortcut, nn.Identity):
+        return "residual, identity shortcut"
+    return "residual, projection shortcut"
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -452,6 +467,7 @@ def summary(
                 num_params=num_params,
                 trainable_params=trainable,
                 is_container=is_container,
+                note=_residual_note(module),
             )
         )
 
