@@ -23,8 +23,6 @@ import torch
 
 from gconv.data import MNIST_CLASSES, TensorLoader, mnist5k
 from gconv.explain import CAM, GradCAM, GradCAMPlusPlus, viz
-from gconv.explain import graph as graph_explain
-from gconv.explain.cam import normalize_maps
 from gconv.explain.faithfulness import (
     faithfulness_report,
     image_curve,
@@ -133,8 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         preds = model(images).argmax(dim=1)
     maps = {}
     for name, method in (("CAM", CAM), ("Grad-CAM", GradCAM), ("Grad-CAM++", GradCAMPlusPlus)):
-        with method(model) as explainer:  # target: the predicted class
-            maps[name] = explainer(images)
+        maps[name] = method(model)(images)  # target: the predicted class
     show = slice(0, 16)
     titles = [
         f"{p} ({t})" for p, t in zip(preds[show].tolist(), labels[show].tolist(), strict=True)
@@ -159,17 +156,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.out / "predictions.png",
     )
 
-    # the same network as a grid GNN: its graph CAM, laid back on the grid, is the CNN's CAM
+    # the same network as a grid GNN: the same explainer gives it the CNN's CAM
     grid_model = cnn_to_grid_gnn(model).to(device).eval()
-    grid_explanation = graph_explain.graph_cam(grid_model, images[show], target=preds[show])
-    grid_maps = graph_explain.node_mask_to_image(grid_explanation)
-    with CAM(model) as cam:
-        cnn_raw = cam(images[show], target=preds[show], raw=True)
-    grid_cam_max_diff = float((grid_maps - cnn_raw).abs().max())
-    # for display: on the input grid and normalised, like the CNN's CAM
-    grid_display = normalize_maps(
-        graph_explain.node_mask_to_image(grid_explanation, size=images.shape[-2:])
-    )
+    grid_raw = CAM(grid_model)(images[show], target=preds[show], raw=True)
+    cnn_raw = CAM(model)(images[show], target=preds[show], raw=True)
+    grid_cam_max_diff = float((grid_raw - cnn_raw).abs().max())
+    grid_display = CAM(grid_model)(images[show], target=preds[show])  # upsampled, normalised
     viz.save_figure(
         viz.image_grid(
             images[:8],
@@ -201,8 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def grad_cam_maps(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         # raw (signed, pre-ReLU) maps: a random model's ReLU-ed maps are often all zero
-        with GradCAM(m) as explainer:
-            return explainer(x, target=preds, raw=True)
+        return GradCAM(m)(x, target=preds, raw=True)
 
     randomisation = model_randomisation(model, grad_cam_maps, images, seed=args.seed)
 

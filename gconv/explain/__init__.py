@@ -1,6 +1,7 @@
-"""Explainability for grid and graph models: CAM / Grad-CAM heat maps (:mod:`.cam`), node
-importance as PyG explanations (:mod:`.graph`), pictures (:mod:`.viz`) and faithfulness checks
-(:mod:`.faithfulness`)."""
+"""Explainability for grid and graph models on one core: CAM, Grad-CAM, Grad-CAM++ and
+Score-CAM (:mod:`.cam`) and saliency / integrated gradients (:mod:`.graph`) take images
+``[B, C, H, W]`` (-> maps ``[B, H, W]``) and PyG batches (-> one PyG ``Explanation`` per graph)
+alike; pictures in :mod:`.viz`, faithfulness checks in :mod:`.faithfulness`."""
 
 from gconv.explain import faithfulness, graph, viz
 from gconv.explain.cam import (
@@ -11,6 +12,8 @@ from gconv.explain.cam import (
     GradCAM,
     GradCAMPlusPlus,
     ScoreCAM,
+    candidate_layers,
+    find_target_layer,
 )
 from gconv.explain.faithfulness import (
     faithfulness_report,
@@ -19,13 +22,12 @@ from gconv.explain.faithfulness import (
     model_randomisation,
 )
 from gconv.explain.graph import (
-    grad_cam,
-    graph_cam,
+    IntegratedGradients,
+    Saliency,
     integrated_gradients,
-    node_mask_to_image,
     saliency,
 )
-from gconv.explain.viz import prediction_grid
+from gconv.explain.viz import draw_graph, draw_matrices, prediction_grid
 
 __all__ = [
     "faithfulness",
@@ -38,14 +40,17 @@ __all__ = [
     "GradCAM",
     "GradCAMPlusPlus",
     "ScoreCAM",
-    "graph_cam",
-    "grad_cam",
+    "Saliency",
+    "IntegratedGradients",
+    "candidate_layers",
+    "find_target_layer",
     "saliency",
     "integrated_gradients",
-    "node_mask_to_image",
     "image_curve",
     "graph_curve",
     "faithfulness_report",
     "model_randomisation",
     "prediction_grid",
+    "draw_graph",
+    "draw_matrices",
 ]

@@ -1,5 +1,7 @@
 r"""Pictures for explanations: heat-map overlays, image grids, feature maps, filters and
-weight histograms, molecule atom importance and grid-node importance.
+weight histograms, molecule atom importance, grid-node importance, and any graph drawn with its
+node importance (:func:`draw_graph`) or as its adjacency and feature matrices
+(:func:`draw_matrices`).
 
 Every function returns a :class:`matplotlib.figure.Figure` (RDKit drawings return PNG or SVG
 bytes / text) and never touches pyplot's global state: figures are created with
@@ -24,6 +26,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from gconv._utils import evaluating
+
 __all__ = [
     "overlay",
     "faithfulness_curves",
@@ -34,6 +38,8 @@ __all__ = [
     "first_layer_filters",
     "weight_histograms",
     "grid_node_importance",
+    "draw_graph",
+    "draw_matrices",
     "draw_molecule_importance",
     "molecule_grid",
     "save_figure",
@@ -278,14 +284,11 @@ def feature_maps(
         raise ValueError(f"expected one image [C, H, W] or [1, C, H, W], got {tuple(image.shape)}")
     captured: dict[str, Tensor] = {}
     handle = module.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o.detach()))
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(x)
     finally:
         handle.remove()
-        model.train(was_training)
     maps = captured["out"]
     if maps.dim() != 4:
         raise ValueError(f"expected layer output [1, C, h, w], got {tuple(maps.shape)}")
@@ -376,18 +379,18 @@ def faithfulness_curves(
 
 
 def grid_node_importance(
-    explanation,
+    maps: Tensor,
     images: Tensor | None = None,
     labels: Sequence[str] | None = None,
     cmap: str = "jet",
     alpha: float = 0.5,
     ncols: int = 8,
 ) -> Figure:
-    r"""A grid model's node importance drawn back as image heat maps.
+    r"""Maps on the grid ``[B, h, w]`` (e.g. ``GradCAM(grid_gnn)(images, raw=True)``) drawn as
+    image heat maps, alone or resized to the inputs and laid over them.
 
     Args:
-        explanation (Explanation or Tensor): an explanation from :mod:`gconv.explain.graph`
-            (with ``grid_size``), or maps ``[B, h, w]``.
+        maps (Tensor): one map per image ``[B, h, w]``.
         images (Tensor, optional): the inputs ``[B, C, H, W]``: maps are resized to them and
             laid over them. (default: :obj:`None`, maps alone)
         labels (list of str, optional): a title per map. (default: :obj:`None`)
@@ -395,24 +398,218 @@ def grid_node_importance(
         alpha (float, optional): overlay weight. (default: :obj:`0.5`)
         ncols (int, optional): panels per row. (default: :obj:`8`)
     """
-    if isinstance(explanation, Tensor):
-        maps = explanation
-        if images is not None and maps.shape[-2:] != images.shape[-2:]:
+    if not isinstance(maps, Tensor) or maps.dim() != 3:
+        raise ValueError(
+            f"expected maps [B, h, w], got {getattr(maps, 'shape', type(maps).__name__)}"
+        )
+    if images is not None:
+        if maps.shape[-2:] != images.shape[-2:]:
             maps = torch.nn.functional.interpolate(
                 maps[:, None].float(), size=images.shape[-2:], mode="bilinear"
             )[:, 0]
-    else:
-        from gconv.explain.graph import node_mask_to_image
-
-        size = tuple(images.shape[-2:]) if images is not None else None
-        maps = node_mask_to_image(explanation, size=size)
-    if images is not None:
         return image_grid(images, maps, labels=labels, ncols=ncols, cmap=cmap, alpha=alpha)
     fig, axes = _grid(len(maps), ncols)
     for index, (ax, heat) in enumerate(zip(axes, maps, strict=False)):
         ax.imshow(heat.detach().cpu().numpy(), cmap=cmap, interpolation="nearest")
         if labels is not None:
             ax.set_title(str(labels[index]), fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# any graph: drawn, and as matrices
+# ---------------------------------------------------------------------------------------------
+def _node_values(data, node_mask) -> np.ndarray | None:
+    """Node importance as ``[N]`` numpy (features summed), from a tensor or an explanation."""
+    if node_mask is None:
+        node_mask = getattr(data, "node_mask", None)  # an Explanation carries its own
+        if node_mask is None:
+            return None
+    if hasattr(node_mask, "node_mask"):
+        node_mask = node_mask.node_mask
+    values = torch.as_tensor(node_mask).detach().float().cpu()
+    values = values.reshape(values.size(0), -1).sum(dim=-1) if values.dim() > 1 else values
+    if values.numel() != data.num_nodes:
+        raise ValueError(
+            f"expected one importance value per node ({data.num_nodes}), got node_mask of shape "
+            f"{tuple(torch.as_tensor(node_mask).shape)}"
+        )
+    return values.numpy()
+
+
+def _figure_and_axes(ax, figsize: tuple[float, float]):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots()
+
+
+def _draw_molecule_on(ax, smiles: str, values: np.ndarray | None, cmap: str, size: int) -> None:
+    """RDKit drawing of ``smiles`` with atoms highlighted in ``cmap`` colours of ``values``."""
+    from rdkit import Chem
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError(f"RDKit could not parse SMILES '{smiles}'")
+    drawer = rdMolDraw2D.MolDraw2DCairo(size, int(size * 0.8))
+    if values is None:
+        drawer.DrawMolecule(mol)
+    else:
+        if len(values) != mol.GetNumAtoms():
+            raise ValueError(
+                f"expected one importance value per atom of '{smiles}' ({mol.GetNumAtoms()}), "
+                f"got {len(values)}"
+            )
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        colours = matplotlib.colormaps[cmap](scaled)
+        atoms = list(range(mol.GetNumAtoms()))
+        drawer.DrawMolecule(
+            mol,
+            highlightAtoms=atoms,
+            highlightAtomColors={i: tuple(float(c) for c in colours[i][:3]) for i in atoms},
+            highlightBonds=[],
+        )
+    drawer.FinishDrawing()
+    ax.imshow(matplotlib.image.imread(io.BytesIO(drawer.GetDrawingText()), format="png"))
+    ax.set_axis_off()
+
+
+def draw_graph(
+    data,
+    node_mask: Tensor | None = None,
+    ax=None,
+    cmap: str = "viridis",
+    layout: str = "auto",
+    seed: int = 0,
+    node_size: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Draw one graph with its nodes coloured by importance.
+
+    Molecules (``data.smiles`` present, one node per heavy atom) are drawn by RDKit with atoms
+    highlighted in the colormap; other graphs through PyG's
+    :func:`~torch_geometric.utils.to_networkx` and networkx, placed at ``data.pos`` when the graph
+    has positions (grid graphs: pixel ``(x, y)``, drawn with ``y`` downwards like the image) and
+    by a seeded spring layout otherwise.
+
+    Args:
+        data (Data): one graph (``Data`` or one :class:`~torch_geometric.explain.Explanation`
+            of a batch, whose ``node_mask`` is used when ``node_mask`` is not given).
+        node_mask (Tensor or Explanation, optional): importance per node ``[N]``, ``[N, 1]`` or
+            ``[N, F]`` (features summed). (default: :obj:`None`, plain colours)
+        ax (matplotlib Axes, optional): draw into these axes. (default: :obj:`None`, a new figure)
+        cmap (str, optional): colormap of the importance. (default: :obj:`"viridis"`)
+        layout (str, optional): ``"auto"`` (RDKit for molecules, ``pos`` if present, else
+            spring), ``"spring"``, ``"kamada_kawai"``, ``"pos"`` or ``"rdkit"``.
+            (default: :obj:`"auto"`)
+        seed (int, optional): seed of the spring layout. (default: :obj:`0`)
+        node_size (float, optional): marker size; from the number of nodes when not given.
+            (default: :obj:`None`)
+        title (str, optional): axes title. (default: :obj:`None`)
+
+    Returns:
+        the :class:`~matplotlib.figure.Figure` holding the drawing.
+    """
+    import networkx as nx
+    from torch_geometric.utils import to_networkx
+
+    if getattr(data, "num_graphs", 1) != 1 or getattr(data, "edge_index", None) is None:
+        raise ValueError(
+            "draw_graph expected one graph with edge_index (index a batch first: batch[0]), "
+            f"got {type(data).__name__}"
+        )
+    layouts = ("auto", "spring", "kamada_kawai", "pos", "rdkit")
+    if layout not in layouts:
+        raise ValueError(f"layout must be one of {layouts}, got '{layout}'")
+    values = _node_values(data, node_mask)
+    smiles = getattr(data, "smiles", None)
+    fig, ax = _figure_and_axes(ax, (4.0, 3.6))
+    if layout == "rdkit" or (layout == "auto" and isinstance(smiles, str)):
+        if not isinstance(smiles, str):
+            raise ValueError("layout='rdkit' needs data.smiles")
+        _draw_molecule_on(ax, smiles, values, cmap, size=400)
+    else:
+        graph = to_networkx(data, to_undirected=True, remove_self_loops=True)
+        pos_tensor = getattr(data, "pos", None)
+        if layout == "pos" or (layout == "auto" and pos_tensor is not None):
+            if pos_tensor is None:
+                raise ValueError("layout='pos' needs data.pos")
+            xy = pos_tensor.detach().float().cpu().numpy()
+            positions = {i: (float(xy[i, 0]), -float(xy[i, 1])) for i in range(data.num_nodes)}
+        elif layout == "kamada_kawai":
+            positions = nx.kamada_kawai_layout(graph)
+        else:
+            positions = nx.spring_layout(graph, seed=seed)
+        size = node_size if node_size is not None else max(12.0, 4000.0 / max(data.num_nodes, 1))
+        nx.draw_networkx_edges(graph, positions, ax=ax, edge_color="0.6", width=0.8)
+        colours = values if values is not None else "tab:blue"
+        nodes = nx.draw_networkx_nodes(
+            graph,
+            positions,
+            nodelist=list(range(data.num_nodes)),
+            node_color=colours,
+            cmap=matplotlib.colormaps[cmap] if values is not None else None,
+            node_size=size,
+            ax=ax,
+        )
+        if values is not None:
+            fig.colorbar(nodes, ax=ax, shrink=0.8, label="importance")
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+    if values is not None and isinstance(smiles, str) and layout in ("auto", "rdkit"):
+        norm = matplotlib.colors.Normalize(vmin=float(values.min()), vmax=float(values.max()))
+        fig.colorbar(
+            matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap),
+            ax=ax,
+            shrink=0.8,
+            label="importance",
+        )
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def draw_matrices(data, cmap: str = "Greys", max_features: int = 64) -> Figure:
+    r"""A graph as the matrices a GCN computes with, side by side: the adjacency matrix
+    :math:`\mathbf{A}` (``N x N``, from ``edge_index`` via PyG's
+    :func:`~torch_geometric.utils.to_dense_adj`) and the node-feature matrix :math:`\mathbf{X}`
+    (``N x F``). A graph without features is shown with :math:`\mathbf{X} = \mathbf{I}`, the
+    one-hot identity features of Kipf & Welling's karate-club example.
+
+    Args:
+        data (Data): one graph.
+        cmap (str, optional): colormap. (default: :obj:`"Greys"`)
+        max_features (int, optional): show at most this many feature columns. (default: :obj:`64`)
+    """
+    from torch_geometric.utils import to_dense_adj
+
+    if getattr(data, "num_graphs", 1) != 1 or getattr(data, "edge_index", None) is None:
+        raise ValueError(
+            "draw_matrices expected one graph with edge_index (index a batch first: batch[0]), "
+            f"got {type(data).__name__}"
+        )
+    num_nodes = data.num_nodes
+    adjacency = to_dense_adj(data.edge_index.cpu(), max_num_nodes=num_nodes)[0]
+    x = getattr(data, "x", None)
+    identity = x is None
+    features = torch.eye(num_nodes) if identity else x.detach().float().cpu()
+    features = features.reshape(num_nodes, -1)[:, :max_features]
+    fig = Figure(figsize=(8.0, 4.0), layout="constrained")
+    ax_a, ax_x = fig.subplots(
+        1, 2, width_ratios=[1.0, max(0.25, min(1.0, features.size(1) / num_nodes))]
+    )
+    ax_a.imshow(adjacency.numpy(), cmap=cmap, interpolation="nearest")
+    ax_a.set_title(f"adjacency A ({num_nodes} x {num_nodes}, {data.num_edges} edges)", fontsize=9)
+    ax_a.set_xlabel("node")
+    ax_a.set_ylabel("node")
+    image = ax_x.imshow(features.numpy(), cmap="viridis", interpolation="nearest", aspect="auto")
+    label = "X = I (no features)" if identity else f"features X ({num_nodes} x {x.size(-1)})"
+    ax_x.set_title(label, fontsize=9)
+    ax_x.set_xlabel("feature")
+    ax_x.set_ylabel("node")
+    fig.colorbar(image, ax=ax_x, shrink=0.8)
     return fig
 
 

@@ -102,7 +102,9 @@ def test_graph_deletion_zero_and_remove():
         model.head.bias.zero_()
     data = _graphs()
     importance = data.x @ torch.tensor([1.0, 2.0])  # exact per-node contribution
-    zero = graph_curve(model, data, importance, mode="deletion", steps=2, score="raw")
+    zero = graph_curve(
+        model, data, importance, mode="deletion", steps=2, node_removal="zero", score="raw"
+    )
     removed = graph_curve(model, data, importance, steps=2, node_removal="remove", score="raw")
     # graph 0: 2 nodes per step; graph 1: 1 node per step; sum readout ignores edges
     expected = []
@@ -112,20 +114,38 @@ def test_graph_deletion_zero_and_remove():
     torch.testing.assert_close(zero.scores, torch.tensor(expected))
     torch.testing.assert_close(removed.scores, zero.scores)
     shuffled = random_importance(importance, seed=1)
-    random_curve = graph_curve(model, data, shuffled, steps=2, score="raw")
+    random_curve = graph_curve(model, data, shuffled, steps=2, node_removal="zero", score="raw")
     assert zero.mean_auc <= random_curve.mean_auc
+    # "mean": a removed node takes the fill features, so it still adds fill . w to the sum
+    fill = torch.tensor([0.5, -1.0])
+    mean = graph_curve(model, data, importance, steps=2, fill=fill, score="raw")
+    fill_score = float(fill @ torch.tensor([1.0, 2.0]))
+    expected_mean = []
+    for g, per_step in ((0, 2), (1, 1)):
+        contrib = importance[data.batch == g].sort(descending=True).values
+        expected_mean.append(
+            [contrib[per_step * k :].sum() + per_step * k * fill_score for k in range(3)]
+        )
+    torch.testing.assert_close(mean.scores, torch.tensor(expected_mean))
+    default_fill = graph_curve(model, data, importance, steps=2, score="raw")  # batch mean
+    batch_mean_score = float(data.x.mean(0) @ torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(
+        default_fill.scores[:, -1], torch.tensor([4.0, 2.0]) * batch_mean_score
+    )
+    with pytest.raises(ValueError, match=r"fill features of shape \(2,\)"):
+        graph_curve(model, data, importance, fill=torch.zeros(3))
 
 
 def test_graph_remove_differs_from_zero_for_mean_readout():
     model, data = LinearGraphModel(MeanReadout()), _graphs()
     importance = torch.arange(6.0)
-    zero = graph_curve(model, data, importance, steps=2, score="raw")
+    zero = graph_curve(model, data, importance, steps=2, node_removal="zero", score="raw")
     removed = graph_curve(model, data, importance, steps=2, node_removal="remove", score="raw")
     # after removing half the nodes, the mean is over the rest rather than diluted by zeros
     keep0 = data.x[[1, 0]].mean(0)  # graph 0: nodes 3, 2 (most important) removed
     torch.testing.assert_close(removed.scores[0, 1], model.head(keep0)[0])
     assert not torch.allclose(removed.scores[0, 1], zero.scores[0, 1])
-    with pytest.raises(ValueError, match="node_removal must be 'zero' or 'remove'"):
+    with pytest.raises(ValueError, match="node_removal must be 'mean', 'zero' or 'remove'"):
         graph_curve(model, data, importance, node_removal="drop")
     with pytest.raises(ValueError, match="one importance value per node"):
         graph_curve(model, data, torch.ones(5))

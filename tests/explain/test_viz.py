@@ -88,16 +88,110 @@ def test_first_layer_filters_and_weight_histograms(gap_cnn):
         viz.first_layer_filters(torch.nn.Linear(2, 2))
 
 
-def test_grid_node_importance_from_maps_and_explanation(images):
-    from torch_geometric.explain import Explanation
-
-    explanation = Explanation(node_mask=torch.arange(48.0)[:, None], grid_size=(4, 4))
-    fig = viz.grid_node_importance(explanation)
+def test_grid_node_importance_from_maps(images):
+    maps = torch.arange(48.0).view(3, 4, 4)
+    fig = viz.grid_node_importance(maps)
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 3
     np.testing.assert_allclose(panels[1].images[0].get_array(), np.arange(16.0, 32.0).reshape(4, 4))
-    overlaid = viz.grid_node_importance(explanation, images=images, labels=["a", "b", "c"])
+    overlaid = viz.grid_node_importance(maps, images=images, labels=["a", "b", "c"])
     assert len([ax for ax in overlaid.axes if ax.images]) == 6
+    with pytest.raises(ValueError, match=r"expected maps \[B, h, w\]"):
+        viz.grid_node_importance(maps[0])
+
+
+def _karate():
+    import networkx as nx
+    from torch_geometric.utils import from_networkx
+
+    return from_networkx(nx.karate_club_graph())
+
+
+def _node_colours(fig):
+    """The importance values behind the drawn nodes (matplotlib's scalar array of the markers)."""
+    from matplotlib.collections import PathCollection
+
+    (nodes,) = [c for ax in fig.axes for c in ax.collections if isinstance(c, PathCollection)]
+    return np.asarray(nodes.get_array()), nodes.get_offsets()
+
+
+def test_draw_graph_karate_club_colours_nodes_by_importance(tmp_path):
+    data = _karate()
+    importance = torch.linspace(0, 1, 34)
+    fig = viz.draw_graph(data, importance, title="karate")
+    assert isinstance(fig, Figure)
+    values, offsets = _node_colours(fig)
+    np.testing.assert_allclose(values, importance.numpy())
+    assert offsets.shape == (34, 2)
+    assert fig.axes[0].get_title() == "karate"
+    edges = [c for c in fig.axes[0].collections if type(c).__name__ == "LineCollection"]
+    assert len(edges) == 1 and len(edges[0].get_segments()) == 78  # undirected edges once
+    viz.save_figure(fig, tmp_path / "karate.png")
+    assert (tmp_path / "karate.png").stat().st_size > 1000
+    # the seeded layout is reproducible; an Explanation's own node_mask is used when present
+    from torch_geometric.explain import Explanation
+
+    explanation = Explanation(edge_index=data.edge_index, node_mask=importance[:, None])
+    explanation.num_nodes = 34
+    again, _ = _node_colours(viz.draw_graph(explanation))
+    np.testing.assert_allclose(again, values)
+    np.testing.assert_allclose(_node_colours(viz.draw_graph(data, importance))[1], offsets)
+    with pytest.raises(ValueError, match=r"one importance value per node \(34\)"):
+        viz.draw_graph(data, torch.ones(5))
+
+
+def test_draw_graph_grid_uses_pixel_positions_and_draws_into_given_axes():
+    from matplotlib.figure import Figure as MplFigure
+
+    from gconv.data.grid import image_to_graph
+
+    image = torch.rand(1, 4, 5)
+    graph = image_to_graph(image)
+    outer = MplFigure()
+    ax = outer.subplots()
+    fig = viz.draw_graph(graph, graph.x[:, 0], ax=ax)
+    assert fig is outer
+    values, offsets = _node_colours(fig)
+    np.testing.assert_allclose(values, image.flatten().numpy(), rtol=1e-6)
+    expected = graph.pos.numpy() * np.array([1.0, -1.0])  # y downwards, as in the image
+    np.testing.assert_allclose(offsets, expected)
+
+
+def test_draw_graph_molecule_with_rdkit():
+    from gconv.data import smiles_to_graph
+
+    graph = smiles_to_graph("c1ccccc1O")
+    fig = viz.draw_graph(graph, torch.arange(7.0))
+    assert [len(ax.images) for ax in fig.axes if ax.images] == [1]  # RDKit's picture
+    assert fig.axes[0].images[0].get_array().shape[-1] in (3, 4)
+    with pytest.raises(ValueError, match=r"one importance value per node \(7\)"):
+        viz.draw_graph(graph, torch.ones(3))
+    plain = viz.draw_graph(graph, layout="spring")  # networkx drawing of the same molecule
+    assert not any(ax.images for ax in plain.axes)
+
+
+def test_draw_matrices_adjacency_and_features():
+    from gconv.data import smiles_to_graph
+    from gconv.data.grid import image_to_graph
+
+    molecule = smiles_to_graph("CCO")  # C-C-O: a path of 3 atoms
+    fig = viz.draw_matrices(molecule)
+    adjacency_ax, feature_ax = fig.axes[:2]
+    np.testing.assert_array_equal(
+        adjacency_ax.images[0].get_array(), [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    )
+    np.testing.assert_allclose(feature_ax.images[0].get_array(), molecule.x.numpy())
+    karate = viz.draw_matrices(_karate())
+    adjacency = karate.axes[0].images[0].get_array()
+    assert (
+        adjacency.shape == (34, 34) and adjacency.sum() == 156 and (adjacency == adjacency.T).all()
+    )
+    np.testing.assert_array_equal(karate.axes[1].images[0].get_array(), np.eye(34))
+    assert "X = I" in karate.axes[1].get_title()
+    grid = viz.draw_matrices(image_to_graph(torch.rand(1, 3, 3)))
+    assert grid.axes[0].images[0].get_array().sum() == 40  # 8-neighbour 3x3 grid: 20 edges
+    with pytest.raises(ValueError, match="one graph with edge_index"):
+        viz.draw_matrices(torch.zeros(3))
 
 
 def test_draw_molecule_importance_png_and_svg(tmp_path):
