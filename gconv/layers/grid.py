@@ -309,6 +309,9 @@ class GridGCNConv(nn.Module):
     convolution** :math:`\mathbf{\Theta}`, a scaling by :math:`\hat{d}^{-1/2}`, a depthwise 3x3
     convolution with the stencil (zero padding), and a second scaling by :math:`\hat{d}^{-1/2}`:
     border pixels have fewer neighbours, hence smaller :math:`\hat{d}` (see :func:`grid_gcn_norm`).
+    When ``in_channels < out_channels`` (a first layer) the 1x1 convolution and the stencil run as
+    one 3x3 convolution with weight :math:`\mathbf{\Theta} \otimes` stencil on the few input
+    channels, one dense kernel instead of a thin matrix product over all pixels.
     It equals :class:`torch_geometric.nn.GCNConv` on the grid graph with self loops, with the same
     parameter names (``lin.weight``, ``bias``): load one's ``state_dict`` into the other, or use
     :meth:`from_gcn_conv`.
@@ -374,14 +377,22 @@ class GridGCNConv(nn.Module):
         inv_sqrt_degree, stencil = _grid_gcn_constants(
             height, width, self.connectivity, x.device, x.dtype
         )
-        h = self.lin(x) * inv_sqrt_degree
-        images = _as_grid_batch(h, grid_size, "GridGCNConv")
-        stencil = stencil.expand(self.out_channels, 1, 3, 3)
-        summed = F.conv2d(images, stencil, padding=1, groups=self.out_channels)
-        out = _as_nodes(summed, like=h) * inv_sqrt_degree
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        if self.in_channels < self.out_channels:
+            # a first layer (few inputs, many outputs): the 1x1 convolution and the stencil are
+            # one 3x3 convolution with weight Theta (x) stencil, on the few input channels
+            weight = self.lin.weight.view(self.out_channels, self.in_channels, 1, 1) * stencil
+            images = _as_grid_batch(x * inv_sqrt_degree, grid_size, "GridGCNConv")
+            out = _as_nodes(F.conv2d(images, weight, padding=1), like=x)
+        else:
+            h = self.lin(x) * inv_sqrt_degree
+            images = _as_grid_batch(h, grid_size, "GridGCNConv")
+            depthwise = stencil.expand(self.out_channels, 1, 3, 3)
+            summed = F.conv2d(images, depthwise, padding=1, groups=self.out_channels)
+            out = _as_nodes(summed, like=h)
+        # in place: the convolution's backward needs neither its output nor the scaled one, so
+        # scaling and bias reuse the convolution's memory instead of allocating two more maps
+        out = out.mul_(inv_sqrt_degree)
+        return out if self.bias is None else out.add_(self.bias)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

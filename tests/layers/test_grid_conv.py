@@ -153,12 +153,15 @@ def test_grid_gcn_norm_has_smaller_factors_inside():
 
 
 @pytest.mark.parametrize("connectivity", [4, 8])
-def test_grid_gcn_conv_equals_pyg_gcn_conv_on_block_diagonal_batch(images, connectivity):
+@pytest.mark.parametrize("out_channels", [5, 3])  # stencil after / before the linear map
+def test_grid_gcn_conv_equals_pyg_gcn_conv_on_block_diagonal_batch(
+    images, connectivity, out_channels
+):
     torch.manual_seed(0)
-    reference = PyGGCNConv(4, 5)
+    reference = PyGGCNConv(4, out_channels)
     nn.init.normal_(reference.bias)  # a non-zero bias, so it is checked too
     batch = Batch.from_data_list([image_to_graph(im, connectivity) for im in images])
-    expected = reference(batch.x, batch.edge_index).view(3, 42, 5)
+    expected = reference(batch.x, batch.edge_index).view(3, 42, out_channels)
     grid_gcn = GridGCNConv.from_gcn_conv(reference, connectivity=connectivity)
     torch.testing.assert_close(grid_gcn(images_to_nodes(images), grid_size=(6, 7)), expected)
     torch.testing.assert_close(grid_gcn(images_to_nodes(images)[2], grid_size=(6, 7)), expected[2])
