@@ -1,47 +1,44 @@
-"""Molecular property prediction with a GCN — offline, on data sets shipped in RDKit's wheel.
+"""Molecular property prediction from SMILES — offline, on data sets shipped in RDKit's wheel.
 
-    python examples/molecule_gcn.py                         # CHEMBL2321810 pIC50, scaffold split
-    python examples/molecule_gcn.py --dataset tpsa          # 4,991 NCI molecules, TPSA, sum readout
+    python examples/molecule_gcn.py                          # CHEMBL2321810 pIC50, scaffold split
+    python examples/molecule_gcn.py --dataset tpsa           # 4,991 NCI molecules, TPSA
     python examples/molecule_gcn.py --csv my.csv --smiles-col smiles --target-col logS
+    python examples/molecule_gcn.py --csv my.csv --target-col y --split-column split --ensemble 5
 
-Trains ``gconv.models.GCN`` with ``gconv.train.Trainer`` (masked MSE on standardised targets, so
-missing labels in multi-task CSVs are ignored) and compares it on the same split with two
-baselines: the training-set mean, and a model on Morgan fingerprints (radius 2, 2048 bits): ridge
-regression (alpha 0.1 / 1 / 10 / 100) or a random forest, whichever has the lowest validation RMSE.
-All model selection (GCN epoch, baseline choice) uses the validation split only; the test split is
-scored once, at the end.
+Trains ``gconv.models.GNN`` (chemprop's directed bond message passing by default, ``--conv``) with
+``gconv.train.Trainer`` (masked MSE on standardised targets, so missing labels in multi-task CSVs
+are ignored) and compares it on the same split with two baselines: the training-set mean, and a
+model on Morgan fingerprints (radius 2, 2048 bits): ridge regression (alpha 0.1 / 1 / 10 / 100)
+or a random forest, whichever has the lowest validation RMSE. All model selection (epoch,
+baseline choice) uses the validation split only; the test split is scored once, at the end.
 
-Writes into --out: best.pt / last.pt (checkpoints), metrics.json, parity.png.
+Options a chemprop user will recognise: ``--split-column`` (chemprop's ``--splits-column``),
+``--descriptors`` (RDKit 2D descriptors after the readout, chemprop's
+``--features-generators rdkit_2d``), ``--ensemble N`` (N models from seeds seed..seed+N-1,
+averaged; their spread is the ``*_std`` uncertainty column of predictions.csv).
 
-Test RMSE with the defaults (CPU, one thread; --seed sets the split and the initialisation;
-GCN: 3 layers of 128, edge features, meanmax readout for pIC50, MLP head (128,)):
+The readout follows the property (``--readout auto``, the default): a property that grows with
+molecule size (an *extensive* one: a surface area, a molar refractivity) is a sum over atoms, an
+*intensive* one (a pIC50, a solubility) an average. ``auto`` fits, on the training split only,
+the target against the heavy-atom count: where the count explains most of the variance
+(R² >= 0.5) it picks ``sum``, else ``meanmax``; metrics.json records the choice and the R².
 
-    data set, split        seed   mean    Morgan FP (ridge)   GCN      GCN / FP
-    CHEMBL2321810 pIC50     0     1.069   0.637               0.631    0.99
-    CHEMBL2321810 pIC50     1     1.074   0.628               0.661    1.05
-    CHEMBL2321810 pIC50     2     1.265   0.533               0.558    1.05
-    NCI TPSA (sum readout)  0     48.35   23.94               2.41     (R2 0.998)
+Writes into --out: metrics.json (skipped rows listed), predictions.csv (SMILES, true,
+predicted, ensemble std, split for every molecule), parity.png, and model_<k>/best.pt /
+last.pt checkpoints per ensemble member.
 
-How the defaults were chosen (CHEMBL2321810, scaffold seeds 0-2, mean of the validation RMSE
-that metrics.json reports as val_rmse; 814 / 102 / 101 molecules, so differences of ~0.01 are
-noise). Previous defaults (mean readout, linear head): val 0.562, test 0.583 / 0.710 / 0.610.
-meanmax readout 0.513 (test 0.686 / 0.751 / 0.569); meanmax + head (128,) 0.517 (the defaults);
-jumping knowledge + head (128,) 0.534 (test 0.663 / 0.628 / 0.570); head (128,) 0.539 (test
-0.693 / 0.632 / 0.582); jumping knowledge 0.557; 4 layers 0.557; weight decay 1e-3 0.562;
-hidden 256 0.563; dropout 0.1 + head (128,) 0.570; batch 64 0.576; attention readout 0.578.
-Plain meanmax and meanmax + head tie on validation; the head was kept because it lowered the
-validation RMSE with the other readouts, and (looked at afterwards, so not a blind choice) its
-test RMSE is within 10 % of the fingerprint baseline on all three seeds, which meanmax alone
-is not (seed 1: 1.20x).
+MEASURED_RESULTS_PLACEHOLDER
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -50,23 +47,25 @@ matplotlib.use("Agg")  # files only; set before pyplot is imported
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from rdkit import Chem, rdBase
-from rdkit.Chem import rdFingerprintGenerator
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from torch_geometric.loader import DataLoader
 
 from gconv.data import (
     ATOM_FEATURE_DIM,
     BOND_FEATURE_DIM,
+    DescriptorScaler,
     MoleculeDataset,
     Standardizer,
     chembl_pic50,
+    morgan_fingerprints,
+    murcko_scaffold,
     nci_tpsa,
     predict_smiles,
+    rdkit_descriptors,
 )
-from gconv.models import GCN
+from gconv.models import GNN
 from gconv.train import Trainer, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
@@ -74,102 +73,188 @@ DEFAULTS = dict(
     dataset="chembl",  # chembl (CHEMBL2321810 pIC50) | tpsa (NCI TPSA); --csv overrides
     split="scaffold",  # scaffold (Bemis-Murcko groups, the honest test) | random
     sizes=(0.8, 0.1, 0.1),
-    readout=None,  # None: "sum" for TPSA (a sum over atoms), else "meanmax"
-    hidden=128,
+    conv="dmpnn",  # dmpnn (chemprop's encoder) | gine | gcn
+    readout="auto",  # auto: sum for extensive properties, meanmax for intensive ones
+    auto_r2=0.5,  # R² of target ~ heavy-atom count above which "auto" picks sum
+    hidden=300,
     layers=3,
-    dropout=0.0,  # 0.1 and 0.2 were worse on average over CHEMBL2321810 scaffold seeds 0-2
-    edge_features=True,  # learned per-edge GCN weights from the 14 bond features
-    epochs=60,
-    batch_size=32,
-    lr=1e-2,  # peak of the one-cycle schedule (AdamW); 1e-3 under-fits both sets in 60 epochs
-    weight_decay=1e-5,
-    jumping_knowledge=False,  # read out all layers' outputs concatenated
-    # Hidden sizes of an MLP head; () is a single Linear (CAM-ready). (128,) lowered the mean
-    # validation RMSE over CHEMBL2321810 scaffold seeds 0-2 with the mean readout (0.562 -> 0.539)
-    # and with jumping knowledge (0.557 -> 0.534); with meanmax it is a tie (0.513 vs 0.517) but
-    # the test RMSE spread over the seeds is smaller. See the docstring.
-    head_hidden=(128,),
+    dropout=0.0,
+    batch_norm=False,
+    head_hidden=(300,),  # hidden sizes of the MLP head; () is a single Linear (CAM-ready)
+    descriptors=False,  # RDKit 2D descriptors concatenated after the readout
+    ensemble=1,
+    epochs=50,
+    batch_size=64,
+    lr=1e-3,  # peak of the one-cycle schedule (AdamW)
+    weight_decay=0.0,
     seed=0,
-    # Intra-op threads for torch on the CPU. Molecule batches are a few hundred atoms: too small
-    # to gain from threads, and on a busy CPU the thread hand-offs dominate (measured on a shared
-    # 2-core box: 10 steps in 0.45 s with 1 thread, 6.5 s with 2). 0 keeps torch's default.
+    # Intra-op threads for torch on the CPU. 0 keeps torch's default.
     threads=1,
     device="auto",
     out="runs/molecule_gcn",
 )
+READOUTS = ("auto", "sum", "mean", "max", "meanmax", "attention", "set2set")
+
+
+class UsageError(Exception):
+    """A problem with the user's input or environment: reported as one ``error:`` line."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--dataset", choices=("chembl", "tpsa"), default=DEFAULTS["dataset"])
-    p.add_argument("--csv", type=Path, default=None, help="your own CSV instead of --dataset")
-    p.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv")
-    p.add_argument("--target-col", nargs="+", default=None, help="target column(s) of --csv")
-    p.add_argument("--split", choices=("scaffold", "random"), default=DEFAULTS["split"])
-    p.add_argument(
-        "--readout",
-        choices=("sum", "mean", "max", "meanmax", "attention", "set2set"),
-        default=DEFAULTS["readout"],
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", choices=("chembl", "tpsa"), default=DEFAULTS["dataset"])
+    data.add_argument("--csv", type=Path, default=None, help="your own CSV instead of --dataset")
+    data.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv")
+    data.add_argument("--target-col", nargs="+", default=None, help="target column(s) of --csv")
+    data.add_argument("--split", choices=("scaffold", "random"), default=DEFAULTS["split"])
+    data.add_argument(
+        "--split-column",
+        default=None,
+        metavar="NAME",
+        help="column of --csv with train / val / test per row (a predefined split)",
     )
-    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
-    p.add_argument("--layers", type=int, default=DEFAULTS["layers"])
-    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
-    p.add_argument("--no-edge-features", dest="edge_features", action="store_false")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
-    p.add_argument(
-        "--jumping-knowledge",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS["jumping_knowledge"],
-        help="read out the concatenated outputs of all GCN layers",
+    data.add_argument("--limit", type=int, default=None, help="use N random molecules (smoke)")
+    model = p.add_argument_group("model")
+    model.add_argument("--conv", choices=("dmpnn", "gine", "gcn"), default=DEFAULTS["conv"])
+    model.add_argument("--readout", choices=READOUTS, default=DEFAULTS["readout"])
+    model.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
+    model.add_argument("--layers", type=int, default=DEFAULTS["layers"])
+    model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
+    model.add_argument(
+        "--batch-norm", action=argparse.BooleanOptionalAction, default=DEFAULTS["batch_norm"]
     )
-    p.add_argument(
+    model.add_argument(
         "--head-hidden",
         type=int,
         nargs="*",
         default=list(DEFAULTS["head_hidden"]),
         help="hidden sizes of the MLP head (none: a single Linear)",
     )
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | mps")
-    p.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="torch CPU threads")
+    model.add_argument(
+        "--descriptors",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS["descriptors"],
+        help="concatenate RDKit 2D descriptors (scaled on train) after the readout",
+    )
+    model.add_argument("--ensemble", type=int, default=DEFAULTS["ensemble"], metavar="N")
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    train.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | mps")
+    train.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="CPU threads")
+    train.add_argument("--resume", action="store_true", help="continue from --out's last.pt")
     p.add_argument("--out", type=Path, default=Path(DEFAULTS["out"]))
-    p.add_argument("--limit", type=int, default=None, help="use N random molecules (smoke tests)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.csv is not None and not args.target_col:
         p.error("--csv needs --target-col")
-    if args.epochs < 1 or args.batch_size < 1 or args.hidden < 1 or args.layers < 1:
-        p.error("--epochs, --batch-size, --hidden and --layers must be >= 1")
-    if args.readout is None:
-        args.readout = "sum" if args.csv is None and args.dataset == "tpsa" else "meanmax"
+    if args.split_column is not None and args.csv is None:
+        p.error("--split-column needs --csv (the embedded sets have no split column)")
+    for name in ("epochs", "batch_size", "hidden", "layers", "ensemble"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args
 
 
+# ----------------------------------------------------------------------------- data
 def load_dataset(args: argparse.Namespace) -> tuple[MoleculeDataset, str]:
-    # skipped molecules are reported in the table and metrics.json, not as a warning here
+    # skipped molecules are printed row by row and listed in metrics.json, not warned about
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if args.csv is not None:
-            dataset = MoleculeDataset.from_csv(
-                args.csv, args.smiles_col, args.target_col, on_error="skip"
+        try:
+            if args.csv is not None:
+                dataset = MoleculeDataset.from_csv(
+                    args.csv, args.smiles_col, args.target_col, on_error="skip"
+                )
+                return dataset, str(args.csv)
+            if args.dataset == "tpsa":
+                return nci_tpsa(), "nci_tpsa"
+            return chembl_pic50(), "chembl_pic50"
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise UsageError(f"cannot read {args.csv}: {err}") from None
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+
+def read_split_column(path: Path, column: str) -> list[str]:
+    """The split label of every data row of the CSV (0-based rows, header excluded)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or []):
+            raise UsageError(
+                f"{path} has no split column {column!r}; its columns are {reader.fieldnames}"
             )
-            return dataset, str(args.csv)
-        if args.dataset == "tpsa":
-            return nci_tpsa(), "nci_tpsa"
-        return chembl_pic50(), "chembl_pic50"
+        return [record[column] or "" for record in reader]
 
 
-def morgan_fingerprints(smiles: list[str]) -> np.ndarray:
-    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-    with rdBase.BlockLogs():
-        return np.stack([generator.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles])
+def split_dataset(
+    dataset: MoleculeDataset, args: argparse.Namespace
+) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
+    if args.split_column is not None:
+        labels = read_split_column(args.csv, args.split_column)
+        try:
+            parts = dataset.split_by([labels[row] for row in dataset.rows])
+        except ValueError as err:
+            raise UsageError(f"--split-column {args.split_column}: {err}") from None
+    else:
+        parts = dataset.split(args.split, sizes=DEFAULTS["sizes"], seed=args.seed)
+    empty = [name for name, part in zip(("train", "val", "test"), parts, strict=True) if not part]
+    if empty:
+        raise UsageError(empty_split_message(dataset, args, empty))
+    return parts
 
 
+def empty_split_message(dataset: MoleculeDataset, args: argparse.Namespace, empty: list) -> str:
+    what = f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty"
+    if args.split_column is not None:
+        return f"{what}: column {args.split_column!r} assigns no molecule to it"
+    if args.split == "scaffold":
+        groups = Counter(murcko_scaffold(s) for s in dataset.smiles)
+        largest = groups.most_common(1)[0][1]
+        return (
+            f"{what}: the scaffold split puts whole Bemis-Murcko scaffold groups in one split, and "
+            f"the {len(dataset)} molecules share {len(groups)} scaffold(s) (largest group: "
+            f"{largest} molecules{', acyclic' if '' in groups and groups[''] == largest else ''}); "
+            "use --split random, or a --split-column"
+        )
+    return f"{what}: {len(dataset)} molecules are too few for the split sizes {DEFAULTS['sizes']}"
+
+
+def choose_readout(args: argparse.Namespace, train: MoleculeDataset) -> tuple[str, float | None]:
+    """``--readout`` itself, or for ``auto`` sum/meanmax by the size dependence of the targets."""
+    if args.readout != "auto":
+        return args.readout, None
+    atoms = np.array([g.num_nodes for g in train], dtype=np.float64).reshape(-1, 1)
+    y = train.y.numpy()
+    r2_per_task = []
+    for t in range(y.shape[1]):
+        labelled = ~np.isnan(y[:, t])
+        if labelled.sum() < 3 or np.ptp(y[labelled, t]) == 0:
+            continue
+        fit = LinearRegression().fit(atoms[labelled], y[labelled, t])
+        r2_per_task.append(fit.score(atoms[labelled], y[labelled, t]))
+    r2 = float(np.mean(r2_per_task)) if r2_per_task else 0.0
+    return ("sum" if r2 >= DEFAULTS["auto_r2"] else "meanmax"), r2
+
+
+def add_descriptors(
+    parts: tuple[MoleculeDataset, ...], cache_dir: Path
+) -> tuple[tuple[MoleculeDataset, ...], int]:
+    values = [rdkit_descriptors(part.smiles, cache_dir=cache_dir) for part in parts]
+    scaler = DescriptorScaler.fit(values[0])  # the training split only
+    scaled = tuple(
+        part.with_descriptors(scaler.transform(v)) for part, v in zip(parts, values, strict=True)
+    )
+    return scaled, scaler.num_features
+
+
+# ----------------------------------------------------------------------------- baselines
 def fingerprint_baseline(
     fp_train: np.ndarray,
     y_train: np.ndarray,
@@ -208,14 +293,16 @@ def scores(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     per_task = []
     for t in range(true.shape[1]):
         labelled = ~np.isnan(true[:, t])
+        if not labelled.any():
+            continue
         y, p = true[labelled, t], pred[labelled, t]
-        per_task.append(
-            (mean_squared_error(y, p) ** 0.5, mean_absolute_error(y, p), r2_score(y, p))
-        )
-    rmse, mae, r2 = np.mean(per_task, axis=0)
+        r2 = r2_score(y, p) if labelled.sum() > 1 else float("nan")
+        per_task.append((mean_squared_error(y, p) ** 0.5, mean_absolute_error(y, p), r2))
+    rmse, mae, r2 = np.mean(per_task, axis=0) if per_task else (float("nan"),) * 3
     return {"rmse": float(rmse), "mae": float(mae), "r2": float(r2)}
 
 
+# ----------------------------------------------------------------------------- entry points
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     threads = torch.get_num_threads()
@@ -223,106 +310,150 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     try:
         return run(args)
+    except UsageError as err:
+        sys.exit(f"error: {err}")
     finally:
         torch.set_num_threads(threads)  # leave the caller's process as we found it
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda, but PyTorch sees no CUDA GPU here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps, but the MPS backend is not available; use --device cpu")
+    return device
+
+
 def run(args: argparse.Namespace) -> dict:
-    seed_everything(args.seed)
     t_start = time.perf_counter()
+    device = resolve_device(args.device)
+    if args.resume and not (args.out / "model_0" / "last.pt").is_file():
+        raise UsageError(
+            f"--resume: nothing to resume, {args.out / 'model_0' / 'last.pt'} is missing"
+        )
 
     # ------------------------------------------------------------------------- data
-    try:
-        dataset, source = load_dataset(args)
-    except (ValueError, FileNotFoundError) as exc:
-        sys.exit(f"error: {exc}")
-    n_skipped = len(dataset.skipped)
+    dataset, source = load_dataset(args)
+    skipped = [{"row": r, "smiles": s, "reason": why} for r, s, why in dataset.skipped]
+    for item in skipped:
+        print(f"row {item['row']}: {item['smiles']}: {item['reason']}")
     if args.limit is not None:  # a seeded random subset: the files are sorted by id or size
         keep = np.random.default_rng(args.seed).permutation(len(dataset))[: args.limit]
         dataset = dataset[sorted(keep.tolist())]
-    train, val, test = dataset.split(args.split, sizes=DEFAULTS["sizes"], seed=args.seed)
+    if len(dataset) == 0:
+        raise UsageError(f"no molecule of {source} could be featurised ({len(skipped)} skipped)")
+    parts = split_dataset(dataset, args)
+    train, val, test = parts
+    readout, size_r2 = choose_readout(args, train)
+    descriptor_dim = 0
+    if args.descriptors:
+        parts, descriptor_dim = add_descriptors(parts, cache_dir=Path("datasets") / "cache")
     standardizer = Standardizer.fit(train.y)
-    train_loader = DataLoader(
-        train.standardized(standardizer), batch_size=args.batch_size, shuffle=True
-    )
-    val_loader = DataLoader(val.standardized(standardizer), batch_size=256)
-    test_loader = DataLoader(test.standardized(standardizer), batch_size=256)
+    train_set, val_set, test_set = (part.standardized(standardizer) for part in parts)
+    val_loader = DataLoader(val_set, batch_size=256)
+    test_loader = DataLoader(test_set, batch_size=256)
     tasks = dataset.target_names
-    t_data = time.perf_counter() - t_start
+    split_name = f"column {args.split_column!r}" if args.split_column else f"{args.split} split"
     print(
         f"data: {source}, tasks {tasks}, {len(train)} train / {len(val)} val / {len(test)} test "
-        f"({args.split} split, seed {args.seed}), {n_skipped} skipped, {t_data:.1f}s"
+        f"({split_name}, seed {args.seed}), {len(skipped)} skipped, readout {readout}"
+        + (f" (size R² {size_r2:.2f})" if size_r2 is not None else "")
+        + (f", {descriptor_dim} descriptors" if descriptor_dim else "")
+        + f", {time.perf_counter() - t_start:.1f}s"
     )
 
     # ------------------------------------------------------------------------- baselines
     t0 = time.perf_counter()
-    y_train, y_test = train.y.numpy(), test.y.numpy()
+    y_train, y_val, y_test = train.y.numpy(), val.y.numpy(), test.y.numpy()
     mean_pred = np.broadcast_to(np.nanmean(y_train, axis=0), y_test.shape)
     fp_train, fp_val, fp_test = (morgan_fingerprints(part.smiles) for part in (train, val, test))
-    fp_pred, fp_model = fingerprint_baseline(
-        fp_train, y_train, fp_val, val.y.numpy(), fp_test, seed=args.seed
-    )
+    fp_pred, fp_model = fingerprint_baseline(fp_train, y_train, fp_val, y_val, fp_test, args.seed)
     t_baselines = time.perf_counter() - t0
-
-    # ------------------------------------------------------------------------- model
-    model = GCN(
-        in_channels=ATOM_FEATURE_DIM,
-        out_channels=len(tasks),
-        hidden_channels=args.hidden,
-        num_layers=args.layers,
-        readout=args.readout,
-        dropout=args.dropout,
-        edge_dim=BOND_FEATURE_DIM if args.edge_features else None,
-        head_hidden=tuple(args.head_hidden),
-        jumping_knowledge=args.jumping_knowledge,
-    )
-    steps_per_epoch = len(train_loader)
-
-    def one_cycle(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch
-        )
-
-    trainer = Trainer(
-        model,
-        loss="masked_mse",
-        optimizer="adamw",
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        metrics=("rmse", "r2"),
-        device=args.device,
-        scheduler=one_cycle,
-        scheduler_interval="step",
-        checkpoint_dir=args.out,
-        monitor="val_loss",
-        seed=args.seed,
-        progress=not args.quiet,
-    )
 
     # ------------------------------------------------------------------------- train
     t0 = time.perf_counter()
-    trainer.fit(train_loader, val_loader, epochs=args.epochs)
-    t_train = time.perf_counter() - t0  # CPU-synchronous; the Trainer syncs CUDA per epoch
+    members, best_epochs = [], []
+    for k in range(args.ensemble):
+        seed_everything(args.seed + k)  # member k: its own initialisation and batch order
+        model = GNN(
+            ATOM_FEATURE_DIM,
+            len(tasks),
+            conv=args.conv,
+            hidden_channels=args.hidden,
+            num_layers=args.layers,
+            readout=readout,
+            dropout=args.dropout,
+            batch_norm=args.batch_norm,
+            edge_dim=BOND_FEATURE_DIM,
+            head_hidden=tuple(args.head_hidden),
+            descriptor_dim=descriptor_dim,
+        )
+        train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+        total_steps = args.epochs * len(train_loader)
+
+        def one_cycle(optimizer, total_steps=total_steps):
+            return torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=args.lr, total_steps=total_steps
+            )
+
+        trainer = Trainer(
+            model,
+            loss="masked_mse",
+            optimizer="adamw",
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            metrics=("rmse", "r2"),
+            device=device,
+            scheduler=one_cycle,
+            scheduler_interval="step",
+            checkpoint_dir=args.out / f"model_{k}",
+            monitor="val_loss",
+            seed=args.seed + k,
+            progress=not args.quiet,
+        )
+        try:
+            trainer.fit(train_loader, val_loader, epochs=args.epochs, resume=args.resume)
+        except FileNotFoundError as err:  # --resume of a member that never saved
+            raise UsageError(f"--resume: {err}") from None
+        trainer.load_best()
+        members.append(trainer)
+        best_epochs.append(trainer.best_epoch)
+    t_train = time.perf_counter() - t0
 
     # ------------------------------------------------------------------------- evaluate
-    model = trainer.load_best()
-    gcn_pred = standardizer.inverse_transform(trainer.predict(test_loader)).numpy()
-    val_pred = standardizer.inverse_transform(trainer.predict(val_loader)).numpy()
-    gcn_val = scores(val.y.numpy(), val_pred)
-    gcn, mean, fp = scores(y_test, gcn_pred), scores(y_test, mean_pred), scores(y_test, fp_pred)
-    # the user-facing helper gives the same numbers straight from SMILES
-    helper = predict_smiles(model, test.smiles[:8], standardizer=standardizer)
-    assert np.allclose(helper.numpy(), gcn_pred[:8], atol=1e-4), "predict_smiles disagrees"
+    def ensemble_predict(part: MoleculeDataset) -> tuple[np.ndarray, np.ndarray]:
+        loader = DataLoader(part, batch_size=256)
+        outputs = torch.stack([standardizer.inverse_transform(m.predict(loader)) for m in members])
+        return outputs.mean(0).numpy(), outputs.std(0, unbiased=False).numpy()
+
+    predictions = {
+        name: ensemble_predict(part)
+        for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
+    }
+    gnn_pred = predictions["test"][0]
+    gnn, mean, fp = scores(y_test, gnn_pred), scores(y_test, mean_pred), scores(y_test, fp_pred)
+    gnn_val = scores(y_val, predictions["val"][0])
+    if not args.descriptors:  # the user-facing helper gives the same numbers straight from SMILES
+        helper = predict_smiles(members[0].model, test.smiles[:8], standardizer=standardizer)
+        single = standardizer.inverse_transform(members[0].predict(test_loader)).numpy()[:8]
+        if not np.allclose(helper.numpy(), single, atol=1e-4):
+            raise RuntimeError("predict_smiles disagrees with Trainer.predict")
 
     seconds = time.perf_counter() - t_start
     metrics = {
         "dataset": source,
         "tasks": tasks,
-        "split": args.split,
-        "test_rmse": gcn["rmse"],
-        "test_mae": gcn["mae"],
-        "test_r2": gcn["r2"],
-        "val_rmse": gcn_val["rmse"],
+        "split": args.split_column and f"column:{args.split_column}" or args.split,
+        "test_rmse": gnn["rmse"],
+        "test_mae": gnn["mae"],
+        "test_r2": gnn["r2"],
+        "val_rmse": gnn_val["rmse"],
         "baseline_mean_rmse": mean["rmse"],
         "baseline_mean_r2": mean["r2"],
         "baseline_fp_rmse": fp["rmse"],
@@ -332,16 +463,21 @@ def run(args: argparse.Namespace) -> dict:
         "n_train": len(train),
         "n_val": len(val),
         "n_test": len(test),
-        "n_skipped": n_skipped,
-        "best_epoch": trainer.best_epoch,
-        "readout": args.readout,
+        "n_skipped": len(skipped),
+        "skipped": skipped,
+        "best_epoch": best_epochs[0],
+        "best_epochs": best_epochs,
+        "conv": args.conv,
+        "readout": readout,
+        "readout_size_r2": size_r2,
+        "descriptors": descriptor_dim,
+        "ensemble": args.ensemble,
         "hidden": args.hidden,
         "layers": args.layers,
-        "edge_features": args.edge_features,
+        "batch_norm": args.batch_norm,
         "dropout": args.dropout,
         "weight_decay": args.weight_decay,
         "head_hidden": list(args.head_hidden),
-        "jumping_knowledge": args.jumping_knowledge,
         "lr": args.lr,
         "batch_size": args.batch_size,
         "target_mean": standardizer.mean.tolist(),
@@ -351,36 +487,67 @@ def run(args: argparse.Namespace) -> dict:
         "seconds": seconds,
         "train_seconds": t_train,
         "baseline_seconds": t_baselines,
-        "device": str(trainer.device),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_predictions(args.out / "predictions.csv", parts, predictions, tasks)
+    parity_plot(args.out / "parity.png", y_test, gnn_pred, fp_pred, gnn, fp, tasks, source, args)
 
-    # parity plot of the first task: GCN and fingerprint forest against the truth
+    print(f"{'model':<22}{'test RMSE':>11}{'test MAE':>10}{'test R2':>9}")
+    name = f"{args.conv.upper()}" + (f" x{args.ensemble}" if args.ensemble > 1 else "")
+    for label, s in [("mean predictor", mean), ("Morgan FP baseline", fp), (name, gnn)]:
+        print(f"{label:<22}{s['rmse']:>11.4f}{s['mae']:>10.4f}{s['r2']:>9.3f}")
+    print(
+        f"FP baseline: {', '.join(fp_model)} (chosen on validation); best epochs {best_epochs} "
+        f"of {args.epochs}; {t_train:.1f}s training, {seconds:.1f}s total on {device}"
+    )
+    print(f"wrote {args.out}/metrics.json, predictions.csv, parity.png, model_*/best.pt")
+    return metrics
+
+
+def write_predictions(
+    path: Path,
+    parts: tuple[MoleculeDataset, ...],
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
+    tasks: list[str],
+) -> None:
+    """One row per molecule: SMILES, input row, split, then true / predicted / std per task."""
+    header = ["smiles", "row", "split"]
+    for task in tasks:
+        header += [f"{task}_true", f"{task}_pred", f"{task}_std"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for name, part in zip(("train", "val", "test"), parts, strict=True):
+            mean, std = predictions[name]
+            truth = part.y.numpy()
+            for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
+                cells = [smiles, row, name]
+                for t in range(len(tasks)):
+                    cells += [f"{truth[i, t]:.6g}", f"{mean[i, t]:.6g}", f"{std[i, t]:.6g}"]
+                writer.writerow(cells)
+
+
+def parity_plot(path, y_test, gnn_pred, fp_pred, gnn, fp, tasks, source, args) -> None:
+    """Test-set parity plot of the first task: the GNN and the fingerprint baseline."""
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     labelled = ~np.isnan(y_test[:, 0])
     truth = y_test[labelled, 0]
     ax.scatter(truth, fp_pred[labelled, 0], s=10, alpha=0.5, label=f"Morgan FP ({fp['rmse']:.3f})")
-    ax.scatter(truth, gcn_pred[labelled, 0], s=10, alpha=0.7, label=f"GCN ({gcn['rmse']:.3f})")
-    lo, hi = float(np.nanmin(truth)), float(np.nanmax(truth))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.scatter(
+        truth, gnn_pred[labelled, 0], s=10, alpha=0.7, label=f"{args.conv} ({gnn['rmse']:.3f})"
+    )
+    if truth.size:
+        lo, hi = float(np.min(truth)), float(np.max(truth))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set(xlabel=f"true {tasks[0]}", ylabel=f"predicted {tasks[0]}", title=f"{source}: test set")
     ax.legend(title="test RMSE", fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "parity.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-
-    print(f"{'model':<22}{'test RMSE':>11}{'test MAE':>10}{'test R2':>9}")
-    for name, s in [("mean predictor", mean), ("Morgan FP baseline", fp), ("GCN", gcn)]:
-        print(f"{name:<22}{s['rmse']:>11.4f}{s['mae']:>10.4f}{s['r2']:>9.3f}")
-    print(
-        f"FP baseline: {', '.join(fp_model)} (chosen on validation); "
-        f"GCN best epoch {trainer.best_epoch}/{args.epochs}; {t_train:.1f}s training, "
-        f"{seconds:.1f}s total on {trainer.device}"
-    )
-    print(f"wrote {args.out}/metrics.json, parity.png, best.pt, last.pt")
-    return metrics
 
 
 if __name__ == "__main__":

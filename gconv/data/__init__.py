@@ -53,7 +53,10 @@ _EXPORTS: dict[str, str] = {
         "images",
     ),
     "TensorLoader": "loader",
-    **dict.fromkeys(("DESCRIPTOR_NAMES", "DescriptorScaler", "rdkit_descriptors"), "descriptors"),
+    **dict.fromkeys(
+        ("DESCRIPTOR_NAMES", "DescriptorScaler", "morgan_fingerprints", "rdkit_descriptors"),
+        "descriptors",
+    ),
     **dict.fromkeys(
         (
             "ATOM_FEATURE_DIM",
@@ -62,6 +65,7 @@ _EXPORTS: dict[str, str] = {
             "BOND_FEATURE_NAMES",
             "AtomFeaturizer",
             "BondFeaturizer",
+            "Feature",
             "featurize",
             "mol_to_graph",
             "smiles_to_graph",
@@ -100,7 +104,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         random_split,
         scaffold_split,
     )
-    from gconv.data.descriptors import DESCRIPTOR_NAMES, DescriptorScaler, rdkit_descriptors
+    from gconv.data.descriptors import (
+        DESCRIPTOR_NAMES,
+        DescriptorScaler,
+        morgan_fingerprints,
+        rdkit_descriptors,
+    )
     from gconv.data.grid import (
         GridGraph,
         graph_to_image,
@@ -129,6 +138,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         BOND_FEATURE_NAMES,
         AtomFeaturizer,
         BondFeaturizer,
+        Feature,
         featurize,
         mol_to_graph,
         smiles_to_graph,

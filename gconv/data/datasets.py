@@ -62,6 +62,8 @@ __all__ = [
 
 OnError = Literal["raise", "skip"]
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
+# split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
+_SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 class Standardizer:
@@ -311,10 +313,12 @@ class MoleculeDataset(Dataset):
     ) -> MoleculeDataset:
         r"""Reads SMILES and targets from a CSV file with a header row.
 
+        The file is read as UTF-8, with or without the byte-order mark that Excel writes.
         Empty cells and ``nan``/``NA`` in target columns become NaN (kept, to be masked in the
-        loss). ``on_error`` applies to molecules; a target cell that is not a number always
-        raises (naming row and column), since it points to a wrong column or a broken file.
-        Row indices count data rows from 0 (the header is not a row).
+        loss). ``on_error`` applies to molecules; a target cell that is not a finite number
+        (text, ``inf``, or beyond float32's range such as ``1e400``) always raises (naming row
+        and column), since it points to a wrong column or a broken file. Row indices count data
+        rows from 0 (the header is not a row).
 
         Args:
             path (str or PathLike): The CSV file.
@@ -322,15 +326,27 @@ class MoleculeDataset(Dataset):
             target_cols (str or Sequence[str], optional): Target column(s); none for an
                 unlabelled set. (default: :obj:`None`)
             **kwargs: Passed on to :class:`MoleculeDataset` (``on_error``, ``n_jobs``, ...).
+
+        Raises:
+            ValueError: for an empty file, a header without data rows, a missing column, or a
+                bad target cell.
         """
         target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols or [])
-        with open(path, newline="") as f:
+        wanted = [smiles_col, *target_cols]
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            missing = [c for c in [smiles_col, *target_cols] if c not in columns]
+            if reader.fieldnames is None:
+                raise ValueError(
+                    f"{path} is empty: expected a header row naming the columns {wanted}, then "
+                    "one row per molecule"
+                )
+            columns = list(reader.fieldnames)
+            missing = [c for c in wanted if c not in columns]
             if missing:
                 raise ValueError(f"{path} has no column(s) {missing}; its columns are {columns}")
             records = list(reader)
+        if not records:
+            raise ValueError(f"{path} has a header row ({columns}) but no data rows")
         smiles = [record[smiles_col] or "" for record in records]
         targets = None
         if target_cols:
@@ -441,6 +457,49 @@ class MoleculeDataset(Dataset):
             raise ValueError(f"split method must be 'scaffold' or 'random', got {method!r}")
         return tuple(self[list(part)] for part in parts)  # type: ignore[return-value]
 
+    def split_by(
+        self, labels: Sequence[str]
+    ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
+        """``(train, val, test)`` from one label per molecule (a predefined split, like
+        chemprop's ``--splits-column``): ``"train"``, ``"val"`` (or ``"valid"``,
+        ``"validation"``) or ``"test"``, case-insensitive.
+
+        Raises:
+            ValueError: for a wrong number of labels, or a label outside those, naming the
+                molecule's input row and its SMILES.
+        """
+        if len(labels) != len(self):
+            raise ValueError(
+                f"split_by expected {len(self)} labels, one per molecule, got {len(labels)}"
+            )
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for position, label in enumerate(labels):
+            key = _SPLIT_NAMES.get(str(label).strip().lower())
+            if key is None:
+                raise ValueError(
+                    f"row {self.rows[position]} ({self.smiles[position]!r}): split label "
+                    f"{label!r} is not one of train / val / test"
+                )
+            parts[key].append(position)
+        return self[parts["train"]], self[parts["val"]], self[parts["test"]]
+
+    def with_descriptors(self, descriptors: np.ndarray | Tensor) -> MoleculeDataset:
+        """A copy whose graphs carry molecule-level features ``x_d`` of shape ``[1, D]`` (so a
+        batch has ``[num_graphs, D]``), as :class:`gconv.models.GNN` reads them; the graphs'
+        other tensors are shared. ``descriptors`` is ``[len(self), D]``, e.g. scaled
+        :func:`gconv.data.rdkit_descriptors`."""
+        values = torch.as_tensor(np.asarray(descriptors, dtype=np.float32))
+        if values.dim() != 2 or values.size(0) != len(self):
+            raise ValueError(
+                f"with_descriptors expected descriptors [{len(self)}, D], got {tuple(values.shape)}"
+            )
+        graphs = []
+        for graph, row in zip(self.graphs, values, strict=True):
+            graph = copy.copy(graph)  # shallow: new attribute store, same feature tensors
+            graph.x_d = row.unsqueeze(0)
+            graphs.append(graph)
+        return self._from_graphs(graphs, self.rows, self.target_names)
+
     def standardized(self, standardizer: Standardizer) -> MoleculeDataset:
         """A copy whose targets are ``standardizer.transform(y)`` (graphs are shared)."""
         graphs = []
@@ -459,24 +518,45 @@ class MoleculeDataset(Dataset):
 def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -> Tensor | None:
     if targets is None:
         return None
-    y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    if y.dim() not in (1, 2) or y.size(0) != num_rows:
+    if isinstance(targets, Tensor):
+        targets = targets.detach().cpu()
+    values = np.asarray(targets, dtype=np.float64)  # float64 first: see what float32 would lose
+    if values.ndim not in (1, 2) or values.shape[0] != num_rows:
         raise ValueError(
             f"MoleculeDataset expected targets of shape [{num_rows}] or [{num_rows}, T], "
-            f"got {tuple(y.shape)}"
+            f"got {tuple(values.shape)}"
         )
+    # NaN marks a missing label; an infinite target (or one float32 cannot hold) is an error
+    bad = np.abs(values) > _FLOAT32_MAX  # False for NaN
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        task = f", task {position[1]}" if values.ndim == 2 else ""
+        raise ValueError(
+            f"MoleculeDataset: the target of row {position[0]}{task} is {values[position]!r}, "
+            f"not a finite float32 number (|y| <= {_FLOAT32_MAX:.4g}); use NaN for a missing label"
+        )
+    y = torch.as_tensor(values.astype(np.float32))
     return y.unsqueeze(1) if y.dim() == 1 else y
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _parse_target(cell: str | None, row: int, column: str) -> float:
     if cell is None or cell.strip().lower() in _MISSING:
         return float("nan")
     try:
-        return float(cell)
+        value = float(cell)
     except ValueError:
         raise ValueError(
             f"row {row}, column {column!r}: expected a number or an empty cell, got {cell!r}"
         ) from None
+    if abs(value) > _FLOAT32_MAX:  # inf, -inf, 1e400 (inf once parsed), 1e39 (inf as float32)
+        raise ValueError(
+            f"row {row}, column {column!r}: {cell.strip()!r} is not a finite float32 number "
+            f"(|y| <= {_FLOAT32_MAX:.4g}); leave the cell empty (or write nan) for a missing label"
+        )
+    return value
 
 
 def _sd_property(mol: Chem.Mol, name: str) -> float:

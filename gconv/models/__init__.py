@@ -1,5 +1,5 @@
 from gconv.models.cnn import CNN, MLP, lecture_cnn, mnist_cnn
-from gconv.models.gnn import GCN
+from gconv.models.gnn import GCN, GNN
 from gconv.models.grid import (
     GridGCN,
     GridGNN,

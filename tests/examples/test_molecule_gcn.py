@@ -1,5 +1,6 @@
-"""Smoke test of examples/molecule_gcn.py: a few molecules, one epoch, every output written."""
+"""examples/molecule_gcn.py as a chemprop-grade CLI: quick runs, files written, errors as one line."""
 
+import csv
 import importlib.util
 import json
 import math
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "molecule_gcn.py"
+QUICK = ["--epochs", "1", "--hidden", "16", "--head-hidden", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -18,46 +20,122 @@ def example():
     return module
 
 
-def test_quick_run_writes_metrics_plot_and_checkpoint(example, tmp_path):
-    argv = ["--limit", "60", "--epochs", "1", "--hidden", "16", "--out", str(tmp_path), "--quiet"]
+def _error_line(example, argv, capsys) -> str:
+    """Runs the CLI, expects exit with one ``error:`` line (no traceback) and returns it."""
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(argv)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "Traceback" not in capsys.readouterr().err
+    return message
+
+
+def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_path):
+    argv = ["--limit", "60", "--ensemble", "2", "--out", str(tmp_path), *QUICK]
     returned = example.main(argv)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics == returned
-    required = {
-        "test_rmse",
-        "test_mae",
-        "test_r2",
-        "baseline_mean_rmse",
-        "baseline_fp_rmse",
-        "n_train",
-        "n_test",
-        "n_skipped",
-        "seed",
-        "epochs",
-        "seconds",
-    }
-    assert required <= metrics.keys()
+    required = {"test_rmse", "test_mae", "test_r2", "baseline_mean_rmse", "baseline_fp_rmse"}
+    assert required | {"n_train", "n_test", "n_skipped", "skipped", "seed", "seconds"} <= set(
+        metrics
+    )
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 60
     assert metrics["dataset"] == "chembl_pic50" and metrics["split"] == "scaffold"
-    assert metrics["n_skipped"] == 0 and metrics["epochs"] == 1 and metrics["seed"] == 0
+    assert metrics["conv"] == "dmpnn" and metrics["ensemble"] == 2
+    assert metrics["n_skipped"] == 0 and metrics["skipped"] == []
     assert all(math.isfinite(metrics[k]) for k in ("test_rmse", "baseline_fp_rmse"))
     assert (tmp_path / "parity.png").stat().st_size > 0
-    assert (tmp_path / "best.pt").is_file()
+    assert (tmp_path / "model_0" / "best.pt").is_file()
+    assert (tmp_path / "model_1" / "best.pt").is_file()
+
+    with open(tmp_path / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60
+    assert list(rows[0]) == ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std"]
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    stds = [float(r["pIC50_std"]) for r in rows]
+    assert all(s >= 0 for s in stds) and max(stds) > 0  # two members disagree somewhere
+    test = [r for r in rows if r["split"] == "test"]
+    error = [(float(r["pIC50_pred"]) - float(r["pIC50_true"])) ** 2 for r in test]
+    assert math.isclose((sum(error) / len(error)) ** 0.5, metrics["test_rmse"], rel_tol=1e-4)
 
 
-def test_csv_with_bad_row_is_skipped_and_counted(example, tmp_path):
-    csv = tmp_path / "mols.csv"
+def _write_csv(path: Path, rows: list[str], header: str = "smi,y") -> Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_bad_rows_are_printed_and_listed(example, tmp_path, capsys):
     rows = ["CCO,1.0", "C1CC,2.0", "c1ccccc1,3.0", "CCN,", "CCCC,4.0", "CC(=O)O,5.0"]
     rows += [f"{'C' * n}O,{n}" for n in range(2, 16)]
-    csv.write_text("smi,y\n" + "\n".join(rows) + "\n")
+    csv_path = _write_csv(tmp_path / "mols.csv", rows)
     out = tmp_path / "run"
     metrics = example.main(
-        ["--csv", str(csv), "--smiles-col", "smi", "--target-col", "y", "--split", "random"]
-        + ["--epochs", "1", "--hidden", "8", "--out", str(out), "--quiet"]
+        ["--csv", str(csv_path), "--smiles-col", "smi", "--target-col", "y", "--split", "random"]
+        + ["--out", str(out), *QUICK]
     )
     assert metrics["n_skipped"] == 1  # C1CC; the NaN label of CCN is kept and masked
+    assert metrics["skipped"] == [
+        {"row": 1, "smiles": "C1CC", "reason": "invalid SMILES 'C1CC': syntax error"}
+    ]
+    assert "row 1: C1CC: invalid SMILES 'C1CC': syntax error" in capsys.readouterr().out
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == len(rows) - 1
     assert metrics["tasks"] == ["y"]
+
+
+def test_split_column_defines_the_split(example, tmp_path):
+    smiles = [f"{'C' * n}O" for n in range(1, 13)] + ["c1ccccc1", "c1ccncc1", "C1CCCCC1"]
+    labels = ["train"] * 9 + ["val", "VAL", "test"] + ["test", "train", "valid"]
+    rows = [f"{s},{i},{label}" for i, (s, label) in enumerate(zip(smiles, labels, strict=True))]
+    csv_path = _write_csv(tmp_path / "split.csv", rows, header="smiles,y,split")
+    metrics = example.main(
+        ["--csv", str(csv_path), "--target-col", "y", "--split-column", "split"]
+        + ["--out", str(tmp_path / "run"), *QUICK]
+    )
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (10, 3, 2)
+    assert metrics["split"] == "column:split"
+    with open(tmp_path / "run" / "predictions.csv", newline="") as f:
+        by_row = {int(r["row"]): r["split"] for r in csv.DictReader(f)}
+    assert by_row[11] == "test" and by_row[13] == "train" and by_row[14] == "val"
+
+
+def test_bad_split_label_is_one_error_line(example, tmp_path, capsys):
+    rows = ["CCO,1,train", "CCN,2,train", "CCC,3,dev", "CCCl,4,test"]
+    csv_path = _write_csv(tmp_path / "s.csv", rows, header="smiles,y,split")
+    message = _error_line(
+        example,
+        ["--csv", str(csv_path), "--target-col", "y", "--split-column", "split", *QUICK],
+        capsys,
+    )
+    assert "row 2 ('CCC'): split label 'dev'" in message
+
+
+def test_one_scaffold_csv_stops_with_advice(example, tmp_path, capsys):
+    rows = [f"{'C' * n}{'O' * (n % 3)},{n}" for n in range(1, 21)]  # all acyclic: one scaffold
+    csv_path = _write_csv(tmp_path / "acyclic.csv", rows)
+    message = _error_line(
+        example,
+        ["--csv", str(csv_path), "--smiles-col", "smi", "--target-col", "y", *QUICK],
+        capsys,
+    )
+    assert "20 molecules share 1 scaffold(s)" in message and "--split random" in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--device", "cuda"], "sees no CUDA GPU"),
+        (["--resume"], "nothing to resume"),
+        (["--csv", "does/not/exist.csv", "--target-col", "y"], "cannot read does/not/exist.csv"),
+    ],
+)
+def test_cli_errors_are_one_line(example, tmp_path, capsys, argv, expected):
+    import torch
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    message = _error_line(example, [*argv, "--out", str(tmp_path / "run"), *QUICK], capsys)
+    assert expected in message
 
 
 def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
@@ -65,10 +143,21 @@ def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
         example.parse_args(["--csv", str(tmp_path / "x.csv")])
 
 
+def test_auto_readout_follows_size_dependence(example):
+    from gconv.data import MoleculeDataset
+
+    sizes = range(1, 30)
+    extensive = MoleculeDataset([f"{'C' * n}O" for n in sizes], [2.0 * n for n in sizes])
+    intensive = MoleculeDataset([f"{'C' * n}O" for n in sizes], [(-1) ** n for n in sizes])
+    args = example.parse_args([])
+    assert example.choose_readout(args, extensive)[0] == "sum"
+    assert example.choose_readout(args, intensive)[0] == "meanmax"
+
+
 @pytest.mark.slow
 def test_full_chembl_run_meets_targets(example, tmp_path):
-    """README claim (seed 0, scaffold split): clearly below the mean predictor, within 10 % of
-    the Morgan-fingerprint baseline or better."""
+    """README claim (scaffold split): clearly below the mean predictor, within 10 % of the
+    Morgan-fingerprint baseline or better."""
     metrics = example.main(["--out", str(tmp_path), "--quiet"])
     assert metrics["test_rmse"] < 0.8 * metrics["baseline_mean_rmse"]
     assert metrics["test_rmse"] <= 1.10 * metrics["baseline_fp_rmse"]
@@ -76,6 +165,6 @@ def test_full_chembl_run_meets_targets(example, tmp_path):
 
 @pytest.mark.slow
 def test_full_tpsa_run_reaches_r2(example, tmp_path):
-    """TPSA is a sum over atoms: the GCN with sum readout must reach R² >= 0.95."""
+    """TPSA is a sum over atoms: the default model must reach R² >= 0.95."""
     metrics = example.main(["--dataset", "tpsa", "--out", str(tmp_path), "--quiet"])
     assert metrics["test_r2"] >= 0.95
