@@ -244,6 +244,21 @@ class _Featurizer:
     def __len__(self) -> int:
         return self._one_hot.dim
 
+    # RDKit's methods (Boost.Python functions) cannot be pickled, so worker processes would not
+    # receive a custom table; send their class and name instead and look them up again.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["features"] = tuple(f._replace(get=_RDKitMethod.wrap(f.get)) for f in self.features)
+        del state["_getters"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["features"] = tuple(
+            f._replace(get=_RDKitMethod.unwrap(f.get)) for f in state["features"]
+        )
+        self.__dict__.update(state)
+        self._getters = [feature.get for feature in self.features]
+
     def _read(self, items: list) -> list[tuple[int, ...]]:
         # Column by column (one map per feature over all items) is ~20 % faster than a tuple
         # per item: the loop runs in C, one RDKit call per value.
@@ -251,6 +266,25 @@ class _Featurizer:
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(version={self.version!r}, dim={len(self)})"
+
+
+class _RDKitMethod(NamedTuple):
+    """A picklable reference to a method of an RDKit class, e.g. ``Atom.GetDegree``."""
+
+    owner: str
+    name: str
+
+    @classmethod
+    def wrap(cls, function: Callable) -> Callable | _RDKitMethod:
+        if type(function).__name__ == "function" and type(function).__module__ == "Boost.Python":
+            return cls(function.__module__, function.__name__)
+        return function
+
+    @staticmethod
+    def unwrap(function: Callable | _RDKitMethod) -> Callable:
+        if isinstance(function, _RDKitMethod):
+            return getattr(getattr(Chem.rdchem, function.owner), function.name)
+        return function
 
 
 def _qualname(function: Callable) -> str:

@@ -13,6 +13,7 @@ from gconv.data.molecules import (
     ATOM_FEATURE_NAMES,
     BOND_FEATURE_DIM,
     BOND_FEATURE_NAMES,
+    FEATURIZER_VERSION,
     AtomFeaturizer,
     BondFeaturizer,
     featurize,
@@ -255,3 +256,53 @@ def test_featurize_cache_round_trip_and_hit(tmp_path, monkeypatch):
         featurize(smiles[:-1], cache_dir=tmp_path)
     with pytest.raises(AssertionError, match="cache hit"):
         featurize(smiles, on_error="skip", cache_dir=tmp_path, largest_fragment=True)
+
+
+# -- swappable feature tables --------------------------------------------------------------
+
+
+def _ring3(atom) -> int:  # module level: picklable for worker processes
+    return atom.IsInRingSize(3)
+
+
+def test_default_tables_give_the_documented_columns():
+    from gconv.data.molecules import ATOM_FEATURES, BOND_FEATURES
+
+    assert [f.name for f in BOND_FEATURES] == ["bond_type", "conjugated", "in_ring", "stereo"]
+
+    assert [f.name for f in ATOM_FEATURES][:3] == ["element", "degree", "formal_charge"]
+    assert AtomFeaturizer().feature_names == ATOM_FEATURE_NAMES
+    assert BondFeaturizer().feature_names == BOND_FEATURE_NAMES
+    assert AtomFeaturizer().version == BondFeaturizer().version == FEATURIZER_VERSION
+    assert repr(AtomFeaturizer()) == f"AtomFeaturizer(version={FEATURIZER_VERSION!r}, dim=48)"
+
+
+def test_custom_atom_table_adds_a_column_and_its_own_version(tmp_path):
+    from gconv.data import Feature, featurize
+    from gconv.data.molecules import ATOM_FEATURES
+
+    custom = AtomFeaturizer((*ATOM_FEATURES, Feature("ring3", _ring3)))
+    assert len(custom) == 49 and custom.feature_names[-1] == "ring3"
+    assert custom.version.startswith("custom-") and custom.version != FEATURIZER_VERSION
+    smiles = ["C1CC1CO", "CCO"]
+    default = featurize(smiles, cache_dir=tmp_path)
+    result = featurize(smiles, atom_featurizer=custom, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("molgraphs-*.pt"))) == 2  # one cache file per featuriser
+    for plain, extended in zip(default.graphs, result.graphs, strict=True):
+        torch.testing.assert_close(extended.x[:, :48], plain.x)
+    assert result.graphs[0].x[:, -1].tolist() == [1, 1, 1, 0, 0]
+    cached = featurize(smiles, atom_featurizer=custom, cache_dir=tmp_path)
+    torch.testing.assert_close(cached.graphs[0].x, result.graphs[0].x)
+    parallel = featurize(smiles * 4, atom_featurizer=custom, n_jobs=2)
+    torch.testing.assert_close(parallel.graphs[4].x, result.graphs[0].x)
+
+
+def test_feature_table_errors():
+    from gconv.data import Feature
+
+    with pytest.raises(TypeError, match="non-empty sequence of gconv.data.Feature"):
+        AtomFeaturizer([("degree", None)])
+    with pytest.raises(ValueError, match="one distinct code per choice"):
+        AtomFeaturizer([Feature("degree", Chem.Atom.GetDegree, (0, 1), codes=(0,))])
+    with pytest.raises(TypeError, match="atom_featurizer must be an AtomFeaturizer"):
+        featurize(["CCO"], atom_featurizer=BondFeaturizer())
