@@ -117,6 +117,116 @@ class RandomShift:
         return f"{type(self).__name__}(max_shift={self.max_shift}, fill={self.fill})"
 
 
+def affine(x: Tensor, angle: Tensor, scale: Tensor, shift: Tensor, fill: float = 0.0) -> Tensor:
+    r"""Rotate, scale and translate each image of a batch about its centre (bilinear sampling).
+
+    Output pixel :math:`p` (coordinates relative to the image centre, :math:`y` pointing down)
+    reads the input at
+
+    .. math::
+        q = \frac{1}{s_b} R(-\theta_b)\,(p - t_b),
+
+    so the content turns by :math:`\theta_b` (counter-clockwise as displayed), grows by
+    :math:`s_b` and moves by :math:`t_b = (dy, dx)` pixels; pixels read from outside the image
+    take ``fill``. An angle of 90° is ``torch.rot90`` of a square image, and a zero angle with
+    scale 1 and integer shifts is :func:`translate` (both exact up to rounding, tested).
+
+    Args:
+        x (Tensor): Images :math:`(B, C, H, W)`, floating point.
+        angle (Tensor): Rotation per image :math:`(B,)` in degrees.
+        scale (Tensor): Zoom factor per image :math:`(B,)`, > 0.
+        shift (Tensor): Translation per image :math:`(B, 2)` as ``(dy, dx)`` in pixels.
+        fill (float): Value outside the image. (default: :obj:`0.0`)
+    """
+    _check_images(x, "affine")
+    batch, _, height, width = x.shape
+    if angle.shape != (batch,) or scale.shape != (batch,) or shift.shape != (batch, 2):
+        raise ValueError(
+            f"affine expected angle ({batch},), scale ({batch},) and shift ({batch}, 2), got "
+            f"{tuple(angle.shape)}, {tuple(scale.shape)} and {tuple(shift.shape)}"
+        )
+    angle, scale, shift = (t.to(x.device, x.dtype) for t in (angle, scale, shift))
+    radians = torch.deg2rad(angle)
+    cos, sin = torch.cos(radians) / scale, torch.sin(radians) / scale
+    # affine_grid works in normalised coordinates ([-1, 1] across each axis), x before y. For
+    # the input position q = A (p - t) in pixels, A = R(-angle) / scale with y down:
+    # [[cos, -sin], [sin, cos]] in (x, y) order, rescaled by the aspect (W, H).
+    ax, ay = width / 2.0, height / 2.0
+    dx, dy = shift[:, 1], shift[:, 0]
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * ay / ax, -(cos * dx - sin * dy) / ax], dim=1),
+            torch.stack([sin * ax / ay, cos, -(sin * dx + cos * dy) / ay], dim=1),
+        ],
+        dim=1,
+    )
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    # zeros padding on x - fill, then + fill: the outside reads exactly fill
+    shifted = x - fill if fill else x
+    out = torch.nn.functional.grid_sample(
+        shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return out + fill if fill else out
+
+
+class RandomAffine:
+    r"""Rotate, scale and translate every image by its own random amounts (see :func:`affine`),
+    like torchvision's ``RandomAffine(degrees, translate, scale)`` per image, for the whole batch
+    in one ``grid_sample``.
+
+    Args:
+        degrees (float): Rotation drawn uniformly from ``[-degrees, degrees]``. (default:
+            :obj:`10.0`)
+        scale (tuple[float, float]): Zoom drawn uniformly from this range. (default:
+            :obj:`(0.9, 1.1)`)
+        translate (float): Shift along each axis drawn uniformly from ``[-translate,
+            translate]`` pixels (not rounded). (default: :obj:`2.0`)
+        fill (float): Value of the pixels from outside the image. (default: :obj:`0.0`)
+
+    Shapes:
+        - **input:** :math:`(B, C, H, W)`, any device, floating point
+        - **output:** :math:`(B, C, H, W)`, same device and dtype
+    """
+
+    def __init__(
+        self,
+        degrees: float = 10.0,
+        scale: tuple[float, float] = (0.9, 1.1),
+        translate: float = 2.0,
+        fill: float = 0.0,
+    ) -> None:
+        if degrees < 0 or translate < 0:
+            raise ValueError(
+                f"RandomAffine expected degrees >= 0 and translate >= 0, got {degrees} and "
+                f"{translate}"
+            )
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ValueError(
+                f"RandomAffine expected scale=(low, high) with 0 < low <= high, got {scale}"
+            )
+        self.degrees = float(degrees)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.translate = float(translate)
+        self.fill = fill
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        _check_images(x, type(self).__name__)
+        batch = x.shape[0]
+        source = generator.device if generator is not None else x.device
+        u = torch.rand(4, batch, generator=generator, device=source).to(x.device) * 2 - 1
+        low, high = self.scale
+        angle = u[0] * self.degrees
+        scale = low + (u[1] + 1) / 2 * (high - low)
+        shift = torch.stack([u[2], u[3]], dim=1) * self.translate
+        return affine(x, angle, scale, shift, self.fill)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(degrees={self.degrees}, scale={self.scale}, "
+            f"translate={self.translate}, fill={self.fill})"
+        )
+
+
 class RandomCrop:
     r"""Crop a random ``size`` window from each image after padding it by ``padding`` pixels,
     like torchvision's ``RandomCrop(size, padding, fill=fill)``, for the whole batch at once.

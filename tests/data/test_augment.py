@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gconv.data.augment import Compose, RandomCrop, RandomHorizontalFlip, RandomShift, translate
+from gconv.data.augment import (
+    Compose,
+    RandomAffine,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomShift,
+    affine,
+    translate,
+)
 
 
 def rolled_with_fill(image: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor:
@@ -108,6 +116,40 @@ def test_horizontal_flip_and_compose(batch):
     )
 
 
+def test_affine_quarter_turn_is_rot90_and_integer_shift_is_translate(batch):
+    square = torch.rand(4, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    turned = affine(square, torch.full((4,), 90.0), ones, torch.zeros(4, 2))
+    torch.testing.assert_close(turned, torch.rot90(square, 1, dims=(2, 3)), atol=1e-5, rtol=0)
+    shifts = torch.tensor([[1, -2], [0, 3], [-2, -1], [7, 0], [0, 0], [2, 2]])
+    moved = affine(batch, torch.zeros(6), torch.ones(6), shifts.float(), fill=0.25)
+    torch.testing.assert_close(moved, translate(batch, shifts, fill=0.25), atol=1e-5, rtol=0)
+    assert torch.equal(affine(square, zeros, ones, torch.zeros(4, 2)), square)
+
+
+def test_affine_zoom_keeps_the_centre_and_spreads_a_point():
+    image = torch.zeros(1, 1, 9, 9)
+    image[0, 0, 4, 5] = 1.0  # one pixel right of the centre
+    zoomed = affine(image, torch.zeros(1), torch.full((1,), 2.0), torch.zeros(1, 2))
+    # content moves away from the centre (4, 4): the mass now sits around column 6
+    centre_of_mass = (zoomed[0, 0].sum(0) * torch.arange(9.0)).sum() / zoomed.sum()
+    assert centre_of_mass.item() == pytest.approx(6.0, abs=1e-4)
+    row_centre = (zoomed[0, 0].sum(1) * torch.arange(9.0)).sum() / zoomed.sum()
+    assert row_centre.item() == pytest.approx(4.0, abs=1e-4)  # the centre row stays put
+
+
+def test_random_affine_seeded_within_bounds_and_identity_when_off(batch):
+    augment = RandomAffine(degrees=15, scale=(0.9, 1.1), translate=2)
+    first = augment(batch, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(first, augment(batch, torch.Generator().manual_seed(0)))
+    assert not torch.equal(first, augment(batch, torch.Generator().manual_seed(1)))
+    off = RandomAffine(degrees=0, scale=(1.0, 1.0), translate=0)
+    torch.testing.assert_close(off(batch, torch.Generator().manual_seed(0)), batch)
+    # bilinear sampling mixes neighbours: values stay inside the input's range (and fill 0)
+    assert first.min() >= 0 and first.max() <= batch.max() + 1e-6
+    assert repr(off) == "RandomAffine(degrees=0.0, scale=(1.0, 1.0), translate=0.0, fill=0.0)"
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -120,6 +162,14 @@ def test_horizontal_flip_and_compose(batch):
         (lambda: RandomCrop((2, 2, 2)), r"size as a positive int or \(h, w\)"),
         (lambda: translate(torch.zeros(2, 1, 3, 3), torch.zeros(2, 2)), "integer shifts of shape"),
         (lambda: RandomHorizontalFlip(1.5), r"p in \[0, 1\], got 1.5"),
+        (lambda: RandomAffine(scale=(1.2, 1.0)), r"0 < low <= high, got \(1.2, 1.0\)"),
+        (lambda: RandomAffine(degrees=-1), "degrees >= 0"),
+        (
+            lambda: affine(
+                torch.zeros(2, 1, 4, 4), torch.zeros(2), torch.ones(3), torch.zeros(2, 2)
+            ),
+            r"scale \(2,\)",
+        ),
     ],
 )
 def test_bad_input(call, match):
