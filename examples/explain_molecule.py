@@ -7,13 +7,13 @@ Trains a CAM-ready ``gconv.models.GCN`` (mean readout, one linear head) on stand
 with a scaffold split, then explains test molecules: graph CAM gives each atom its share
 h_n . w of the prediction (the mean over atoms plus the bias *is* the prediction), integrated
 gradients attributes to atom features and bonds (its number of steps chosen until every
-molecule's convergence delta is below 0.05). Deletion gives the most important atoms first the
-training set's mean atom features (``node_removal="mean"``; the bonds stay) and records the
-predicted, standardised pIC50: a faithful map makes it fall faster (lower AUC) than a random
-order. Mean atoms, not zeroed ones: the prediction for a molecule of all-zero atoms lies far
-outside the training range (about +5 SD on this set), so zeroing made the "deletion" curve rise;
-metrics.json reports the fully-deleted prediction for all three choices next to the training
-mean (0 in standardised units).
+molecule's convergence delta is below 0.05). Deletion removes the most important atoms first,
+with their bonds (``node_removal="remove"``), and records the predicted, standardised pIC50: a
+faithful map makes it fall faster (lower AUC) than a random order. Removed, not zeroed: a
+molecule of all-zero atoms is predicted far outside the training range (+5.0 SD with the
+defaults, seed 0), so zeroing made the "deletion" curve rise; mean atoms give -4.0 SD, an empty
+molecule -0.07 SD, next to the training mean of 0. metrics.json reports all three
+(``full_deletion_prediction_*``).
 
 Writes into --out: atoms.png (test molecules, red atoms raise the prediction, blue lower it),
 molecule_0.png / .svg, deletion.png (curves) and metrics.json with deletion_auc,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ------------------------------------------------------------------------- faithfulness
-    # a removed atom becomes the training set's mean atom (see the docstring for why)
+    # how far each way of removing atoms lands from the training mean (0): see the docstring
     train_atoms = Batch.from_data_list(list(train)).x
     fill = train_atoms.float().mean(dim=0).to(device)
     full_deletion = {}
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
             model, batch, cam, target=0, steps=1, score="raw", node_removal=removal, fill=fill
         )
         full_deletion[removal] = float(curve.scores[:, -1].mean())
-    curve_options = dict(target=0, steps=args.steps, score="raw", node_removal="mean", fill=fill)
+    curve_options = dict(target=0, steps=args.steps, score="raw", node_removal="remove")
     reports = {
         "graph CAM": faithfulness_report(model, batch, cam, seed=args.seed, **curve_options),
         "integrated gradients": faithfulness_report(
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ig_convergence_delta": float(ig.convergence_delta.abs().max()),
         "ig_steps": ig_explainer.steps_used,
         "deletion_curve_start": float(curves["deletion graph CAM"][0]),
+        "deletion_curve_min": float(curves["deletion graph CAM"].min()),
         "deletion_curve_end": float(curves["deletion graph CAM"][-1]),
         # mean prediction (standardised; the training mean is 0) with every atom removed
         "full_deletion_prediction_mean_atoms": full_deletion["mean"],

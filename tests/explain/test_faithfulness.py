@@ -118,7 +118,9 @@ def test_graph_deletion_zero_and_remove():
     assert zero.mean_auc <= random_curve.mean_auc
     # "mean": a removed node takes the fill features, so it still adds fill . w to the sum
     fill = torch.tensor([0.5, -1.0])
-    mean = graph_curve(model, data, importance, steps=2, fill=fill, score="raw")
+    mean = graph_curve(
+        model, data, importance, steps=2, node_removal="mean", fill=fill, score="raw"
+    )
     fill_score = float(fill @ torch.tensor([1.0, 2.0]))
     expected_mean = []
     for g, per_step in ((0, 2), (1, 1)):
@@ -127,13 +129,13 @@ def test_graph_deletion_zero_and_remove():
             [contrib[per_step * k :].sum() + per_step * k * fill_score for k in range(3)]
         )
     torch.testing.assert_close(mean.scores, torch.tensor(expected_mean))
-    default_fill = graph_curve(model, data, importance, steps=2, score="raw")  # batch mean
+    default_fill = graph_curve(model, data, importance, steps=2, node_removal="mean", score="raw")
     batch_mean_score = float(data.x.mean(0) @ torch.tensor([1.0, 2.0]))
     torch.testing.assert_close(
         default_fill.scores[:, -1], torch.tensor([4.0, 2.0]) * batch_mean_score
     )
     with pytest.raises(ValueError, match=r"fill features of shape \(2,\)"):
-        graph_curve(model, data, importance, fill=torch.zeros(3))
+        graph_curve(model, data, importance, node_removal="mean", fill=torch.zeros(3))
 
 
 def test_graph_remove_differs_from_zero_for_mean_readout():
