@@ -195,7 +195,7 @@ def run_gconv(variant: str):
         command = [
             sys.executable, str(EXAMPLE), "--csv", str(path), "--target-col", "y",
             "--split-column", "split", "--seed", str(seed), "--threads", str(threads),
-            "--out", str(out), "--quiet", *GCONV_VARIANTS[variant],
+            "--out", str(out), "--quiet", "--no-baselines", *GCONV_VARIANTS[variant],
         ]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True, text=True, env=_env(threads))
         metrics = json.loads((out / "metrics.json").read_text())

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "molecule_gcn.py"
@@ -146,9 +147,11 @@ def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
 def test_auto_readout_follows_size_dependence(example):
     from gconv.data import MoleculeDataset
 
-    sizes = range(1, 30)
-    extensive = MoleculeDataset([f"{'C' * n}O" for n in sizes], [2.0 * n for n in sizes])
-    intensive = MoleculeDataset([f"{'C' * n}O" for n in sizes], [(-1) ** n for n in sizes])
+    smiles = [f"{'C' * n}{'O' * k}" for n in range(1, 10) for k in range(1, 4)]
+    # extensive: 2 per carbon plus 5 per oxygen; intensive: a coin flip per molecule
+    extensive = MoleculeDataset(smiles, [2.0 * s.count("C") + 5.0 * s.count("O") for s in smiles])
+    coin = np.random.default_rng(0).normal(size=len(smiles))
+    intensive = MoleculeDataset(smiles, coin)
     args = example.parse_args([])
     assert example.choose_readout(args, extensive)[0] == "sum"
     assert example.choose_readout(args, intensive)[0] == "meanmax"
