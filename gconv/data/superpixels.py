@@ -7,7 +7,7 @@ image becomes ~75 SLIC superpixels (`scikit-image <https://scikit-image.org>`_'s
 features and its **centroid** as position, and edges to the ``k`` nearest centroids. The graph is
 irregular (different node counts, no directions on a lattice), so only a model whose filters are
 functions of the continuous relative position ``pos[j] - pos[i]`` (stored as ``edge_attr``) can
-use the geometry, e.g. :class:`gconv.layers.SplineGridConv`.
+use the geometry, e.g. :class:`gconv.layers.BSplineConv` in :class:`gconv.models.SplineGNN`.
 
 Positions use the image convention of :mod:`gconv.grid_layout`: ``(x, y) = (column, row)`` in
 pixels, so a superpixel graph and the pixel grid graph of the same image live in one frame.

@@ -295,8 +295,13 @@ class GridGCN(nn.Module):
         hidden_channels (int): width of every GCN layer. (default: :obj:`64`)
         num_layers (int): number of GCN layers. (default: :obj:`4`)
         positions (bool): append the pixel positions to the input features. (default: :obj:`True`)
-        batch_norm (bool): :class:`NodeBatchNorm` after each GCN layer (and its pool).
-            (default: :obj:`True`)
+        norm (str, optional): normalisation after each GCN layer (and its pool): ``"layer"``
+            (:class:`~torch.nn.LayerNorm` over each node's channels: no running statistics, so
+            training and evaluation compute the same function), ``"batch"``
+            (:class:`NodeBatchNorm`, momentum ``bn_momentum``) or :obj:`None`.
+            (default: :obj:`"layer"`)
+        bn_momentum (float): running-average momentum of ``norm="batch"``; 0.1.0 needed 0.5
+            (see the note above). (default: :obj:`0.1`)
         residual (bool): residual connections from the second layer on. (default: :obj:`True`)
         dropout (float): dropout before the head. (default: :obj:`0.0`)
         pool_after (tuple[int, ...]): 2x2 :class:`~gconv.layers.GridMaxPool` after these layers
@@ -317,11 +322,12 @@ class GridGCN(nn.Module):
         hidden_channels: int = 64,
         num_layers: int = 4,
         positions: bool = True,
-        batch_norm: bool = True,
+        norm: str | None = "layer",
         residual: bool = True,
         dropout: float = 0.0,
         pool_after: Sequence[int] = (1, 2),
         activation: str = "relu",
+        bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
         in_shape = tuple(in_shape)
@@ -331,6 +337,8 @@ class GridGCN(nn.Module):
             )
         if num_layers < 1:
             raise ValueError(f"GridGCN expected num_layers >= 1, got {num_layers}")
+        if norm not in ("layer", "batch", None):
+            raise ValueError(f"GridGCN got norm={norm!r}; expected one of 'layer', 'batch', None")
         pool_after = tuple(sorted(set(pool_after)))
         if any(not 1 <= layer <= num_layers for layer in pool_after):
             raise ValueError(
@@ -355,10 +363,16 @@ class GridGCN(nn.Module):
             GridGCNConv(in_channels if i == 0 else hidden_channels, hidden_channels)
             for i in range(num_layers)
         )
-        self.norms = nn.ModuleList(
-            NodeBatchNorm(hidden_channels) if batch_norm else nn.Identity()
-            for _ in range(num_layers)
-        )
+        self.norm = norm
+
+        def make_norm() -> nn.Module:
+            if norm == "layer":
+                return nn.LayerNorm(hidden_channels)
+            if norm == "batch":
+                return NodeBatchNorm(hidden_channels, momentum=bn_momentum)
+            return nn.Identity()
+
+        self.norms = nn.ModuleList(make_norm() for _ in range(num_layers))
         self.act = make_activation(activation)
         self.pool = GridMaxPool(2)
         self.readout = MeanMaxReadout()
