@@ -1,7 +1,7 @@
 """Seconds per training batch: the static-grid fast path against the naive PyG pipeline, one run.
 
-Same model (GridGCN: 4 GCN layers of 64, residuals, batch norm, pixel positions, 2x2 grid max
-pools, mean+max readout), same weights (the PyG twin shares them), same data (embedded MNIST-5k),
+Same model (GridGCN: 4 GCN layers of 64, residuals, layer norm, pixel positions, 2x2 grid max
+pools straight after the convolution, mean+max readout), same weights (the PyG twin shares them), same data (embedded MNIST-5k),
 same batch size and optimizer. Two pipelines, run interleaved batch by batch so that the noise of
 a shared machine hits both alike; the figure of merit is the ratio of median batch times:
 
@@ -14,7 +14,11 @@ A second pair does the same for the direction-aware model (the lecture-notes CNN
 GNN): GridConv as message passing over the grid graph (``model.fast = False``) vs its conv2d
 fast path. Before timing, each pair is checked to give the same logits.
 
-    python benchmarks/bench_grid.py [--batches 10] [--batch-size 100] [--device auto]
+    python benchmarks/bench_grid.py [--batches 10] [--batch-size 100] [--device auto] [--threads N]
+
+``--threads`` sets torch's intra-op threads for both pipelines (default: torch's choice). On a
+machine shared with other jobs, one thread each keeps the two pipelines' share of the CPU equal;
+the ratio is what to compare, never the absolute seconds.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from gconv.models import CNN
 from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn
 from gconv.train import resolve_device, seed_everything
 
-GCN_CONFIG = dict(hidden_channels=64, num_layers=4, pool_after=(1, 2))
+GCN_CONFIG = dict(hidden_channels=64, num_layers=4, pool_after=(1, 2), norm="layer")
 
 
 def sync(device: torch.device) -> None:
@@ -100,7 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/bench_grid"))
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     device = resolve_device(args.device)
 
