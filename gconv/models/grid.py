@@ -282,12 +282,15 @@ class GridGCN(nn.Module):
     :class:`~gconv.layers.GridGCNConv` (a 1x1 convolution and a fixed normalised 3x3 stencil),
     numerically equal to :class:`torch_geometric.nn.GCNConv` on the grid graph.
 
-    The pool comes straight after the graph convolution, before batch norm and the activation
-    (conv -> pool -> BN -> ReLU, as in many CNNs): the normalisation, activation and residual
-    sum then run on 4x fewer nodes, which is most of the grid path's speed, and the batch-norm
-    statistics are those of the pooled maps the next layer sees. Batch norm uses PyTorch's
-    default momentum (0.1); with this order no faster-moving running averages are needed (0.1.0
-    pooled after BN and needed momentum 0.5 to keep eval accuracy near train accuracy).
+    The pool comes straight after the graph convolution, before the normalisation and the
+    activation (conv -> pool -> norm -> ReLU, as in many CNNs): normalisation, activation and
+    residual sum then run on 4x fewer nodes, which is most of the grid path's speed. The
+    normalisation is a per-node :class:`~torch.nn.LayerNorm` by default: it keeps no running
+    statistics, so evaluation computes what training computed. With batch norm at PyTorch's
+    default momentum 0.1 the running statistics lag behind the fast-moving first layers (the
+    weights on the position features shrink): on MNIST-5k (seed 0, 12 epochs) eval-mode test
+    accuracy was 40.6 % against 89.8 % with batch statistics, which is why 0.1.0 needed momentum
+    0.5; layer norm reached 83.8 % on a validation split, identical in both modes.
 
     Args:
         in_shape (tuple[int, int, int]): :math:`(C, H, W)` of one image. (default: :obj:`(1, 28, 28)`)

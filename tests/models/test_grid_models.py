@@ -123,9 +123,10 @@ def test_cnn_to_grid_gnn_needs_in_shape_and_a_head():
         cnn_to_grid_gnn(no_head)
 
 
-def test_grid_gcn_equals_naive_pyg_pipeline():
+@pytest.mark.parametrize("norm", ["layer", "batch", None])
+def test_grid_gcn_equals_naive_pyg_pipeline(norm):
     torch.manual_seed(0)
-    model = GridGCN(in_shape=(1, 8, 8), num_classes=4, hidden_channels=8, num_layers=3)
+    model = GridGCN(in_shape=(1, 8, 8), num_classes=4, hidden_channels=8, num_layers=3, norm=norm)
     reference = PyGGridGCN(model)
     images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     batch = Batch.from_data_list([image_to_graph(image) for image in images])
@@ -219,3 +220,14 @@ def test_grid_gnn_is_the_converted_cnn_with_the_cnn_init():
     assert "residual=True" in str(grid_model)
     with pytest.raises(ValueError, match="blocks >= 1"):
         GridGNN(blocks=0)
+
+
+def test_grid_gcn_layer_norm_computes_the_same_in_train_and_eval_mode():
+    torch.manual_seed(0)
+    model = GridGCN(in_shape=(1, 8, 8), hidden_channels=8, num_layers=3)
+    assert isinstance(model.norms[0], nn.LayerNorm)
+    images = torch.rand(4, 1, 8, 8)
+    train_logits = model.train()(images)
+    torch.testing.assert_close(model.eval()(images), train_logits)
+    with pytest.raises(ValueError, match="norm='group'; expected one of"):
+        GridGCN(norm="group")
