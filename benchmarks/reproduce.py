@@ -1,0 +1,355 @@
+"""Regenerate every figure the README quotes about the examples, over several seeds.
+
+    python benchmarks/reproduce.py --only mnist            # MNIST-5k: default, lecture CNN, MLP
+    python benchmarks/reproduce.py                          # every example below (long: ~30 min)
+    python benchmarks/reproduce.py --only compare --seeds 0 1 2 3 4
+    python benchmarks/reproduce.py --tables                 # print the README tables, run nothing
+
+Each example's ``main(argv)`` is run once per seed (``--seed s --quiet``, artefacts in a temporary
+folder); every number it reports becomes ``{"mean", "sd", "min", "max", "values"}`` over the seeds
+(``sd`` is the sample standard deviation). The results go into ``benchmarks/results.json``, one
+entry per example with the machine, the torch version, the date, the seeds, and the load average
+before and after (a loaded machine makes the timings, not the accuracies, slower). ``--only``
+replaces just the named entries, so a partial run keeps the others.
+
+The README's result tables are rendered from that file by :func:`tables` (``--tables`` prints
+them) and ``tests/test_readme_numbers.py`` checks that every row of them is in README.md, so a
+README figure is always one that this script produced.
+
+Adding an example is one entry in :data:`EXAMPLES`: the script, the variants (extra arguments),
+and which of its ``metrics.json`` keys to aggregate. Molecules are not here yet: their figures
+come from ``benchmarks/bench_molecules.py``; a ``molecules`` entry can wrap that script's own
+per-seed function the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gconv._utils import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results.json"
+
+
+# ----------------------------------------------------------------------------- the examples
+@dataclass(frozen=True)
+class Example:
+    """One example script and what to aggregate from its ``main(argv)`` result.
+
+    Args:
+        script: path relative to the repository root.
+        variants: name -> extra command-line arguments (one run per variant and seed).
+        keys: name -> function of ``main``'s returned dict giving one number, or one number per
+            seed for an example that loops over the seeds itself.
+        seeds_flag: ``"--seed"``: one ``main`` call per seed; ``"--seeds"``: one call with all
+            the seeds (the example reports per-seed values).
+    """
+
+    script: str
+    variants: dict[str, list[str]]
+    keys: dict[str, Callable[[dict], float | list[float]]]
+    seeds_flag: str = "--seed"
+    notes: str = ""
+
+
+def _get(*path: str) -> Callable[[dict], float | list[float]]:
+    """Read ``metrics[path[0]][path[1]]...``; a missing key or ``None`` reads as NaN (not
+    measured), so an example that drops a figure does not break the others."""
+
+    def read(metrics: dict) -> float | list[float]:
+        value: Any = metrics
+        for key in path:
+            if not isinstance(value, dict) or value.get(key) is None:
+                return math.nan
+            value = value[key]
+        return [float(v) for v in value] if isinstance(value, list) else float(value)
+
+    return read
+
+
+_MNIST_KEYS = {
+    "test_acc": _get("test_acc"),
+    "seconds_per_epoch": _get("seconds_per_epoch"),
+    "train_seconds": _get("train_seconds"),
+    "params": _get("params"),
+    "epochs": _get("epochs"),
+}
+_COMPARE_MODELS = ("cnn", "gridconv", "gcn", "spline", "pyg_naive")
+
+EXAMPLES: dict[str, Example] = {
+    "mnist": Example(
+        "examples/mnist_cnn.py",
+        variants={"default": [], "lecture": ["--model", "lecture"], "mlp": ["--model", "mlp"]},
+        keys=_MNIST_KEYS,
+        notes="seed s also draws the 4,000 / 1,000 split of the 5,000 digits",
+    ),
+    "compare": Example(
+        "examples/compare_grid_vs_cnn.py",
+        variants={"default": []},
+        seeds_flag="--seeds",  # it trains every model on each seed's split itself
+        keys={
+            **{
+                f"{model}_test_acc": _get("models", model, "test_acc_per_seed")
+                for model in _COMPARE_MODELS
+            },
+            **{
+                f"{model}_{key}": _get("models", model, key)
+                for model in _COMPARE_MODELS
+                for key in ("seconds_per_epoch", "speedup_vs_pyg_naive", "params")
+            },
+            "superpixels_test_acc": _get("superpixels", "test_acc_per_seed"),
+            "weight_copy_same_predictions": _get("weight_copy_equivalence", "same_predictions"),
+            "weight_copy_max_abs_logit_diff": _get("weight_copy_equivalence", "max_abs_logit_diff"),
+            "gcn_vs_pyg_max_abs_logit_diff": _get(
+                "gcn_vs_pyg_naive_equivalence", "max_abs_logit_diff"
+            ),
+        },
+    ),
+    "explain_mnist": Example(
+        "examples/explain_mnist.py",
+        variants={"default": []},
+        keys={
+            key: _get(key)
+            for key in (
+                "test_acc",
+                "deletion_auc",
+                "deletion_auc_random",
+                "insertion_auc",
+                "insertion_auc_random",
+                "cam_deletion_auc",
+                "cam_insertion_auc",
+                "randomisation_spearman",
+                "grid_cam_max_abs_diff",
+            )
+        },
+    ),
+    "explain_molecule": Example(
+        "examples/explain_molecule.py",
+        variants={"default": []},
+        keys={
+            key: _get(key)
+            for key in (
+                "explained_r2",
+                "deletion_auc",
+                "deletion_auc_random",
+                "insertion_auc",
+                "insertion_auc_random",
+                "ig_deletion_auc",
+                "ig_insertion_auc",
+                "randomisation_spearman",
+            )
+        },
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- running
+def load_main(script: str) -> Callable[[list[str]], dict]:
+    path = ROOT / script
+    spec = importlib.util.spec_from_file_location(f"reproduce_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def summarise(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample sd, min and max of one number over the seeds (NaNs, e.g. "not measured",
+    are left out of the statistics but kept in ``values``)."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return {"mean": None, "sd": None, "min": None, "max": None, "values": list(values)}
+    return {
+        "mean": statistics.fmean(finite),
+        "sd": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+        "min": min(finite),
+        "max": max(finite),
+        "values": list(values),
+    }
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_example(name: str, seeds: Sequence[int], extra_args: Sequence[str] = ()) -> dict:
+    """Run every variant of one example over ``seeds``; returns its results entry."""
+    example = EXAMPLES[name]
+    main = load_main(example.script)
+    entry: dict[str, Any] = {
+        "script": example.script,
+        "seeds": list(seeds),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load_average_before": load_average(),
+        "notes": example.notes,
+        "variants": {},
+    }
+    # one call per seed, or one call for all of them
+    calls = (
+        [[str(seed)] for seed in seeds]
+        if example.seeds_flag == "--seed"
+        else [[str(seed) for seed in seeds]]
+    )
+    for variant, args in example.variants.items():
+        per_key: dict[str, list[float]] = {key: [] for key in example.keys}
+        wall: list[float] = []
+        for seed_args in calls:
+            with tempfile.TemporaryDirectory() as out:
+                argv = [*args, *extra_args, example.seeds_flag, *seed_args, "--out", out, "--quiet"]
+                start = time.perf_counter()
+                metrics = main(argv)
+                wall.append(time.perf_counter() - start)
+            for key, read in example.keys.items():
+                value = read(metrics)
+                per_key[key] += value if isinstance(value, list) else [value]
+            shown = ", ".join(f"{k} {v[-1]:.4g}" for k, v in per_key.items())
+            print(f"{name}/{variant} seeds {' '.join(seed_args)}: {shown} ({wall[-1]:.0f} s)")
+        entry["variants"][variant] = {
+            "args": list(args),
+            **{key: summarise(values) for key, values in per_key.items()},
+            "run_seconds": summarise(wall),
+        }
+    entry["load_average_after"] = load_average()
+    return entry
+
+
+# ----------------------------------------------------------------------------- README tables
+def pct(stat: dict[str, Any], digits: int = 2) -> str:
+    """``99.27 ± 0.15 %`` from a summary of fractions."""
+    return f"{100 * stat['mean']:.{digits}f} ± {100 * stat['sd']:.{digits}f} %"
+
+
+def mnist_table(entry: dict) -> list[str]:
+    label = {
+        "default": "deeper BN CNN + shift augmentation (default)",
+        "lecture": "lecture-notes CNN (`--model lecture`: conv 32/64 + FC 128, Adam 1e-3, "
+        "no augmentation)",
+        "mlp": "DNN baseline (`--model mlp`: 784-256-128-10, Adam 1e-3, no augmentation)",
+    }
+    seeds = entry["seeds"]
+    seed_text = (
+        f"{seeds[0]}–{seeds[-1]}"
+        if seeds == list(range(seeds[0], seeds[-1] + 1))
+        else (", ".join(map(str, seeds)))
+    )
+    rows = [
+        f"| model | params | epochs | s / epoch | test accuracy, seeds {seed_text} (mean ± sd) "
+        "| worst seed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for variant, result in entry["variants"].items():
+        rows.append(
+            f"| {label.get(variant, variant)} | {result['params']['mean']:,.0f} | "
+            f"{result['epochs']['mean']:.0f} | {result['seconds_per_epoch']['mean']:.2f} | "
+            f"**{pct(result['test_acc'])}** | {100 * result['test_acc']['min']:.2f} % |"
+        )
+    rows += ["", provenance(entry, "mnist")]
+    if "default" in entry["variants"]:
+        run = entry["variants"]["default"]["run_seconds"]
+        rows.append(
+            f"A whole default run (training, scoring, figures; without Python's start-up) took "
+            f"{run['mean']:.0f} s on average, {run['max']:.0f} s at most."
+        )
+    return rows
+
+
+def provenance(entry: dict, name: str) -> str:
+    """One line: which command, when, where, and how loaded the machine was."""
+    info = entry["machine"]
+    loads = [entry.get("load_average_before"), entry.get("load_average_after")]
+    busiest = max((load[0] for load in loads if load), default=None)
+    busy = ""
+    if busiest is not None:
+        kind = "busy" if busiest > info["cpu_count"] else "quiet"
+        busy = f"; load average up to {busiest:.1f} on {info['cpu_count']} cores ({kind} machine)"
+    device = info["gpu"] or f"{info['cpu']}, {info['torch_threads']} torch threads"
+    return (
+        f"Measured with `python benchmarks/reproduce.py --only {name}` on {entry['date']}: "
+        f"seeds {', '.join(map(str, entry['seeds']))}, {device}, torch {info['torch']}{busy}."
+    )
+
+
+RENDERERS: dict[str, Callable[[dict], list[str]]] = {"mnist": mnist_table}
+
+
+def tables(results: dict) -> dict[str, list[str]]:
+    """The README table rows of every example that is in ``results`` and has a renderer."""
+    return {name: render(results[name]) for name, render in RENDERERS.items() if name in results}
+
+
+# ----------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--only", nargs="+", choices=sorted(EXAMPLES), default=None)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--tables", action="store_true", help="print the README tables and exit")
+    p.add_argument(
+        "--device", default=None, help="pass --device to every example (default: theirs)"
+    )
+    args = p.parse_args(argv)
+    if len(args.seeds) < 3 and not args.tables:
+        print("note: fewer than 3 seeds; the README asks for >= 3", file=sys.stderr)
+
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    if not args.tables:
+        sys.path.insert(0, str(ROOT / "examples"))
+        extra = ["--device", args.device] if args.device else []
+        for name in args.only or list(EXAMPLES):
+            results[name] = run_example(name, args.seeds, extra)
+            # written after each example: a long run that is stopped keeps what it finished
+            text = json.dumps(results, indent=2) + "\n"
+            atomic_write(args.results, lambda f, text=text: f.write(text.encode()))
+        print(f"wrote {args.results}")
+    for name, rows in tables(results).items():
+        print(f"\n{name}:\n" + "\n".join(rows))
+    return results
+
+
+if __name__ == "__main__":
+    main()
