@@ -272,3 +272,88 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(ValueError, match=r"edge_attr of shape \(6, 2\), got \(6, 3\)"):
         GCN(4, 1, edge_dim=2)(graph)
     assert isinstance(GCN(4, 1).readout, Readout)
+
+
+# -- GNN: the D-MPNN and GINE encoders, molecule descriptors ---------------------------------
+
+
+@pytest.mark.parametrize("conv", ["dmpnn", "gine"])
+def test_edge_conditioned_encoders_learn_a_sum_over_nodes(conv, one_thread):
+    from gconv.models import GNN
+
+    torch.manual_seed(0)
+    train, test = graph_batch(50, seed=10), graph_batch(20, seed=11)
+    model = GNN(4, 1, conv=conv, hidden_channels=32, num_layers=2, readout="sum", edge_dim=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(train), train.y).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        prediction = model(test)
+    r2 = 1 - ((prediction - test.y) ** 2).sum() / ((test.y - test.y.mean()) ** 2).sum()
+    assert r2 > 0.9, f"{conv}: held-out R^2 {r2:.3f}"
+
+
+def test_dmpnn_model_is_its_conv_then_readout_and_head():
+    from torch_geometric.nn import global_add_pool
+
+    from gconv.layers import DMPNNConv
+    from gconv.models import GNN
+
+    torch.manual_seed(0)
+    batch = graph_batch(5, seed=1)
+    model = GNN(4, 2, conv="dmpnn", hidden_channels=8, edge_dim=3, readout="sum").eval()
+    assert len(model.convs) == 1 and isinstance(model.convs[0], DMPNNConv)
+    assert model.convs[0].depth == 3  # num_layers is chemprop's depth
+    nodes = model.norms[0](model.convs[0](batch.x, batch.edge_index, batch.edge_attr))
+    expected = model.head(global_add_pool(nodes, batch.batch))
+    torch.testing.assert_close(model(batch), expected)
+    torch.testing.assert_close(model.embed(batch), nodes)
+
+
+def test_descriptors_are_concatenated_after_the_readout():
+    from gconv.models import GNN
+
+    torch.manual_seed(0)
+    batch = graph_batch(4, seed=2)
+    batch.x_d = torch.randn(4, 3)
+    model = GNN(4, 1, conv="gine", hidden_channels=8, edge_dim=3, descriptor_dim=3).eval()
+    assert model.head.in_features == 8 + 3
+    pooled = model.readout(model.embed(batch), batch.batch, 4)
+    expected = model.head(torch.cat([pooled, batch.x_d], dim=-1))
+    torch.testing.assert_close(model(batch), expected)
+    other = model(batch, descriptors=torch.zeros(4, 3))  # the keyword wins over data.x_d
+    assert not torch.allclose(other, expected)
+    del batch.x_d
+    with pytest.raises(ValueError, match="descriptor_dim=3 but got no descriptors"):
+        model(batch)
+    with pytest.raises(ValueError, match=r"descriptors of shape \(num_graphs, 3\), got \(4, 2\)"):
+        model(batch, descriptors=torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"conv": "gat"}, "unknown conv 'gat'"),
+        ({"conv": "dmpnn"}, r"conv='dmpnn'\) passes messages with edge features: give edge_dim"),
+        ({"conv": "dmpnn", "edge_dim": 3, "jumping_knowledge": True}, "nothing to concatenate"),
+        ({"conv": "gine", "edge_dim": 3, "descriptor_dim": -1}, "descriptor_dim to be an int >= 0"),
+    ],
+)
+def test_gnn_rejects_bad_arguments(kwargs, match):
+    from gconv.models import GNN
+
+    with pytest.raises(ValueError, match=match):
+        GNN(4, 1, **kwargs)
+
+
+def test_gnn_repr():
+    from gconv.models import GNN
+
+    model = GNN(48, 1, hidden_channels=300, edge_dim=14, readout="sum", descriptor_dim=217)
+    assert repr(model) == (
+        "GNN(48, 1, conv='dmpnn', hidden_channels=300, num_layers=3, readout=SumReadout(), "
+        "descriptor_dim=217)"
+    )
