@@ -437,3 +437,21 @@ def test_bad_models_and_inputs(model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GradCAM(model)(data)  # no warnings on the happy path
+
+
+@pytest.mark.parametrize("conv", ["dmpnn", "gine", "gcn"])
+def test_gconv_gnn_encoders_explain_per_molecule(conv):
+    # the layer is found by execution order, so D-MPNN's bond messages (edge states) are skipped
+    # and its node embeddings used, with no model-specific code
+    from gconv.data import smiles_to_graph
+    from gconv.models.gnn import GNN
+
+    torch.manual_seed(0)
+    data = Batch.from_data_list([smiles_to_graph(s) for s in ["CCO", "c1ccccc1O", "CC(=O)N"]])
+    edge_dim = None if conv == "gcn" else data.edge_attr.size(1)
+    model = GNN(data.num_node_features, 1, conv=conv, edge_dim=edge_dim).eval()
+    explanation = GradCAM(model)(data)
+    assert [g.num_nodes for g in explanation.to_data_list()] == [3, 7, 4]
+    assert [g.smiles for g in explanation.to_data_list()] == ["CCO", "c1ccccc1O", "CC(=O)N"]
+    assert explanation.node_mask.min() >= 0 and explanation.node_mask.max() <= 1
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
