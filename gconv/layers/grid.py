@@ -389,10 +389,11 @@ class GridGCNConv(nn.Module):
             depthwise = stencil.expand(self.out_channels, 1, 3, 3)
             summed = F.conv2d(images, depthwise, padding=1, groups=self.out_channels)
             out = _as_nodes(summed, like=h)
-        # in place: the convolution's backward needs neither its output nor the scaled one, so
-        # scaling and bias reuse the convolution's memory instead of allocating two more maps
-        out = out.mul_(inv_sqrt_degree)
-        return out if self.bias is None else out.add_(self.bias)
+        # one pass for scale and bias (not in place: an in-place op on this view of the
+        # convolution's output makes autograd copy the whole map back in the backward pass)
+        if self.bias is None:
+            return out * inv_sqrt_degree
+        return torch.addcmul(self.bias, out, inv_sqrt_degree)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
