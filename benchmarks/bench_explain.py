@@ -177,6 +177,7 @@ def pyg_explainers(model: torch.nn.Module) -> dict:
 
 def explain_graphs(seed: int) -> dict:
     model, test, accuracy = train_gcn(seed)
+    print(f"seed {seed}: GCN test accuracy {accuracy:.3f}", flush=True)
     batch = Batch.from_data_list(test)
     with torch.no_grad():
         predicted = model(batch).argmax(dim=-1)
@@ -196,6 +197,7 @@ def explain_graphs(seed: int) -> dict:
             ),
             "ms_per_graph": 1000 * seconds / len(correct),
         }
+        print(f"seed {seed} {name}: {results[name]}", flush=True)
     torch.manual_seed(seed)
     for name, explainer in pyg_explainers(model).items():
         graphs = correct if "GNNExplainer" not in name else correct[:40]  # ~0.5 s per graph
@@ -211,6 +213,7 @@ def explain_graphs(seed: int) -> dict:
             "auroc": node_auroc(torch.cat(scores), torch.cat(batch_index), torch.cat(truth)),
             "ms_per_graph": 1000 * seconds / len(graphs),
         }
+        print(f"seed {seed} {name}: {results[name]}", flush=True)
     return results
 
 
@@ -288,6 +291,30 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
+def _per_seed(summary: dict) -> dict:
+    """A one-seed summary back to plain numbers (to merge runs made in separate processes)."""
+    out = {}
+    for key, value in summary.items():
+        if isinstance(value, dict) and ("mean" in value or "median" in value):
+            out[key] = value.get("mean", value.get("median"))
+        elif isinstance(value, dict):
+            out[key] = _per_seed(value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge(paths: list[Path]) -> dict:
+    """Summaries of several one-seed runs (``--seeds s`` each, e.g. run in parallel) as one."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    merged = {key: runs[0][key] for key in ("date", "machine")}
+    merged["seeds"] = [seed for run in runs for seed in run["seeds"]]
+    for part in ("graphs", "images"):
+        if all(part in run for run in runs):
+            merged[part] = summarise([_per_seed(run[part]) for run in runs])
+    return merged
+
+
 def print_graph_table(summary: dict) -> None:
     acc = summary["accuracy"]
     print(f"\nBA-2motifs, gconv GCN test accuracy {acc['mean']:.3f} +- {acc['sd']:.3f}")
@@ -306,8 +333,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--part", choices=("graphs", "images", "both"), default="both")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_explain.json"))
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", help="combine the JSON of one-seed runs and exit"
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.merge:
+        results = merge(args.merge)
+        if "graphs" in results:
+            print_graph_table(results["graphs"])
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        return results
+    torch.set_num_threads(args.threads)  # tiny graphs: more threads only add overhead
     results: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
