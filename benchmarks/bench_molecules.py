@@ -78,7 +78,7 @@ def write_split(name: str, seed: int, out: Path) -> Path:
     dataset = load_set(name)
     parts = dataset.split("scaffold", sizes=(0.8, 0.1, 0.1), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["smiles", "y", "split"])
@@ -254,6 +254,12 @@ def _torch_version() -> str:
     return torch.__version__
 
 
+def _done(results_file: Path) -> set[tuple[str, int, str]]:
+    if not results_file.exists():
+        return set()
+    return {(r["set"], r["seed"], r["method"]) for r in map(json.loads, results_file.open())}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,8 +280,8 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 path = write_split(name, seed, args.work)
                 for method in args.methods:
-                    if (name, seed, method) in done:
-                        continue
+                    if (name, seed, method) in done or (name, seed, method) in _done(results_file):
+                        continue  # also skips what another bench process finished meanwhile
                     t0 = time.perf_counter()
                     try:
                         result = RUNNERS[method](path, seed, args.threads, args.work)
@@ -290,6 +296,11 @@ def main(argv: list[str] | None = None) -> None:
                     with results_file.open("a") as f:
                         f.write(json.dumps(result) + "\n")
                     results.append(result)
+    if results_file.exists():  # everything on record, the latest run per (set, seed, method)
+        latest = {
+            (r["set"], r["seed"], r["method"]): r for r in map(json.loads, results_file.open())
+        }
+        results = list(latest.values())
     text = table(results, args.sets, [m for m in METHODS if m in args.methods])
     print(text)
     out = ROOT / "benchmarks" / "results" / "molecules.md"
