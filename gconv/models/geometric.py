@@ -26,13 +26,23 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from gconv.grid_layout import images_to_nodes
+from gconv.grid_layout import grid_graph, images_to_nodes
 from gconv.layers.activation import make_activation
 from gconv.layers.grid import GridMaxPool
 from gconv.layers.spline import BSplineConv
 from gconv.models.cnn import init_weights
 
 __all__ = ["SplineGNN"]
+
+
+def _grid_batch(images: Tensor):
+    """Images ``(B, C, H, W)`` as a PyG batch of 8-neighbour pixel grid graphs."""
+    from torch_geometric.data import Batch, Data
+
+    graph = grid_graph(images.shape[2], images.shape[3], device=images.device)
+    return Batch.from_data_list(
+        [Data(x=x, edge_index=graph.edge_index, pos=graph.pos) for x in images_to_nodes(images)]
+    )
 
 
 class SplineGNN(nn.Module):
@@ -149,11 +159,7 @@ class SplineGNN(nn.Module):
                 )
             if self._fast_path_applies(*data.shape[2:]):
                 return self._forward_grid(data)
-            from torch_geometric.data import Batch
-
-            from gconv.data.grid import image_to_graph  # the pixel grid as an explicit graph
-
-            data = Batch.from_data_list([image_to_graph(image) for image in data])
+            data = _grid_batch(data)  # the pixel grid as an explicit graph
         return self._forward_graph(data)
 
     def _forward_grid(self, images: Tensor) -> Tensor:
