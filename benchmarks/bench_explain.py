@@ -72,7 +72,7 @@ IMAGES_EXPLAINED = 100
 # ----------------------------------------------------------------------------- data
 def ba_2motifs(num_graphs: int, seed: int) -> list[Data]:
     """Graph-level BA + house (class 0) / 5-cycle (class 1), with the motif nodes marked."""
-    torch.manual_seed(seed)
+    seed_everything(seed)  # PyG's barabasi_albert_graph draws from NumPy's generator too
     base_generator = BAGraph(num_nodes=BASE_NODES, num_edges=1)
     motifs = (HouseMotif(), CycleMotif(5))
     graphs = []
