@@ -3,13 +3,18 @@
     python benchmarks/reproduce.py --only mnist            # MNIST-5k: default, lecture CNN, MLP
     python benchmarks/reproduce.py                          # every example below (long: ~30 min)
     python benchmarks/reproduce.py --only compare --seeds 0 1 2 3 4
+    python benchmarks/reproduce.py --only mnist --variants lecture   # one variant, keep the rest
     python benchmarks/reproduce.py --tables                 # print the README tables, run nothing
+    # one process per seed (side by side), then one entry:
+    python benchmarks/reproduce.py --only mnist --seeds 0 --results r0.json   # ... r1, r2
+    python benchmarks/reproduce.py --combine r0.json r1.json r2.json
 
 Each example's ``main(argv)`` is run once per seed (``--seed s --quiet``, artefacts in a temporary
 folder); every number it reports becomes ``{"mean", "sd", "min", "max", "values"}`` over the seeds
 (``sd`` is the sample standard deviation). The results go into ``benchmarks/results.json``, one
-entry per example with the machine, the torch version, the date, the seeds, and the load average
-before and after (a loaded machine makes the timings, not the accuracies, slower). ``--only``
+entry per example with the machine, the torch version and the seeds, and per variant the date and
+the load average before and after (a loaded machine makes the timings, not the accuracies,
+slower). ``--only``
 replaces just the named entries, so a partial run keeps the others.
 
 The README's result tables are rendered from that file by :func:`tables` (``--tables`` prints
@@ -36,9 +41,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gconv._utils import atomic_write
 
@@ -47,8 +51,7 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 
 
 # ----------------------------------------------------------------------------- the examples
-@dataclass(frozen=True)
-class Example:
+class Example(NamedTuple):
     """One example script and what to aggregate from its ``main(argv)`` result.
 
     Args:
@@ -214,16 +217,25 @@ def load_average() -> list[float] | None:
         return None
 
 
-def run_example(name: str, seeds: Sequence[int], extra_args: Sequence[str] = ()) -> dict:
-    """Run every variant of one example over ``seeds``; returns its results entry."""
+def run_example(
+    name: str,
+    seeds: Sequence[int],
+    extra_args: Sequence[str] = (),
+    variants: Sequence[str] | None = None,
+) -> dict:
+    """Run the variants of one example (all, or the named ones) over ``seeds``; returns its
+    results entry, each variant with its own date and load average."""
     example = EXAMPLES[name]
+    unknown = set(variants or ()) - set(example.variants)
+    if unknown:
+        raise ValueError(
+            f"{name} has no variant {sorted(unknown)}; expected some of {sorted(example.variants)}"
+        )
     main = load_main(example.script)
     entry: dict[str, Any] = {
         "script": example.script,
         "seeds": list(seeds),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "load_average_before": load_average(),
         "notes": example.notes,
         "variants": {},
     }
@@ -234,6 +246,10 @@ def run_example(name: str, seeds: Sequence[int], extra_args: Sequence[str] = ())
         else [[str(seed) for seed in seeds]]
     )
     for variant, args in example.variants.items():
+        if variants and variant not in variants:
+            continue
+        date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        load_before = load_average()
         per_key: dict[str, list[float]] = {key: [] for key in example.keys}
         wall: list[float] = []
         for seed_args in calls:
@@ -249,14 +265,71 @@ def run_example(name: str, seeds: Sequence[int], extra_args: Sequence[str] = ())
             print(f"{name}/{variant} seeds {' '.join(seed_args)}: {shown} ({wall[-1]:.0f} s)")
         entry["variants"][variant] = {
             "args": list(args),
+            "date": date,
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
             **{key: summarise(values) for key, values in per_key.items()},
             "run_seconds": summarise(wall),
         }
-    entry["load_average_after"] = load_average()
     return entry
 
 
+def merge(entry: dict, previous: dict | None, name: str) -> dict:
+    """``entry`` plus the variants of ``previous`` it did not run (same seeds only), in the
+    example's order."""
+    variants = dict(entry["variants"])
+    if previous and previous.get("seeds") == entry["seeds"]:
+        for variant, result in previous.get("variants", {}).items():
+            variants.setdefault(variant, result)
+    order = list(EXAMPLES[name].variants)
+    merged = {**entry, "variants": {v: variants[v] for v in sorted(variants, key=order.index)}}
+    if previous and set(variants) != set(entry["variants"]):  # kept runs: keep their threads
+        threads = {
+            t
+            for info in (entry["machine"], previous["machine"])
+            for t in as_list(info["torch_threads"])
+        }
+        merged["machine"] = {**entry["machine"], "torch_threads": sorted(threads)}
+    return merged
+
+
+def as_list(value: int | list[int]) -> list[int]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def combine(entries: Sequence[dict]) -> dict:
+    """One entry from runs of the same example over disjoint seeds (e.g. one process per seed,
+    run side by side): per variant, the per-seed values are concatenated and summarised again;
+    dates, load averages and thread counts are kept from every part."""
+    seeds = [seed for entry in entries for seed in entry["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"combine expected runs over disjoint seeds, got seeds {seeds}")
+    machines = [entry["machine"] for entry in entries]
+    merged: dict[str, Any] = {**entries[0], "seeds": seeds, "variants": {}}
+    merged["machine"] = {
+        **machines[0],
+        "torch_threads": sorted({t for m in machines for t in as_list(m["torch_threads"])}),
+    }
+    for variant in entries[0]["variants"]:
+        parts = [entry["variants"][variant] for entry in entries]
+        combined: dict[str, Any] = {
+            "args": parts[0]["args"],
+            "date": min(part["date"] for part in parts),
+            "load_average_before": max(p["load_average_before"] or [0] for p in parts),
+            "load_average_after": max(p["load_average_after"] or [0] for p in parts),
+        }
+        for key, stat in parts[0].items():
+            if isinstance(stat, dict):
+                combined[key] = summarise([v for part in parts for v in part[key]["values"]])
+        merged["variants"][variant] = combined
+    return merged
+
+
 # ----------------------------------------------------------------------------- README tables
+def bold(text: str, yes: bool) -> str:
+    return f"**{text}**" if yes else text
+
+
 def pct(stat: dict[str, Any], digits: int = 2) -> str:
     """``99.27 ± 0.15 %`` from a summary of fractions."""
     return f"{100 * stat['mean']:.{digits}f} ± {100 * stat['sd']:.{digits}f} %"
@@ -284,7 +357,8 @@ def mnist_table(entry: dict) -> list[str]:
         rows.append(
             f"| {label.get(variant, variant)} | {result['params']['mean']:,.0f} | "
             f"{result['epochs']['mean']:.0f} | {result['seconds_per_epoch']['mean']:.2f} | "
-            f"**{pct(result['test_acc'])}** | {100 * result['test_acc']['min']:.2f} % |"
+            f"{bold(pct(result['test_acc']), variant == 'default')} | "
+            f"{100 * result['test_acc']['min']:.2f} % |"
         )
     rows += ["", provenance(entry, "mnist")]
     if "default" in entry["variants"]:
@@ -299,15 +373,19 @@ def mnist_table(entry: dict) -> list[str]:
 def provenance(entry: dict, name: str) -> str:
     """One line: which command, when, where, and how loaded the machine was."""
     info = entry["machine"]
-    loads = [entry.get("load_average_before"), entry.get("load_average_after")]
+    runs = list(entry["variants"].values())
+    dates = sorted({run["date"] for run in runs})
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} – {dates[-1]}"
+    loads = [run.get(key) for run in runs for key in ("load_average_before", "load_average_after")]
     busiest = max((load[0] for load in loads if load), default=None)
     busy = ""
     if busiest is not None:
         kind = "busy" if busiest > info["cpu_count"] else "quiet"
         busy = f"; load average up to {busiest:.1f} on {info['cpu_count']} cores ({kind} machine)"
-    device = info["gpu"] or f"{info['cpu']}, {info['torch_threads']} torch threads"
+    threads = "–".join(map(str, sorted(set(as_list(info["torch_threads"])))))
+    device = info["gpu"] or f"{info['cpu']}, {threads} torch threads"
     return (
-        f"Measured with `python benchmarks/reproduce.py --only {name}` on {entry['date']}: "
+        f"Measured with `python benchmarks/reproduce.py --only {name}` on {when}: "
         f"seeds {', '.join(map(str, entry['seeds']))}, {device}, torch {info['torch']}{busy}."
     )
 
@@ -326,22 +404,47 @@ def main(argv: list[str] | None = None) -> dict:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--only", nargs="+", choices=sorted(EXAMPLES), default=None)
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="run only these variants of the --only example(s), keep the others' results",
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--tables", action="store_true", help="print the README tables and exit")
     p.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="merge result files of runs over disjoint seeds (one process per seed) into --results",
+    )
+    p.add_argument(
         "--device", default=None, help="pass --device to every example (default: theirs)"
     )
     args = p.parse_args(argv)
-    if len(args.seeds) < 3 and not args.tables:
+    if len(args.seeds) < 3 and not (args.tables or args.combine):
         print("note: fewer than 3 seeds; the README asks for >= 3", file=sys.stderr)
 
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    if not args.tables:
+    if args.combine:
+        parts = [json.loads(path.read_text()) for path in args.combine]
+        for name in parts[0]:
+            combined = combine([part[name] for part in parts])
+            results[name] = merge(combined, results.get(name), name)
+        text = json.dumps(results, indent=2) + "\n"
+        atomic_write(args.results, lambda f, text=text: f.write(text.encode()))
+        print(f"combined {len(parts)} files into {args.results}")
+    elif not args.tables:
         sys.path.insert(0, str(ROOT / "examples"))
         extra = ["--device", args.device] if args.device else []
         for name in args.only or list(EXAMPLES):
-            results[name] = run_example(name, args.seeds, extra)
+            entry = run_example(name, args.seeds, extra, variants=args.variants)
+            # re-read just before writing: another run of other variants may have finished
+            if args.results.is_file():
+                results = json.loads(args.results.read_text())
+            results[name] = merge(entry, results.get(name), name)
             # written after each example: a long run that is stopped keeps what it finished
             text = json.dumps(results, indent=2) + "\n"
             atomic_write(args.results, lambda f, text=text: f.write(text.encode()))

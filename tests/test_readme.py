@@ -37,7 +37,8 @@ def test_readme_tour_runs(tmp_path, monkeypatch, capsys):
     assert namespace["maps"].shape == (8, 28, 28)
     # validation digits are training digits, disjoint from the test digits by construction
     assert torch.equal(namespace["x_val"], namespace["x_train"][3500:])
-    # 5 epochs of the GAP CNN: ~97 % on the held-out digits over seeds; 0.93 leaves room for
-    # other CPUs' rounding without letting a broken tour (the old 56-60 %) pass
-    assert namespace["test"]["accuracy"] >= 0.93
+    # 5 epochs of the GAP CNN at a flat learning rate: 94.5 % on the test digits here (best
+    # epoch on validation); 0.90 leaves room for another CPU's training path without letting a
+    # broken tour (the old 56-60 %) pass
+    assert namespace["test"]["accuracy"] >= 0.90
     assert "val accuracy" in capsys.readouterr().out

@@ -11,6 +11,8 @@ import pytest
 from gconv.train import load_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist_cnn.py"
+WORST_SEED = 0.99  # min test accuracy over seeds 0-2 in benchmarks/results.json
+MARGIN = 0.003
 
 
 def load_example():
@@ -48,11 +50,31 @@ def test_unknown_dataset_is_refused(capsys):
     assert "invalid choice: 'cifar'" in capsys.readouterr().err
 
 
+def test_validation_split_comes_from_the_training_digits(tmp_path):
+    metrics = load_example().main(
+        ["--limit", "300", "--val", "100", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    )
+    assert metrics["n_train"] == 200 and metrics["n_val"] == 100 and metrics["n_test"] == 1000
+    assert 0.0 <= metrics["val_acc"] <= 1.0
+    assert metrics["augment"] == "shift" and metrics["label_smoothing"] == 0.1
+
+
+def test_lecture_recipe_stays_the_notes_plain_one(tmp_path):
+    args = load_example().parse_args(["--model", "lecture"])
+    assert (args.lr, args.epochs, args.augment, args.label_smoothing) == (1e-3, 15, "none", 0.0)
+
+
 @pytest.mark.slow
-def test_full_run_reaches_target(tmp_path):
-    """The README's claim: >= 98.5 % on the 1,000 held-out embedded digits."""
-    metrics = load_example().main(["--out", str(tmp_path), "--quiet"])
-    assert metrics["test_acc"] >= 0.985
+@pytest.mark.parametrize("seed", [0, 1])
+def test_full_run_reaches_target(tmp_path, seed):
+    """The default recipe on the 1,000 held-out digits of two seeds' splits.
+
+    benchmarks/results.json (seeds 0-2) has the distribution; the threshold is its worst seed
+    minus MARGIN, 0.3 points (3 digits of 1,000): another CPU's rounding changes the training
+    path, and the seed-to-seed sd of about 0.2 points is mostly that of a 1,000-digit test set.
+    """
+    metrics = load_example().main(["--seed", str(seed), "--out", str(tmp_path), "--quiet"])
+    assert metrics["test_acc"] >= WORST_SEED - MARGIN
 
 
 def test_mlp_baseline_runs_through_the_same_loop(tmp_path):
