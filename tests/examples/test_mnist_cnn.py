@@ -11,7 +11,7 @@ import pytest
 from gconv.train import load_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist_cnn.py"
-WORST_SEED = 0.99  # min test accuracy over seeds 0-2 in benchmarks/results.json
+WORST_SEED = 0.989  # min test accuracy over seeds 0-2 in benchmarks/results.json
 MARGIN = 0.003
 
 

@@ -1,0 +1,71 @@
+"""The README's result tables are the ones benchmarks/reproduce.py renders from results.json.
+
+Every row that ``reproduce.tables()`` makes from ``benchmarks/results.json`` must appear in
+README.md verbatim, so a figure in those sections is one that the script measured (mean ± sd over
+the recorded seeds), not a number typed in by hand. Sections without an entry in results.json
+(molecules: ``benchmarks/bench_molecules.py``) are not covered here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results.json"
+
+
+def load_reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    return json.loads(RESULTS.read_text())
+
+
+def test_every_rendered_row_is_in_the_readme(results):
+    readme = README.read_text()
+    rendered = load_reproduce().tables(results)
+    assert "mnist" in rendered  # the MNIST section is covered
+    missing = [row for rows in rendered.values() for row in rows if row not in readme]
+    assert not missing, "README rows not as benchmarks/results.json renders them:\n" + "\n".join(
+        missing
+    )
+
+
+def test_results_are_distributions_with_provenance(results):
+    for name, entry in results.items():
+        assert len(entry["seeds"]) >= 3, name
+        assert entry["machine"]["torch"], name
+        for variant, figures in entry["variants"].items():
+            assert figures["date"], (name, variant)
+            for key, stat in figures.items():
+                if not isinstance(stat, dict):  # args, date, load averages
+                    continue
+                values = [v for v in stat["values"] if not math.isnan(v)]
+                if not values:
+                    continue
+                assert stat["min"] == min(values) and stat["max"] == max(values), (
+                    name,
+                    variant,
+                    key,
+                )
+                assert stat["mean"] == pytest.approx(sum(values) / len(values)), (name, key)
+
+
+def test_summary_statistics():
+    reproduce = load_reproduce()
+    stat = reproduce.summarise([0.99, 0.995, 0.992, math.nan])
+    assert stat["mean"] == pytest.approx(0.9923333333)
+    assert stat["sd"] == pytest.approx(0.0025166115)  # sample sd (n - 1)
+    assert (stat["min"], stat["max"]) == (0.99, 0.995) and len(stat["values"]) == 4
+    assert reproduce.pct(stat) == "99.23 ± 0.25 %"
