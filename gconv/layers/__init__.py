@@ -1,7 +1,6 @@
 from gconv.layers.dmpnn import DMPNNConv, reverse_edge_index
 from gconv.layers.gcn import GCNConv, gcn_norm
 from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool, grid_gcn_norm
-from gconv.layers.spline import BSplineConv, bspline_basis
 from gconv.layers.readout import (
     AttentionReadout,
     MaxReadout,
@@ -12,3 +11,4 @@ from gconv.layers.readout import (
     SumReadout,
     readout,
 )
+from gconv.layers.spline import BSplineConv, bspline_basis
