@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gconv.layers.activation import ACTIVATIONS
+
 __all__ = ["reverse_edge_index", "DMPNNConv"]
 
 
@@ -211,25 +213,15 @@ def _sum_at(values: Tensor, index: Tensor, num_nodes: int) -> Tensor:
     return out.index_add_(0, index, values)
 
 
-_ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
-
-
 def _activation(activation: str | nn.Module) -> nn.Module:
     if isinstance(activation, nn.Module):
         return activation
-    if activation not in _ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise ValueError(
             f"DMPNNConv got unknown activation {activation!r}; expected one of "
-            f"{sorted(_ACTIVATIONS)} or an nn.Module"
+            f"{sorted(ACTIVATIONS)} or an nn.Module"
         )
-    return _ACTIVATIONS[activation]()
+    return ACTIVATIONS[activation]()
 
 
 def _check_inputs(
