@@ -6,13 +6,16 @@ Python work of ``torch.utils.data.DataLoader`` (``__getitem__``, collation, host
 which dominates the epoch time of small CNNs on CPU and GPU alike.
 
 Shuffling is a pure function of ``(seed, epoch)``, like ``DistributedSampler``: an interrupted run
-that is resumed at epoch ``k`` sees exactly the batches it would have seen, and every process of a
-multi-process run agrees on the permutation without communicating.
+that is resumed at epoch ``k`` sees exactly the batches it would have seen (the Trainer saves the
+seed with :meth:`TensorLoader.state_dict`), and every process of a multi-process run agrees on the
+permutation without communicating.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,7 +41,9 @@ class TensorLoader:
             (default: :obj:`None`)
         drop_last (bool): drop the last incomplete batch. (default: :obj:`False`)
         seed (int, optional): seed of the shuffling and augmentation streams. (default: :obj:`None`,
-            drawn once from ``torch``'s global generator, so ``torch.manual_seed`` governs it)
+            drawn once from ``torch``'s global generator, so ``torch.manual_seed`` governs it;
+            ``Trainer(seed=s)`` replaces a drawn seed by ``s`` when a new run starts, see
+            :meth:`set_default_seed`)
 
     Shapes:
         - **x:** :math:`(N, *)`, **y:** :math:`(N, *)`
@@ -78,6 +83,7 @@ class TensorLoader:
         self.augment = augment
         self.drop_last = drop_last
         self.seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
+        self.seed_given = seed is not None
         self.epoch = 0
         self.rank, self.world_size = 0, 1
 
@@ -85,6 +91,32 @@ class TensorLoader:
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation (and augmentation stream) of ``epoch``."""
         self.epoch = epoch
+
+    def set_default_seed(self, seed: int) -> bool:
+        """Use ``seed`` unless one was given (or loaded); returns whether it was used.
+
+        ``Trainer(seed=s)`` calls this on its train loader when a new run starts, so that its seed
+        also fixes the shuffling of a loader built without one.
+        """
+        if self.seed_given:
+            return False
+        self.seed = int(seed)
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """The seed and epoch that decide the next batches (saved in the Trainer's ``last.pt``)."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the shuffling of a saved loader; warns when its seed replaces one given here."""
+        seed = int(state["seed"])
+        if self.seed_given and seed != self.seed:
+            warnings.warn(
+                f"TensorLoader: the saved seed {seed} replaces seed={self.seed} given to this "
+                "loader, so that the resumed run sees the batches the interrupted one would have",
+                stacklevel=2,
+            )
+        self.seed, self.epoch, self.seed_given = seed, int(state["epoch"]), True
 
     def shard(self, rank: int, world_size: int) -> TensorLoader:
         """Make this loader yield only process ``rank``'s part of every global batch.

@@ -26,7 +26,13 @@ def _class_predictions(output: Tensor) -> np.ndarray:
 
 
 def accuracy(output: Tensor, target: Tensor) -> float:
-    """Fraction of correct class predictions (argmax of logits, or logit > 0 for one column)."""
+    """Fraction of correct class predictions (argmax of logits, or logit > 0 for one column).
+
+    Targets are class labels, or class probabilities of the output's shape (their argmax is the
+    label).
+    """
+    if target.is_floating_point() and target.shape == output.shape and output.shape[-1] > 1:
+        target = target.argmax(dim=-1)
     return float(skm.accuracy_score(target.reshape(-1).long().numpy(), _class_predictions(output)))
 
 

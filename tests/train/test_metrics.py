@@ -45,3 +45,9 @@ def test_lookup_and_direction():
     assert higher_is_better("val_accuracy") and not higher_is_better("val_rmse")
     with pytest.raises(ValueError, match="same shape"):
         rmse(torch.zeros(3, 1), torch.zeros(3, 2))
+
+
+def test_accuracy_with_class_probability_targets():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    assert accuracy(logits, soft) == pytest.approx(2 / 3)

@@ -245,3 +245,23 @@ def test_masked_losses_ignore_nan_and_survive_unlabelled_batches(name):
     empty.backward()
     assert empty.item() == 0.0
     assert torch.equal(output.grad, torch.zeros_like(output))
+
+
+def test_channels_last_trains_like_the_default_layout():
+    from gconv.models import lecture_cnn
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+    runs = []
+    for channels_last in (False, True):
+        seed_everything(0)
+        trainer = Trainer(lecture_cnn(), channels_last=channels_last, progress=False, lr=1e-2)
+        history = trainer.fit(TensorLoader(x, y, batch_size=32, seed=0), epochs=2)
+        runs.append((params(trainer.model), history["train_loss"]))
+    conv = [m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)][-1]  # 32 -> 64
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    torch.testing.assert_close(runs[1][0], runs[0][0], rtol=1e-3, atol=1e-4)
+    assert runs[1][1] == pytest.approx(runs[0][1], rel=1e-4)
+    logits = trainer.predict(TensorLoader(x, shuffle=False))
+    assert logits.shape == (64, 10)
