@@ -46,6 +46,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
+from gconv._utils import evaluating
 from gconv.data.molecules import featurize, mol_to_graph
 
 __all__ = [
@@ -734,15 +735,11 @@ def predict_smiles(
     if device is None:
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):  # every module's own train/eval flag comes back afterwards
         outputs = [
             model(batch.to(device, non_blocking=True)).float()
             for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
         ]
-    finally:
-        model.train(was_training)
     # one device-to-host copy at the end, not one per batch
     prediction = torch.cat(outputs).cpu() if outputs else torch.empty(0)
     return standardizer.inverse_transform(prediction) if standardizer is not None else prediction

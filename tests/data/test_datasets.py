@@ -267,3 +267,14 @@ def test_moleculenet_reads_raw_csv_with_pyg_columns(tmp_path):
 def test_module_constants_point_at_rdkit_files():
     assert (datasets.CHEMBL_DIR / "CHEMBL2321810.smi").exists()
     assert datasets.NCI_TPSA_FILE.exists()
+
+
+def test_predict_smiles_restores_every_module_mode():
+    from gconv.data import ATOM_FEATURE_DIM, predict_smiles
+    from gconv.models import GCN
+
+    model = GCN(ATOM_FEATURE_DIM, 1, hidden_channels=8).train()
+    model.norms[0].eval()  # a BatchNorm the user froze on purpose
+    modes = {name: m.training for name, m in model.named_modules()}
+    predict_smiles(model, ["CCO", "c1ccccc1"])
+    assert {name: m.training for name, m in model.named_modules()} == modes
