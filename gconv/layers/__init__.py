@@ -6,6 +6,7 @@ from gconv.layers.readout import (
     MaxReadout,
     MeanMaxReadout,
     MeanReadout,
+    NormReadout,
     Readout,
     Set2SetReadout,
     SumReadout,

@@ -9,6 +9,7 @@ from gconv.layers import (
     MaxReadout,
     MeanMaxReadout,
     MeanReadout,
+    NormReadout,
     Readout,
     Set2SetReadout,
     SumReadout,
@@ -28,6 +29,7 @@ def all_readouts(channels: int = 4) -> list[Readout]:
     torch.manual_seed(0)
     return [
         SumReadout(),
+        NormReadout(10.0),
         MeanReadout(),
         MaxReadout(),
         MeanMaxReadout(),
@@ -50,6 +52,17 @@ def test_basic_readouts_equal_pyg_global_pools(module, pool):
     torch.testing.assert_close(module(x, BATCH, size=NUM_GRAPHS), pool(x, BATCH, NUM_GRAPHS))
     # One graph when no batch vector is given.
     torch.testing.assert_close(module(x), pool(x, None))
+
+
+def test_norm_readout_equals_chemprop_norm_aggregation():
+    from chemprop.nn.agg import NormAggregation
+
+    x = node_features()
+    torch.testing.assert_close(NormReadout()(x, BATCH), NormAggregation()(x, BATCH))
+    torch.testing.assert_close(
+        NormReadout(7)(x, BATCH, size=NUM_GRAPHS), NormAggregation(norm=7)(x, BATCH)
+    )
+    torch.testing.assert_close(NormReadout(4.0)(x), global_add_pool(x, None) / 4)
 
 
 def test_mean_max_is_mean_and_max_concatenated():
@@ -156,6 +169,7 @@ def test_static_graph_batch_equals_batch_vector(module):
 
 def test_factory_builds_each_readout_and_rejects_unknown_names():
     assert isinstance(readout("sum"), SumReadout)
+    assert readout("norm").norm == 100.0 and readout("norm", norm=50).norm == 50.0
     assert isinstance(readout("MEAN"), MeanReadout)
     assert isinstance(readout("max", in_channels=8), MaxReadout)
     assert isinstance(readout("meanmax"), MeanMaxReadout)
@@ -172,6 +186,7 @@ def test_factory_builds_each_readout_and_rejects_unknown_names():
 
 def test_repr():
     assert repr(SumReadout()) == "SumReadout()"
+    assert repr(NormReadout()) == "NormReadout(norm=100)"
     assert repr(Set2SetReadout(16)) == "Set2SetReadout(16, processing_steps=3)"
     assert repr(AttentionReadout(4)).startswith("AttentionReadout(4, gate_nn=Linear(")
 
@@ -188,5 +203,7 @@ def test_bad_input_is_rejected():
         SumReadout()(x, size=3)
     with pytest.raises(ValueError, match="in_channels to be a positive int, got 0"):
         AttentionReadout(0)
+    with pytest.raises(ValueError, match="norm to be a positive number, got 0"):
+        NormReadout(0)
     with pytest.raises(ValueError, match=r"gate_nn to map \(8, 4\) to \(8, 1\), got \(8, 2\)"):
         AttentionReadout(4, gate_nn=torch.nn.Linear(4, 2))(x, BATCH)
