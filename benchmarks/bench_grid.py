@@ -8,7 +8,9 @@ a shared machine hits both alike; the figure of merit is the ratio of median bat
     pyg_naive   one torch_geometric Data per image, DataLoader block-diagonal batches (collation
                 timed too), torch_geometric.nn.GCNConv message passing, max_pool over clusters
     grid_fast   images [B, 1, 28, 28] from a device-resident TensorLoader, every layer a dense
-                kernel on a channels_last view of the node features [B, H*W, C]
+                kernel on a channels_last view of the node features [B, H*W, C]; a layer that
+                pools runs convolution and 2x2 max pool (and the shortcut's pool) fused, over
+                chunks of the batch, so the full-resolution output is never stored
 
 A second pair does the same for the direction-aware model (the lecture-notes CNN as a GridConv
 GNN): GridConv as message passing over the grid graph (``model.fast = False``) vs its conv2d

@@ -6,7 +6,8 @@ Each layer runs on node features in gconv's row-major grid order (see :mod:`gcon
 ``grid_size=(H, W)`` to use the **static-grid fast path**. A contiguous ``(B, H * W, C)`` tensor is
 exactly the memory of a ``channels_last`` ``(B, C, H, W)`` image, so the fast path views it as one
 (no copy), runs one dense kernel (``conv2d``, a depthwise stencil, ``max_pool2d``), and views the
-``channels_last`` result back as nodes. :class:`GridConv` also runs as ordinary message passing on
+``channels_last`` result back as nodes. :class:`GridGCNConv` can fuse a following 2x2 max pool
+(``max_pool=True``), so that the full-resolution output is never stored. :class:`GridConv` also runs as ordinary message passing on
 any graph whose edges carry integer directions ``(dx, dy)``.
 """
 
@@ -18,6 +19,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch_geometric.nn import MessagePassing
 
 from gconv.grid_layout import grid_offsets
@@ -293,6 +295,142 @@ def _grid_gcn_constants(
     return norm, stencil
 
 
+# Elements of one chunk's full-resolution output in the fused convolution + pooling on the CPU
+# (2 MiB of float32): a chunk's intermediates stay in cache, and the same few chunk-sized blocks
+# are reused from one chunk to the next instead of whole-batch maps being allocated (and, on a
+# freshly trimmed heap, page-faulted in) at every training step.
+_CHUNK_ELEMENTS = 1 << 19
+
+
+def _normalised_stencil(images: Tensor, stencil: Tensor, inv_sqrt_degree: Tensor) -> Tensor:
+    r""":math:`\hat{D}^{-1/2} \hat{A} \hat{D}^{-1/2}` on ``channels_last`` images ``(b, C, H, W)``:
+    the depthwise stencil between two scalings by ``inv_sqrt_degree`` ``(1, 1, H, W)``."""
+    channels = images.shape[1]
+    weight = stencil.expand(channels, 1, 3, 3)
+    return F.conv2d(images * inv_sqrt_degree, weight, padding=1, groups=channels) * inv_sqrt_degree
+
+
+class _GridGCNMaxPool(torch.autograd.Function):
+    r"""``max_pool2d(conv(x), 2)`` for a :class:`GridGCNConv`, run over chunks of the batch, and
+    optionally ``max_pool2d(x, 2)`` in the same pass.
+
+    ``conv`` is the 1x1 convolution :math:`\mathbf{\Theta}` (``weight``), then, if ``aggregate``,
+    the normalised stencil, then the bias. Only the pooled outputs and the argmax indices are
+    kept for the backward pass; the full-resolution output (4x the pooled size) lives one chunk
+    at a time. Backward per chunk: unpool the gradient to the argmax pixels, apply the stencil
+    again (the normalised adjacency is symmetric, so it is its own transpose), then the two
+    products of a linear map; the gradient of the pooled input is added to the chunk's input
+    gradient while it is in cache. Inputs: ``x`` ``(B, H * W, C_in)`` contiguous, ``weight``
+    ``(C_out, C_in)``, ``bias`` ``(C_out,)`` or None.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, grid_size, connectivity, aggregate, pool_input):
+        batch_size, num_nodes, in_channels = x.shape
+        out_channels = weight.shape[0]
+        height, width = grid_size
+        inv_sqrt_degree, stencil = _grid_gcn_constants(
+            height, width, connectivity, x.device, x.dtype
+        )
+        scale = inv_sqrt_degree.view(1, 1, height, width)
+        depthwise = stencil.expand(out_channels, 1, 3, 3)
+        chunk = batch_size
+        if x.device.type == "cpu":
+            chunk = max(1, _CHUNK_ELEMENTS // (num_nodes * out_channels))
+
+        def pooled_buffer(channels: int) -> Tensor:
+            shape = (batch_size, channels, height // 2, width // 2)
+            return torch.empty(
+                shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last
+            )
+
+        out = pooled_buffer(out_channels)
+        out_x = pooled_buffer(in_channels) if pool_input else None
+        indices, indices_x = [], []  # argmax per chunk, kept as they come (no copy into one)
+        for start in range(0, batch_size, chunk):
+            end = min(start + chunk, batch_size)
+            x_chunk = x[start:end]
+            nodes = x_chunk.reshape(-1, in_channels)
+            if aggregate:  # the arithmetic of GridGCNConv.forward, so the numbers are its own
+                h = (nodes @ weight.t()).view(end - start, num_nodes, out_channels)
+                images = _as_grid_batch(h, grid_size, "GridGCNConv") * scale
+                h = F.conv2d(images, depthwise, padding=1, groups=out_channels)
+                if bias is None:
+                    h = h * scale
+                else:
+                    h = torch.addcmul(bias.view(1, -1, 1, 1), h, scale)
+            else:
+                h = nodes @ weight.t() if bias is None else torch.addmm(bias, nodes, weight.t())
+                h = _as_grid_batch(h.view(x_chunk.shape[:2] + (-1,)), grid_size, "GridGCNConv")
+            pooled, argmax = F.max_pool2d_with_indices(h, 2)
+            out[start:end] = pooled
+            indices.append(argmax)
+            if pool_input:
+                pooled, argmax = F.max_pool2d_with_indices(
+                    _as_grid_batch(x_chunk, grid_size, "GridGCNConv"), 2
+                )
+                out_x[start:end] = pooled
+                indices_x.append(argmax)
+        ctx.save_for_backward(x, weight)
+        # intermediates, not inputs or outputs of the function: no version counter to check
+        ctx.indices, ctx.indices_x = indices, indices_x
+        ctx.grid_size, ctx.connectivity, ctx.aggregate = grid_size, connectivity, aggregate
+        ctx.chunk, ctx.has_bias = chunk, bias is not None
+        if pool_input:
+            return _as_nodes(out, like=x), _as_nodes(out_x, like=x)
+        return _as_nodes(out, like=x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_out_x=None):
+        x, weight = ctx.saved_tensors
+        batch_size, num_nodes, in_channels = x.shape
+        out_channels = weight.shape[0]
+        height, width = ctx.grid_size
+        pooled_size = (height // 2, width // 2)
+        inv_sqrt_degree, stencil = _grid_gcn_constants(
+            height, width, ctx.connectivity, x.device, x.dtype
+        )
+        scale = inv_sqrt_degree.view(1, 1, height, width)
+        grad_out = _as_grid_batch(grad_out.contiguous(), pooled_size, "GridGCNConv")
+        if grad_out_x is not None:
+            grad_out_x = _as_grid_batch(grad_out_x.contiguous(), pooled_size, "GridGCNConv")
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_weight_t = x.new_zeros(in_channels, out_channels)  # (C_in, C_out): the cheap side
+        # each pooled gradient lands on exactly one pixel (the windows do not overlap), so the
+        # bias gradient, a sum over pixels, is the sum of the pooled gradient: 4x fewer terms
+        grad_bias = grad_out.sum(dim=(0, 2, 3)) if ctx.has_bias else None
+
+        def unpool(grad: Tensor, argmax: Tensor, channels: int) -> Tensor:
+            # the pooled input's shape and layout are all the kernel reads from it: an
+            # allocated, never written (so never paged-in) tensor stands for it
+            like = torch.empty(
+                (grad.shape[0], channels, height, width),
+                dtype=x.dtype,
+                device=x.device,
+                memory_format=torch.channels_last,
+            )
+            return torch.ops.aten.max_pool2d_with_indices_backward(
+                grad, like, [2, 2], [2, 2], [0, 0], [1, 1], False, argmax
+            )
+
+        starts = range(0, batch_size, ctx.chunk)
+        for i, start in enumerate(starts):
+            end = min(start + ctx.chunk, batch_size)
+            grad_h = unpool(grad_out[start:end], ctx.indices[i], out_channels)
+            if ctx.aggregate:
+                grad_h = _normalised_stencil(grad_h, stencil, scale)
+            grad_lin = _as_nodes(grad_h, like=x).reshape(-1, out_channels)
+            grad_weight_t += x[start:end].reshape(-1, in_channels).t() @ grad_lin
+            if grad_x is not None:
+                grad_x_chunk = grad_x[start:end]
+                torch.mm(grad_lin, weight, out=grad_x_chunk.view(-1, in_channels))
+                if grad_out_x is not None:
+                    grad_pooled = unpool(grad_out_x[start:end], ctx.indices_x[i], in_channels)
+                    grad_x_chunk += _as_nodes(grad_pooled, like=x)
+        return grad_x, grad_weight_t.t(), grad_bias, None, None, None, None
+
+
 class GridGCNConv(nn.Module):
     r"""The isotropic graph convolution of `"Semi-supervised Classification with Graph
     Convolutional Networks" <https://arxiv.org/abs/1609.02907>`_ on a grid graph, run as dense
@@ -316,6 +454,21 @@ class GridGCNConv(nn.Module):
     parameter names (``lin.weight``, ``bias``): load one's ``state_dict`` into the other, or use
     :meth:`from_gcn_conv`.
 
+    ``forward(x, grid_size, max_pool=True)`` returns what ``GridMaxPool(2)`` of the output returns,
+    the nodes of the coarser grid and its size ``(H // 2, W // 2)``, with the pooling fused into
+    the convolution: on the CPU the
+    batch runs in chunks of about 2 MiB of full-resolution output, only the pooled output and the
+    argmax indices are kept for the backward pass (a hand-written one, chunked alike), and the
+    stencil runs on the narrower side of :math:`\mathbf{\Theta}` (before it when
+    ``in_channels < out_channels``). The full-resolution output, 4x the pooled one, is never
+    stored: in a training step that saves whole-batch maps, their allocation (page faults on
+    freshly mapped memory) and cache misses cost more than the arithmetic. With
+    ``return_pooled_input=True`` it returns ``(out, (H // 2, W // 2), pooled_x)``, ``pooled_x``
+    the pooled nodes of ``x`` (the shortcut of a residual layer that pools), computed in the same
+    pass. Values and gradients equal those of the
+    convolution followed by :class:`GridMaxPool` (float tolerance; ties in a pooling window go to
+    the first pixel in row-major order, as in :func:`~torch.nn.functional.max_pool2d`).
+
     Args:
         in_channels (int): Size of each input sample.
         out_channels (int): Size of each output sample.
@@ -327,7 +480,10 @@ class GridGCNConv(nn.Module):
     Shapes:
         - **input:** node features :math:`(HW, F_{in})` or :math:`(B, HW, F_{in})`,
           ``grid_size`` :math:`(H, W)`
-        - **output:** node features :math:`(HW, F_{out})` or :math:`(B, HW, F_{out})`
+        - **output:** node features :math:`(HW, F_{out})` or :math:`(B, HW, F_{out})`; with
+          ``max_pool=True``, :math:`(H'W', F_{out})` or :math:`(B, H'W', F_{out})` and the grid
+          size :math:`(H', W') = (\lfloor H/2 \rfloor, \lfloor W/2 \rfloor)`, and with
+          ``return_pooled_input=True`` also the pooled input :math:`(B, H'W', F_{in})`
     """
 
     def __init__(
@@ -371,12 +527,24 @@ class GridGCNConv(nn.Module):
         )
         return grid_conv
 
-    def forward(self, x: Tensor, grid_size: tuple[int, int]) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        grid_size: tuple[int, int],
+        max_pool: bool = False,
+        return_pooled_input: bool = False,
+    ) -> Tensor | tuple[Tensor, tuple[int, int]] | tuple[Tensor, tuple[int, int], Tensor]:
         _check_grid_nodes(x, grid_size, "GridGCNConv")
         height, width = grid_size
         inv_sqrt_degree, stencil = _grid_gcn_constants(
             height, width, self.connectivity, x.device, x.dtype
         )
+        if return_pooled_input and not max_pool:
+            raise ValueError("GridGCNConv got return_pooled_input=True without max_pool=True")
+        if max_pool:
+            return self._forward_max_pool(
+                x, grid_size, inv_sqrt_degree, stencil, return_pooled_input
+            )
         if self.in_channels < self.out_channels:
             # a first layer (few inputs, many outputs): the 1x1 convolution and the stencil are
             # one 3x3 convolution with weight Theta (x) stencil, on the few input channels
@@ -394,6 +562,48 @@ class GridGCNConv(nn.Module):
         if self.bias is None:
             return out * inv_sqrt_degree
         return torch.addcmul(self.bias, out, inv_sqrt_degree)
+
+    def _forward_max_pool(
+        self,
+        x: Tensor,
+        grid_size: tuple[int, int],
+        inv_sqrt_degree: Tensor,
+        stencil: Tensor,
+        return_pooled_input: bool,
+    ) -> tuple[Tensor, tuple[int, int]] | tuple[Tensor, tuple[int, int], Tensor]:
+        height, width = grid_size
+        if min(height, width) < 2:
+            raise ValueError(
+                f"GridGCNConv with max_pool=True needs a grid of at least 2 x 2 nodes, got "
+                f"{height} x {width}"
+            )
+        nodes = x.contiguous() if x.dim() == 3 else x.unsqueeze(0).contiguous()
+        # the stencil runs on the narrower side of the 1x1 convolution: after it when the
+        # convolution does not widen the features, else before it (on the whole batch at once)
+        aggregate_after = self.in_channels >= self.out_channels
+        pooled_x = None
+        if not aggregate_after:
+            if return_pooled_input:
+                pooled_x, _ = GridMaxPool(2)(nodes, grid_size)
+            scale = inv_sqrt_degree.view(1, 1, height, width)
+            images = _as_grid_batch(nodes, grid_size, "GridGCNConv")
+            nodes = _as_nodes(_normalised_stencil(images, stencil, scale), like=nodes).contiguous()
+        out = _GridGCNMaxPool.apply(
+            nodes,
+            self.lin.weight,
+            self.bias,
+            grid_size,
+            self.connectivity,
+            aggregate_after,
+            return_pooled_input and aggregate_after,
+        )
+        if return_pooled_input and aggregate_after:
+            out, pooled_x = out
+        if x.dim() == 2:
+            out = out[0]
+            pooled_x = None if pooled_x is None else pooled_x[0]
+        pooled_size = (height // 2, width // 2)
+        return (out, pooled_size, pooled_x) if return_pooled_input else (out, pooled_size)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

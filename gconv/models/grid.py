@@ -11,7 +11,7 @@ and ``.head`` (an ``nn.Linear`` when CAM-ready), and they keep the input grid gr
   :class:`NodeBatchNorm`, activations, dropout) + readout + head. :func:`cnn_to_grid_gnn` turns a
   CNN into the equal ``GridNet`` with copied weights.
 * :class:`GridGNN`: a ``GridNet`` built from the same configuration as :class:`~gconv.models.CNN`.
-* :class:`GridGCN`: the isotropic GCN on the grid (residuals, batch norm, pixel positions as extra
+* :class:`GridGCN`: the isotropic GCN on the grid (residuals, layer norm, pixel positions as extra
   features, mean+max readout).
 
 Inside, every layer uses the static-grid fast path (a dense kernel on a zero-copy
@@ -284,7 +284,10 @@ class GridGCN(nn.Module):
 
     The pool comes straight after the graph convolution, before the normalisation and the
     activation (conv -> pool -> norm -> ReLU, as in many CNNs): normalisation, activation and
-    residual sum then run on 4x fewer nodes, which is most of the grid path's speed. The
+    residual sum then run on 4x fewer nodes, which is most of the grid path's speed; the
+    convolution and the pool (and, in a residual layer, the shortcut's pool) run as one fused
+    step (``GridGCNConv(..., max_pool=True)``), so the full-resolution output is never stored (a
+    hook on such a layer's ``convs[i]``, e.g. a CAM target, sees the pooled output). The
     normalisation is a per-node :class:`~torch.nn.LayerNorm` by default: it keeps no running
     statistics, so evaluation computes what training computed. With batch norm at PyTorch's
     default momentum 0.1 the running statistics lag behind the fast-moving first layers (the
@@ -377,7 +380,6 @@ class GridGCN(nn.Module):
 
         self.norms = nn.ModuleList(make_norm() for _ in range(num_layers))
         self.act = make_activation(activation)
-        self.pool = GridMaxPool(2)
         self.readout = MeanMaxReadout()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(self.readout.output_channels(hidden_channels), num_classes)
@@ -401,12 +403,16 @@ class GridGCN(nn.Module):
             x = torch.cat([x, pos], dim=-1)
         grid_size = (height, width)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
-            h = conv(x, grid_size=grid_size)
             if i + 1 in self.pool_after:  # pool first: BN, activation and sum on 4x fewer nodes
-                h, pooled_size = self.pool(h, grid_size)
+                # convolution and pools fused: the full-resolution output is never stored
                 if self.residual and i > 0:
-                    x, _ = self.pool(x, grid_size)
-                grid_size = pooled_size
+                    h, grid_size, x = conv(
+                        x, grid_size=grid_size, max_pool=True, return_pooled_input=True
+                    )
+                else:
+                    h, grid_size = conv(x, grid_size=grid_size, max_pool=True)
+            else:
+                h = conv(x, grid_size=grid_size)
             h = self.act(norm(h))
             x = x + h if self.residual and i > 0 else h
         return self.head(self.dropout(self.readout(x)))

@@ -138,6 +138,26 @@ def test_grid_gcn_equals_naive_pyg_pipeline(norm):
     assert parameter_count(reference) == parameter_count(model)  # shared, not copied
 
 
+@pytest.mark.parametrize("pool_after", [(1, 2), (2,), ()])
+def test_grid_gcn_gradients_equal_naive_pyg_pipeline(pool_after):
+    # the fused convolution + pooling has its own backward pass: the PyG twin (autograd through
+    # GCNConv and max_pool, parameters shared) must get the same gradients
+    torch.manual_seed(0)
+    model = GridGCN(
+        in_shape=(1, 8, 8), num_classes=4, hidden_channels=8, num_layers=3, pool_after=pool_after
+    )
+    reference = PyGGridGCN(model)
+    images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    batch = Batch.from_data_list([image_to_graph(image) for image in images])
+    target = torch.tensor([0, 1, 2, 3, 0])
+    grads = []
+    for net, inputs in ((model, images), (reference, batch)):
+        loss = nn.functional.cross_entropy(net(inputs), target)
+        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+    for fast, naive in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, naive, rtol=1e-4, atol=1e-6)
+
+
 def test_isotropic_gcn_without_positions_cannot_see_orientation():
     # the grid, its GCN normalisation and max pooling are symmetric under a 90 degree rotation
     # (for square images), so an isotropic GCN gives a rotated image exactly the same logits
