@@ -79,8 +79,8 @@ class GNN(nn.Module):
         num_layers (int, optional): Number of message-passing layers (steps for
             :obj:`"dmpnn"`). (default: :obj:`3`)
         readout (str or Readout, optional): Graph pooling, a name accepted by
-            :func:`gconv.layers.readout` (:obj:`"sum"`, :obj:`"mean"`, :obj:`"max"`,
-            :obj:`"meanmax"`, :obj:`"attention"`, :obj:`"set2set"`) or a module.
+            :func:`gconv.layers.readout` (:obj:`"sum"`, :obj:`"norm"`, :obj:`"mean"`,
+            :obj:`"max"`, :obj:`"meanmax"`, :obj:`"attention"`, :obj:`"set2set"`) or a module.
             (default: :obj:`"mean"`)
         dropout (float, optional): Dropout probability in the encoder, on the pooled features
             and in the head's hidden layers. (default: :obj:`0.0`)

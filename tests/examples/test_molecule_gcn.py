@@ -153,8 +153,16 @@ def test_auto_readout_follows_size_dependence(example):
     coin = np.random.default_rng(0).normal(size=len(smiles))
     intensive = MoleculeDataset(smiles, coin)
     args = example.parse_args([])
-    assert example.choose_readout(args, extensive)[0] == "sum"
+    assert example.choose_readout(args, extensive)[0] == "norm"
     assert example.choose_readout(args, intensive)[0] == "meanmax"
+
+
+def test_default_epochs_give_small_sets_at_least_1200_steps(example):
+    assert example.default_epochs(3993, 64) == 100  # TPSA: 63 steps an epoch
+    assert example.default_epochs(813, 64) == 100  # CHEMBL: 13 steps, 1,300 in 100 epochs
+    assert example.default_epochs(160, 64) == 400  # ClogP: 3 steps an epoch
+    assert example.default_epochs(10, 64) == 1200
+    assert example.parse_args([]).epochs is None  # explicit --epochs is taken as given
 
 
 @pytest.mark.slow
