@@ -7,8 +7,8 @@ Each layer runs on node features in gconv's row-major grid order (see :mod:`gcon
 exactly the memory of a ``channels_last`` ``(B, C, H, W)`` image, so the fast path views it as one
 (no copy), runs one dense kernel (``conv2d``, a depthwise stencil, ``max_pool2d``), and views the
 ``channels_last`` result back as nodes. :class:`GridGCNConv` can fuse a following 2x2 max pool
-(``max_pool=True``), so that the full-resolution output is never stored. :class:`GridConv` also runs as ordinary message passing on
-any graph whose edges carry integer directions ``(dx, dy)``.
+(``max_pool=True``), so that the full-resolution output is never stored. :class:`GridConv` also
+runs as ordinary message passing on any graph whose edges carry integer directions ``(dx, dy)``.
 """
 
 from __future__ import annotations
@@ -295,10 +295,10 @@ def _grid_gcn_constants(
     return norm, stencil
 
 
-# Elements of one chunk's full-resolution output in the fused convolution + pooling on the CPU
-# (2 MiB of float32): a chunk's intermediates stay in cache, and the same few chunk-sized blocks
-# are reused from one chunk to the next instead of whole-batch maps being allocated (and, on a
-# freshly trimmed heap, page-faulted in) at every training step.
+# Elements of one chunk's full-resolution output in the fused convolution + pooling on the CPU,
+# per thread (2 MiB of float32): a chunk's intermediates stay in cache, and the same few
+# chunk-sized blocks are reused from one chunk to the next instead of whole-batch maps being
+# allocated (and, on a freshly trimmed heap, page-faulted in) at every training step.
 _CHUNK_ELEMENTS = 1 << 19
 
 
@@ -335,8 +335,9 @@ class _GridGCNMaxPool(torch.autograd.Function):
         scale = inv_sqrt_degree.view(1, 1, height, width)
         depthwise = stencil.expand(out_channels, 1, 3, 3)
         chunk = batch_size
-        if x.device.type == "cpu":
-            chunk = max(1, _CHUNK_ELEMENTS // (num_nodes * out_channels))
+        if x.device.type == "cpu":  # a cache-sized share of the chunk for every thread
+            chunk_elements = _CHUNK_ELEMENTS * torch.get_num_threads()
+            chunk = max(1, chunk_elements // (num_nodes * out_channels))
 
         def pooled_buffer(channels: int) -> Tensor:
             shape = (batch_size, channels, height // 2, width // 2)
