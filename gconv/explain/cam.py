@@ -807,7 +807,8 @@ class CAM(BaseCAM):
 
     For a model ending in a global mean (or sum) readout and one linear layer, the class score
     is :math:`y^c = \frac{1}{|V_g|}\sum_{n \in g} \mathbf{w}^c \cdot \mathbf{h}_n + b^c` (for a
-    sum readout without :math:`\frac{1}{|V_g|}`), and the map is
+    sum readout without :math:`\frac{1}{|V_g|}`, for :class:`~gconv.layers.NormReadout` with
+    :math:`\frac{1}{c}` in its place), and the map is
 
     .. math::
         M^c_n = \mathbf{w}^c \cdot \mathbf{h}_n = \sum_k w_k^c h_{n,k}
