@@ -498,6 +498,7 @@ def run(args: argparse.Namespace) -> dict:
             monitor="val_loss",
             seed=args.seed + k,
             progress=not args.quiet,
+            save_every=max(1, epochs // 100),  # at most ~100 last.pt writes: small sets' epochs
         )
         try:
             trainer.fit(train_loader, val_loader, epochs=epochs, resume=args.resume)

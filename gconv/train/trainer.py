@@ -363,6 +363,9 @@ class Trainer:
         progress (bool): show a tqdm progress bar. (default: :obj:`True`)
         log_every (int): every this many steps, check the last steps' losses and labels (one
             host sync) and refresh the bar. (default: :obj:`20`)
+        save_every (int): write ``last.pt`` every this many epochs and after the last one (also
+            when early stopping ends the run); an interrupted run resumes from the latest write.
+            Above 1 it saves the checkpoint's cost on short epochs. (default: :obj:`1`)
 
     **Data.** :meth:`fit`, :meth:`evaluate` and :meth:`predict` take iterables of batches: a
     ``TensorLoader``, a torch or PyG ``DataLoader``, a list of batches. A ``Dataset`` (e.g. a
@@ -394,7 +397,7 @@ class Trainer:
     module's ``training`` flag is what it was before.
 
     **Resume.** ``fit(..., resume=True)`` (or a path) continues from ``last.pt``, written at the
-    end of every epoch. From the checkpoint come: the model weights; the optimizer state,
+    end of every epoch (every ``save_every`` epochs). From the checkpoint come: the model weights; the optimizer state,
     *including its learning rate(s) and other hyper-parameters*; the scheduler and ``GradScaler``
     states; the epoch counter, history, best value and epoch, patience counter; Python's, NumPy's
     and torch's random states; the train loader's shuffling state (a ``TensorLoader``'s seed and
@@ -463,6 +466,7 @@ class Trainer:
         seed: int | None = None,
         progress: bool = True,
         log_every: int = 20,
+        save_every: int = 1,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer expected an nn.Module, got {type(model).__name__}")
@@ -507,6 +511,9 @@ class Trainer:
         self.seed = seed
         self.progress = progress and self.dist.is_main
         self.log_every = max(1, log_every)
+        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
+            raise ValueError(f"Trainer expected save_every to be an int >= 1, got {save_every!r}")
+        self.save_every = save_every
         # Class labels are range-checked on the device (and clamped for the loss kernel, so a bad
         # label cannot trip a device-side assert) except on the CPU, where torch raises at once.
         self._defer_label_check = self.device.type != "cpu"
@@ -768,7 +775,9 @@ class Trainer:
                     self._save_best(monitor)
                 else:
                     self._bad_epochs += 1
-                self._save_last(loader)
+                stopping = self.patience is not None and self._bad_epochs >= self.patience
+                if stopping or self.epoch == epochs or self.epoch % self.save_every == 0:
+                    self._save_last(loader)
                 if self.progress:
                     shown = {k: v for k, v in record.items() if k not in ("epoch", "lr")}
                     tqdm.write(
@@ -776,7 +785,7 @@ class Trainer:
                         + "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
                         + ("  *" if improved else "")
                     )
-                if self.patience is not None and self._bad_epochs >= self.patience:
+                if stopping:
                     if self.progress:
                         tqdm.write(
                             f"early stopping: no {monitor} improvement in {self.patience} epochs "

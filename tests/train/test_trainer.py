@@ -85,6 +85,65 @@ def test_interrupted_run_resumes_exactly(tmp_path, kind):
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.001 * 0.7**4)
 
 
+def test_save_every_writes_last_every_n_epochs_and_a_crash_resumes_from_the_latest(
+    tmp_path, monkeypatch
+):
+    x, y = blobs(200)
+
+    def run(folder, epochs, resume=False):
+        seed_everything(1)
+        trainer = Trainer(
+            small_net(0.3), progress=False, seed=0, checkpoint_dir=tmp_path / folder, save_every=3
+        )
+        trainer.fit(TensorLoader(x, y, batch_size=20, seed=3), epochs=epochs, resume=resume)
+        return trainer
+
+    saved = []
+    save_last = Trainer._save_last
+
+    def spy(self, loader):
+        saved.append(self.epoch)
+        save_last(self, loader)
+
+    monkeypatch.setattr(Trainer, "_save_last", spy)
+    full = run("full", epochs=7)
+    assert saved == [3, 6, 7]  # every third epoch and the last
+
+    train_epoch = Trainer._train_epoch
+
+    def crash_in_epoch_5(self, *args):
+        if self.epoch == 4:
+            raise RuntimeError("power cut")
+        return train_epoch(self, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", crash_in_epoch_5)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run("cut", epochs=7)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 3
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    resumed = run("cut", epochs=7, resume=True)
+    assert resumed.epoch == 7
+    torch.testing.assert_close(params(resumed.model), params(full.model), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="save_every to be an int >= 1, got 0"):
+        Trainer(small_net(), save_every=0)
+
+
+def test_early_stopping_writes_last_whatever_save_every(tmp_path):
+    x, y = blobs()
+    y_noise = torch.randint(0, 2, (100,), generator=torch.Generator().manual_seed(5))
+    trainer = Trainer(
+        small_net(), progress=False, seed=0, checkpoint_dir=tmp_path, patience=2, lr=0.05,
+        save_every=100,
+    )  # fmt: skip
+    history = trainer.fit(
+        TensorLoader(x[:300], y[:300], batch_size=30, seed=0),
+        val=TensorLoader(x[300:], y_noise, shuffle=False),
+        epochs=40,
+    )
+    assert len(history) < 40
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == len(history)
+
+
 def test_best_checkpoint_and_early_stopping(tmp_path):
     x, y = blobs()
     # validation labels are noise: val_loss stops improving, patience ends the run early
