@@ -225,25 +225,33 @@ def _env(threads: int) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- table
 def table(results: list[dict], sets: list[str], methods: list[str]) -> str:
+    """Markdown table: test RMSE mean ± sd (n, mean seconds per run) per set, and the seconds of
+    one run per set summed (a method run on every set only). Methods without results are left
+    out."""
     lines = [
         f"Test RMSE, mean ± sd over seeds (n), and wall seconds per run; {date.today()}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {_torch_version()}.",
         "",
-        "| method | " + " | ".join(sets) + " |",
-        "|---|" + "---|" * len(sets),
+        "| method | " + " | ".join(sets) + " | s, all sets |",
+        "|---|" + "---|" * len(sets) + "---:|",
     ]
     for method in methods:
-        cells = []
+        cells, total = [], 0.0
         for name in sets:
             runs = [r for r in results if r["set"] == name and r["method"] == method]
             if not runs:
                 cells.append("–")
+                total = float("nan")
                 continue
             errors = np.array([r["test_rmse"] for r in runs])
             seconds = np.mean([r["seconds"] for r in runs])
+            total += seconds
             sd = errors.std(ddof=1) if len(runs) > 1 else 0.0
             cells.append(f"{errors.mean():.3f} ± {sd:.3f} (n={len(runs)}, {seconds:.0f} s)")
+        if all(cell == "–" for cell in cells):
+            continue
+        cells.append("–" if np.isnan(total) else f"{total:.0f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
