@@ -390,7 +390,54 @@ def provenance(entry: dict, name: str) -> str:
     )
 
 
-RENDERERS: dict[str, Callable[[dict], list[str]]] = {"mnist": mnist_table}
+def sd(stat: dict[str, Any], digits: int = 3) -> str:
+    """``0.324 ± 0.012`` from a summary."""
+    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+_FAITHFULNESS_HEADER = [
+    "| explanation | deletion AUC | random order | insertion AUC | random order "
+    "| randomisation Spearman |",
+    "|---|---:|---:|---:|---:|---:|",
+]
+
+
+def explain_mnist_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    return [
+        *_FAITHFULNESS_HEADER,
+        f"| MNIST GAP-head CNN ({pct(r['test_acc'], 1)}), Grad-CAM, 100 test digits "
+        f"| **{sd(r['deletion_auc'])}** | {sd(r['deletion_auc_random'])} "
+        f"| **{sd(r['insertion_auc'])}** | {sd(r['insertion_auc_random'])} "
+        f"| {sd(r['randomisation_spearman'])} |",
+        f"| MNIST, CAM | {sd(r['cam_deletion_auc'])} | {sd(r['deletion_auc_random'])} "
+        f"| {sd(r['cam_insertion_auc'])} | {sd(r['insertion_auc_random'])} | – |",
+        "",
+        provenance(entry, "explain_mnist"),
+    ]
+
+
+def explain_molecule_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    return [
+        *_FAITHFULNESS_HEADER,
+        f"| CHEMBL2321810 GCN (test R² {sd(r['explained_r2'], 2)}), graph CAM, 100 test "
+        f"molecules | **{sd(r['deletion_auc'])}** | {sd(r['deletion_auc_random'])} "
+        f"| **{sd(r['insertion_auc'])}** | {sd(r['insertion_auc_random'])} "
+        f"| {sd(r['randomisation_spearman'])} |",
+        f"| CHEMBL2321810 GCN, integrated gradients | {sd(r['ig_deletion_auc'])} "
+        f"| {sd(r['deletion_auc_random'])} | {sd(r['ig_insertion_auc'])} "
+        f"| {sd(r['insertion_auc_random'])} | – |",
+        "",
+        provenance(entry, "explain_molecule"),
+    ]
+
+
+RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "mnist": mnist_table,
+    "explain_mnist": explain_mnist_table,
+    "explain_molecule": explain_molecule_table,
+}
 
 
 def tables(results: dict) -> dict[str, list[str]]:
