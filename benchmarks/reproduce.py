@@ -117,6 +117,10 @@ EXAMPLES: dict[str, Example] = {
                 for key in ("seconds_per_epoch", "speedup_vs_pyg_naive", "params")
             },
             "superpixels_test_acc": _get("superpixels", "test_acc_per_seed"),
+            **{
+                f"superpixels_{key}": _get("superpixels", key)
+                for key in ("params", "seconds_per_epoch", "mean_nodes")
+            },
             "weight_copy_same_predictions": _get("weight_copy_equivalence", "same_predictions"),
             "weight_copy_max_abs_logit_diff": _get("weight_copy_equivalence", "max_abs_logit_diff"),
             "gcn_vs_pyg_max_abs_logit_diff": _get(
@@ -371,10 +375,11 @@ def mnist_table(entry: dict) -> list[str]:
     return rows
 
 
-def provenance(entry: dict, name: str) -> str:
-    """One line: which command, when, where, and how loaded the machine was."""
+def provenance(entry: dict, name: str, variant: str | None = None) -> str:
+    """One line: which command, when, where, and how loaded the machine was (for one variant,
+    or all of them)."""
     info = entry["machine"]
-    runs = list(entry["variants"].values())
+    runs = [entry["variants"][variant]] if variant else list(entry["variants"].values())
     dates = sorted({run["date"] for run in runs})
     when = dates[0] if len(dates) == 1 else f"{dates[0]} – {dates[-1]}"
     loads = [run.get(key) for run in runs for key in ("load_average_before", "load_average_after")]
@@ -451,23 +456,36 @@ _COMPARE_LABELS = {
 
 
 def compare_table(entry: dict) -> list[str]:
-    """The pixel-grid table of ``compare_grid_vs_cnn.py`` (its ``grid`` variant)."""
-    if "grid" not in entry["variants"]:
-        return []
-    r = entry["variants"]["grid"]
-    rows = [
-        "| model | test acc | params | s / epoch | speed-up vs pyg_naive |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for model in _COMPARE_MODELS:
-        acc = r[f"{model}_test_acc"]
-        acc_text = "n/a (timed only)" if acc["mean"] is None else pct(acc)
-        rows.append(
-            f"| {_COMPARE_LABELS[model]} | {acc_text} | {r[f'{model}_params']['mean']:,.0f} | "
-            f"{r[f'{model}_seconds_per_epoch']['mean']:.2f} | "
-            f"{r[f'{model}_speedup_vs_pyg_naive']['mean']:.1f}x |"
-        )
-    return [*rows, "", provenance(entry, "compare --variants grid")]
+    """The pixel-grid table of ``compare_grid_vs_cnn.py`` (its ``grid`` variant) and the
+    superpixel row (its ``superpixels`` variant), each with its provenance."""
+    rows: list[str] = []
+    if "grid" in entry["variants"]:
+        r = entry["variants"]["grid"]
+        rows += [
+            "| model | test acc | params | s / epoch | speed-up vs pyg_naive |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for model in _COMPARE_MODELS:
+            acc = r[f"{model}_test_acc"]
+            rows.append(
+                f"| {_COMPARE_LABELS[model]} | "
+                f"{'n/a (timed only)' if acc['mean'] is None else pct(acc)} | "
+                f"{r[f'{model}_params']['mean']:,.0f} | "
+                f"{r[f'{model}_seconds_per_epoch']['mean']:.2f} | "
+                f"{r[f'{model}_speedup_vs_pyg_naive']['mean']:.1f}x |"
+            )
+        rows += ["", provenance(entry, "compare --variants grid", "grid")]
+    if "superpixels" in entry["variants"]:
+        r = entry["variants"]["superpixels"]
+        seeds = ", ".join(map(str, entry["seeds"]))
+        rows += [
+            f"| `SplineGNN` (this run, seeds {seeds}; {r['superpixels_mean_nodes']['mean']:.1f} "
+            f"nodes per graph, {r['superpixels_seconds_per_epoch']['mean']:.1f} s / epoch) "
+            f"| 4,000 (MNIST-5k) | **{pct(r['superpixels_test_acc'])}** "
+            f"| {r['superpixels_params']['mean']:,.0f} |",
+            provenance(entry, "compare --variants superpixels", "superpixels"),
+        ]
+    return rows
 
 
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
