@@ -14,7 +14,7 @@ from gconv.data.augment import translate
 from gconv.train import Trainer, load_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist_cnn.py"
-WORST_SEED = 0.991  # min test accuracy over seeds 0-2 in benchmarks/results.json
+WORST_SEED = 0.990  # min test accuracy over seeds 0-2 in benchmarks/results.json (2 threads)
 MARGIN = 0.003
 
 
