@@ -10,25 +10,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as GraphLoader
+from trainer_data import blobs, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.train import CheckpointError, Trainer, load_checkpoint, seed_everything
-
-
-def blobs(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two Gaussian blobs in 8 dims, linearly separable up to noise."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    x = torch.randn(n, 8, generator=g) + 2.0 * (y[:, None].float() * 2 - 1)
-    return x, y
-
-
-def small_net(dropout: float = 0.0) -> nn.Module:
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2))
-
-
-def params(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
 def test_fit_learns_and_records_history():

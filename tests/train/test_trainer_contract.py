@@ -16,26 +16,12 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as GraphLoader
 from torch_geometric.nn import global_mean_pool
+from trainer_data import blobs, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.data.datasets import MoleculeDataset
 from gconv.train import Trainer, load_checkpoint, seed_everything
 from gconv.train.trainer import LOSSES
-
-
-def blobs(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    x = torch.randn(n, 8, generator=g) + 2.0 * (y[:, None].float() * 2 - 1)
-    return x, y
-
-
-def small_net(dropout: float = 0.0) -> nn.Module:
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2))
-
-
-def params(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
 def multitask(n: int = 13, tasks: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
