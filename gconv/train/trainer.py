@@ -42,6 +42,7 @@ from gconv._utils import evaluating, module_modes, move_to, preserve_mode, resto
 from gconv.train import distributed
 from gconv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gconv.train.history import History
+from gconv.train.memory import retain_freed_memory
 from gconv.train.metrics import get_metric, higher_is_better
 
 __all__ = ["Trainer", "seed_everything", "resolve_device", "LOSSES", "masked_mse", "masked_bce"]
@@ -150,6 +151,10 @@ def _shape_of(inputs: Any) -> str:
         x = getattr(inputs, "x", None)
         return f"graph batch with x of shape {tuple(x.shape) if x is not None else None}"
     return f"input of type {type(inputs).__name__}"
+
+
+def _contiguous(inputs: Any) -> Any:
+    return inputs.contiguous() if isinstance(inputs, Tensor) else inputs
 
 
 def _plain(value: Any) -> Any:
@@ -333,11 +338,17 @@ class Trainer:
             CUDA, off elsewhere; ``"bf16"`` / ``"fp16"`` force it (bf16 works on CPU);
             :obj:`None` turns it off. (default: :obj:`"auto"`)
         compile (bool): run the model through ``torch.compile``. (default: :obj:`False`)
-        channels_last (bool): keep the model's 4-D weights and the 4-D input batches in
-            channels-last (NHWC) memory format: faster convolutions on CPUs (oneDNN) and on GPUs
-            with tensor cores. The same computation in another memory layout, equal up to
-            rounding (a model that calls ``.view`` on a convolution's output needs ``.reshape``).
-            (default: :obj:`False`)
+        channels_last (bool or str): keep the model's 4-D weights and the 4-D input batches in
+            channels-last (NHWC) memory format: faster convolutions, pooling and batch norm on
+            CPUs (oneDNN) and on GPUs with tensor cores. The same computation in another memory
+            layout, equal up to rounding (a model that calls ``.view`` on a convolution's output
+            needs ``.reshape``). ``"auto"`` turns it on for a model with ``nn.Conv2d`` layers on
+            the CPU, and falls back to the default layout, with a warning, if the model's first
+            forward fails in NHWC. (default: :obj:`"auto"`)
+        retain_memory (bool, optional): keep freed memory in the process for reuse
+            (:func:`gconv.train.memory.retain_freed_memory`, glibc only, process-wide), so that
+            a CPU step does not page-fault its activations in anew. (default: :obj:`None`: on when
+            the device is the CPU)
         scheduler (LRScheduler or callable, optional): a scheduler, or
             ``fn(optimizer) -> scheduler``; ``ReduceLROnPlateau`` is stepped with the monitored
             value. (default: :obj:`None`)
@@ -455,7 +466,8 @@ class Trainer:
         device: str | torch.device = "auto",
         amp: str | None = "auto",
         compile: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
+        retain_memory: bool | None = None,
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
         grad_clip: float | None = None,
@@ -492,9 +504,19 @@ class Trainer:
 
         self.dist, self.device = distributed.setup(resolve_device(device))
         self.model = model.to(self.device)  # the plain module: state dicts, eval, predict
-        self.channels_last = channels_last
-        if channels_last:
+        if channels_last not in (True, False, "auto"):
+            raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
+        self.channels_last = (
+            self.device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+            if channels_last == "auto"
+            else channels_last
+        )
+        # "auto" may still fall back to NCHW on the first forward (see _forward).
+        self._layout_unproven = channels_last == "auto" and self.channels_last
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if retain_memory or (retain_memory is None and self.device.type == "cpu"):
+            retain_freed_memory()
         self.amp_dtype = _resolve_amp(amp, self.device)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
@@ -584,13 +606,51 @@ class Trainer:
         return inputs
 
     def _forward(self, module: nn.Module, inputs: Any, where: str) -> Tensor:
+        if self._layout_unproven:
+            return self._first_forward(module, inputs, where)
         try:
             return module(inputs)
         except (RuntimeError, IndexError) as exc:
             # Shape mismatches inside a model give messages without context: add it.
+            hint = ""
+            if self.channels_last and "view" in str(exc):
+                hint = (
+                    " (the Trainer keeps 4-D tensors channels-last: use .reshape or .flatten "
+                    "instead of .view, or Trainer(channels_last=False))"
+                )
             raise RuntimeError(
-                f"model forward failed on {where} ({_shape_of(inputs)}): {exc}"
+                f"model forward failed on {where} ({_shape_of(inputs)}): {exc}{hint}"
             ) from exc
+
+    def _first_forward(self, module: nn.Module, inputs: Any, where: str) -> Tensor:
+        """The first forward under ``channels_last="auto"``: NHWC, or else the default layout.
+
+        A model may assume NCHW memory (``x.view(len(x), -1)`` after a convolution). If the
+        forward fails in NHWC, the buffers it may have updated (batch-norm statistics) are put
+        back, model and batch return to the default layout and the forward runs again, so the
+        run is then exactly a ``channels_last=False`` run."""
+        buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
+        try:
+            output = module(inputs)
+        except (RuntimeError, IndexError) as exc:
+            with torch.no_grad():
+                for name, b in self.model.named_buffers():
+                    b.copy_(buffers[name])
+            self._use_default_layout()
+            output = self._forward(module, _contiguous(inputs), where)
+            _warn(
+                f"channels_last='auto': the model's forward failed in channels-last layout "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]}); training in the default "
+                "layout. Use .reshape instead of .view for the NHWC speed-up, or pass "
+                "channels_last=False to skip the attempt"
+            )
+            return output
+        self._layout_unproven = False
+        return output
+
+    def _use_default_layout(self) -> None:
+        self.channels_last = self._layout_unproven = False
+        self.model.to(memory_format=torch.contiguous_format)
 
     # ------------------------------------------------------------------ targets and the loss
     def _class_labels(self, target: Tensor) -> bool:
@@ -938,9 +998,12 @@ class Trainer:
                 "not fit)"
             )
         amp = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None
+        if self._layout_unproven and config.get("channels_last") is False:
+            self._use_default_layout()  # "auto" fell back in the run being resumed: so does this
         for key, value in (
             ("loss", self.loss_name),
             ("amp", amp),
+            ("channels_last", self.channels_last),
             ("grad_clip", self.grad_clip),
             ("patience", self.patience),
             ("mode", self.mode),
@@ -1203,6 +1266,7 @@ class Trainer:
             "scheduler_interval": self.scheduler_interval,
             "loss": self.loss_name,
             "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
+            "channels_last": self.channels_last,
             "grad_clip": self.grad_clip,
             "monitor": self._monitor_used,
             "mode": self.mode,

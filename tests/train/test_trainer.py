@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -309,3 +310,70 @@ def test_channels_last_trains_like_the_default_layout():
     assert runs[1][1] == pytest.approx(runs[0][1], rel=1e-4)
     logits = trainer.predict(TensorLoader(x, shuffle=False))
     assert logits.shape == (64, 10)
+
+
+class ViewNet(nn.Module):
+    """A CNN that flattens with .view, which NHWC memory does not allow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().view(x.size(0), -1))
+
+
+def _images(n=48):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_channels_last_auto_is_on_for_cnns_on_the_cpu_only():
+    from gconv.models import MLP, lecture_cnn
+
+    assert Trainer(lecture_cnn(), device="cpu", progress=False).channels_last is True
+    assert Trainer(MLP((1, 28, 28)), device="cpu", progress=False).channels_last is False
+    with pytest.raises(ValueError, match="channels_last must be True, False or 'auto'"):
+        Trainer(lecture_cnn(), progress=False, channels_last="nhwc")
+
+
+def test_channels_last_auto_falls_back_to_an_exact_nchw_run(tmp_path):
+    x, y = _images()
+    runs = []
+    for channels_last in ("auto", False):
+        seed_everything(0)
+        trainer = Trainer(ViewNet(), channels_last=channels_last, progress=False)
+        if channels_last == "auto":
+            with pytest.warns(UserWarning, match="failed in channels-last layout.*view size"):
+                history = trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=2)
+        else:
+            history = trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=2)
+        assert trainer.channels_last is False
+        assert trainer.model.conv.weight.is_contiguous()
+        runs.append((params(trainer.model), trainer.model.bn.running_var, history["train_loss"]))
+    # the failed NHWC forward left no trace: batch-norm statistics were put back
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=0, atol=0)
+    assert runs[0][2] == runs[1][2]
+
+
+def test_channels_last_forced_on_a_view_model_names_the_fix():
+    x, y = _images()
+    trainer = Trainer(ViewNet(), channels_last=True, progress=False)
+    with pytest.raises(RuntimeError, match=r"use \.reshape or \.flatten instead of \.view"):
+        trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=1)
+
+
+def test_resume_keeps_the_layout_auto_fell_back_to(tmp_path):
+    x, y = _images()
+    seed_everything(0)
+    first = Trainer(ViewNet(), progress=False, checkpoint_dir=tmp_path, seed=0)
+    with pytest.warns(UserWarning, match="failed in channels-last layout"):
+        first.fit(TensorLoader(x, y, batch_size=16), epochs=1)
+    resumed = Trainer(ViewNet(), progress=False, checkpoint_dir=tmp_path, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second attempt, no layout warning
+        resumed.fit(TensorLoader(x, y, batch_size=16), epochs=2, resume=True)
+    assert resumed.channels_last is False
