@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/bench_grid"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--quiet", action="store_true", help="no table on stdout")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -168,20 +169,28 @@ def main(argv: list[str] | None = None) -> dict:
     )
     rows[1]["max_abs_logit_diff"] = grid_diff
 
-    print(
-        f"median seconds per training batch of {args.batch_size} ({args.batches} batches, "
-        f"interleaved), device {device}, {torch.get_num_threads()} threads"
-    )
-    print(f"{'pair':<48} {'reference':>10} {'fast':>10} {'speed-up':>9} {'max|diff|':>10}")
-    for row in rows:
+    if not args.quiet:
         print(
-            f"{row['pair']:<48} {row['reference_s_per_batch']:>10.4f} "
-            f"{row['fast_s_per_batch']:>10.4f} {row['speedup']:>8.1f}x "
-            f"{row['max_abs_logit_diff']:>10.1e}"
+            f"median seconds per training batch of {args.batch_size} ({args.batches} batches, "
+            f"interleaved), device {device}, {torch.get_num_threads()} threads"
         )
+        print(f"{'pair':<48} {'reference':>10} {'fast':>10} {'speed-up':>9} {'max|diff|':>10}")
+    for row in rows:
+        if not args.quiet:
+            print(
+                f"{row['pair']:<48} {row['reference_s_per_batch']:>10.4f} "
+                f"{row['fast_s_per_batch']:>10.4f} {row['speedup']:>8.1f}x "
+                f"{row['max_abs_logit_diff']:>10.1e}"
+            )
         row["reference_s_per_epoch"] = row["reference_s_per_batch"] * batches_per_epoch
         row["fast_s_per_epoch"] = row["fast_s_per_batch"] * batches_per_epoch
     result = {
+        # by model, for benchmarks/reproduce.py: gcn = the isotropic GCN, gridconv = GridConv
+        **{
+            f"{model}_{key}": row[key]
+            for model, row in zip(("gcn", "gridconv"), rows, strict=True)
+            for key in ("speedup", "reference_s_per_batch", "fast_s_per_batch")
+        },
         "rows": rows,
         "batch_size": args.batch_size,
         "device": str(device),

@@ -1,6 +1,7 @@
 """Regenerate every figure the README quotes about the examples, over several seeds.
 
     python benchmarks/reproduce.py --only mnist            # MNIST-5k: default, lecture CNN, MLP
+    python benchmarks/reproduce.py --only bench_trainer bench_grid bench_featurize  # speed ratios
     python benchmarks/reproduce.py                          # every example below (long: ~30 min)
     python benchmarks/reproduce.py --only compare --variants grid --seeds 0 1 2 3 4
     python benchmarks/reproduce.py --only mnist --variants lecture   # one variant, keep the rest
@@ -22,7 +23,10 @@ them) and ``tests/test_readme_numbers.py`` checks that every row of them is in R
 README figure is always one that this script produced.
 
 Adding an example is one entry in :data:`EXAMPLES`: the script, the variants (extra arguments),
-and which of its ``metrics.json`` keys to aggregate. Molecules are not here yet: their figures
+and which of its ``metrics.json`` keys to aggregate. The timing benchmarks (``bench_trainer``,
+``bench_grid``, ``bench_featurize``) are entries too: a seed is one run, each figure a ratio
+measured inside that run, so the spread over runs is the machine's noise; run them with nothing
+else running. Molecules are not here yet: their figures
 come from ``benchmarks/bench_molecules.py``; a ``molecules`` entry can wrap that script's own
 per-seed function the same way.
 """
@@ -93,6 +97,14 @@ _MNIST_KEYS = {
     "epochs": _get("epochs"),
 }
 _COMPARE_MODELS = ("cnn", "gridconv", "gcn", "spline", "pyg_naive")
+_TRAINER_PIPELINES = (  # benchmarks/bench_trainer.py's PIPELINES
+    "reference",
+    "ref_retain",
+    "trainer_dl",
+    "trainer_tl",
+    "trainer_tl_nchw",
+    "trainer_tl_bf16",
+)
 
 EXAMPLES: dict[str, Example] = {
     "mnist": Example(
@@ -162,6 +174,36 @@ EXAMPLES: dict[str, Example] = {
                 "randomisation_spearman",
             )
         },
+    ),
+    # Timing benchmarks: a "seed" is one run (bench_trainer: also the initial weights); each
+    # figure is a ratio measured within that run, so its spread over runs is the noise.
+    "bench_trainer": Example(
+        "benchmarks/bench_trainer.py",
+        variants={"default": []},
+        keys={
+            **{f"{name}_ratio": _get("ratio", name) for name in _TRAINER_PIPELINES},
+            **{f"{name}_seconds": _get("seconds_per_epoch", name) for name in _TRAINER_PIPELINES},
+        },
+        notes="one run per seed; each run times every pipeline in its own process, interleaved",
+    ),
+    "bench_grid": Example(
+        "benchmarks/bench_grid.py",
+        variants={"default": ["--threads", "1", "--batches", "20"]},
+        keys={
+            f"{model}_{key}": _get(f"{model}_{key}")
+            for model in ("gcn", "gridconv")
+            for key in ("speedup", "reference_s_per_batch", "fast_s_per_batch")
+        },
+        notes="one run per seed (its weights and its 4,000 training digits)",
+    ),
+    "bench_featurize": Example(
+        "benchmarks/bench_featurize.py",
+        variants={"default": []},
+        keys={
+            key: _get(key)
+            for key in ("speedup", "pyg_mol_per_s", "gconv_mol_per_s", "cache_mol_per_s")
+        },
+        notes="deterministic work: a seed only numbers the run",
     ),
 }
 
@@ -236,7 +278,10 @@ def run_example(
         raise ValueError(
             f"{name} has no variant {sorted(unknown)}; expected some of {sorted(example.variants)}"
         )
+    import torch
+
     main = load_main(example.script)
+    used_threads: set[int] = set()
     entry: dict[str, Any] = {
         "script": example.script,
         "seeds": list(seeds),
@@ -260,9 +305,13 @@ def run_example(
         for seed_args in calls:
             with tempfile.TemporaryDirectory() as out:
                 argv = [*args, *extra_args, example.seeds_flag, *seed_args, "--out", out, "--quiet"]
+                threads = torch.get_num_threads()
                 start = time.perf_counter()
                 metrics = main(argv)
                 wall.append(time.perf_counter() - start)
+                # the threads it ran with (e.g. bench_grid --threads 1), not leaked to the next
+                used_threads.add(torch.get_num_threads())
+                torch.set_num_threads(threads)
             for key, read in example.keys.items():
                 value = read(metrics)
                 per_key[key] += value if isinstance(value, list) else [value]
@@ -276,6 +325,8 @@ def run_example(
             **{key: summarise(values) for key, values in per_key.items()},
             "run_seconds": summarise(wall),
         }
+    if used_threads:
+        entry["machine"]["torch_threads"] = sorted(used_threads)
     return entry
 
 
@@ -488,11 +539,83 @@ def compare_table(entry: dict) -> list[str]:
     return rows
 
 
+def spread(stat: dict[str, Any], digits: int = 2, unit: str = "") -> str:
+    """``0.68 ± 0.04x (0.64–0.72)``: mean ± sd and the range over the runs."""
+    f = f".{digits}f"
+    return f"{stat['mean']:{f}} ± {stat['sd']:{f}}{unit} ({stat['min']:{f}}–{stat['max']:{f}})"
+
+
+_TRAINER_LABELS = {
+    "reference": "plain loop over a `DataLoader` (the lecture notes' pipeline), glibc's malloc "
+    "defaults",
+    "ref_retain": "the same loop after `retain_freed_memory()`",
+    "trainer_dl": "`Trainer` over the same `DataLoader`, defaults",
+    "trainer_tl": "`Trainer` + `TensorLoader`, defaults (float32; NHWC and retained memory on "
+    "the CPU)",
+    "trainer_tl_nchw": "the same with `channels_last=False, retain_memory=False`",
+    "trainer_tl_bf16": 'the same as the defaults with `amp="bf16"` (other arithmetic)',
+}
+_TRAINER_TARGETS = {"trainer_dl": "≤ 1.05", "trainer_tl": "≤ 0.70"}
+
+
+def bench_trainer_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    rows = [
+        "| pipeline (lecture CNN, MNIST-5k, batch 100) | s / epoch | ratio to the plain loop, "
+        "mean ± sd (range) | target |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in _TRAINER_PIPELINES:
+        ratio = r[f"{name}_ratio"]
+        rows.append(
+            f"| {_TRAINER_LABELS[name]} | {r[f'{name}_seconds']['mean']:.3f} | "
+            f"{bold(spread(ratio, unit='x'), name == 'trainer_tl')} | "
+            f"{_TRAINER_TARGETS.get(name, '')} |"
+        )
+    return [*rows, "", provenance(entry, "bench_trainer")]
+
+
+def bench_grid_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    rows = [
+        "| model (s / training batch of 100, one thread) | reference | gconv | speed-up, "
+        "mean ± sd (range) |",
+        "|---|---:|---:|---:|",
+    ]
+    for model, label, reference, fast in (
+        ("gcn", "isotropic GCN on 28×28 grids", "naive PyG pipeline", "static-grid path"),
+        ("gridconv", "GridConv (the lecture CNN on the grid graph)", "message passing", "conv2d"),
+    ):
+        rows.append(
+            f"| {label} | {reference}: {r[f'{model}_reference_s_per_batch']['mean']:.3f} s | "
+            f"{fast}: {r[f'{model}_fast_s_per_batch']['mean']:.3f} s | "
+            f"**{spread(r[f'{model}_speedup'], 1, 'x')}** |"
+        )
+    return [*rows, "", provenance(entry, "bench_grid")]
+
+
+def bench_featurize_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    return [
+        "| SMILES → graphs (4,991 NCI molecules) | mol / s | ratio to PyG |",
+        "|---|---:|---:|",
+        f"| `torch_geometric.utils.from_smiles` | {r['pyg_mol_per_s']['mean']:,.0f} | 1 |",
+        f"| `gconv.data.featurize` | {r['gconv_mol_per_s']['mean']:,.0f} | "
+        f"**{spread(r['speedup'], 2, 'x')}** |",
+        f"| `featurize(cache_dir=...)`, cache hit | {r['cache_mol_per_s']['mean']:,.0f} | – |",
+        "",
+        provenance(entry, "bench_featurize"),
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "mnist": mnist_table,
     "compare": compare_table,
     "explain_mnist": explain_mnist_table,
     "explain_molecule": explain_molecule_table,
+    "bench_trainer": bench_trainer_table,
+    "bench_grid": bench_grid_table,
+    "bench_featurize": bench_featurize_table,
 }
 
 
