@@ -164,14 +164,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (0: torch's)")
     p.add_argument("--out", type=Path, default=Path("runs/bench_trainer"), help="folder")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    p.add_argument(
+        "--pipelines",
+        nargs="+",
+        choices=list(PIPELINES),
+        default=list(PIPELINES),
+        help="time these (the reference is always timed)",
+    )
     p.add_argument("--worker", choices=list(PIPELINES), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         pipeline(args.worker, args.threads, args.device, args.seed)
         return {}
 
-    workers = {name: Worker(name, args) for name in PIPELINES}
-    names = list(PIPELINES)
+    names = [name for name in PIPELINES if name == "reference" or name in args.pipelines]
+    workers = {name: Worker(name, args) for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     try:
         threads = {name: int(worker.read()) for name, worker in workers.items()}  # all built

@@ -6,6 +6,7 @@
     python benchmarks/reproduce.py --only compare --variants grid --seeds 0 1 2 3 4
     python benchmarks/reproduce.py --only mnist --variants lecture   # one variant, keep the rest
     python benchmarks/reproduce.py --tables                 # print the README tables, run nothing
+    python benchmarks/reproduce.py --tables --update-readme # put them into README.md
     # one process per seed (side by side), then one entry:
     python benchmarks/reproduce.py --only mnist --seeds 0 --results r0.json   # ... r1, r2
     python benchmarks/reproduce.py --combine r0.json r1.json r2.json
@@ -624,6 +625,36 @@ def tables(results: dict) -> dict[str, list[str]]:
     return {name: render(results[name]) for name, render in RENDERERS.items() if name in results}
 
 
+def _key(line: str) -> str:
+    """What identifies a rendered line across runs: everything before its first digit (the
+    first cell of a table row, the opening words of a provenance line)."""
+    for i, char in enumerate(line):
+        if char.isdigit():
+            return line[:i]
+    return line
+
+
+def update_readme(text: str, rendered: dict[str, list[str]]) -> tuple[str, list[str]]:
+    """``text`` with each rendered line put in place of the one README line that has the same
+    :func:`_key`; returns the new text and the rendered lines that matched no line or several
+    (a new table: paste it by hand once, later runs update it)."""
+    lines = text.split("\n")
+    unplaced = []
+    for row in (row for rows in rendered.values() for row in rows if row):
+        if any(line.lstrip() == row for line in lines):
+            continue
+        key = _key(row)
+        matches = [
+            i for i, line in enumerate(lines) if len(key) >= 10 and _key(line.lstrip()) == key
+        ]
+        if len(matches) == 1:  # replaced, keeping the line's indentation (a list item's text)
+            line = lines[matches[0]]
+            lines[matches[0]] = line[: len(line) - len(line.lstrip())] + row
+        else:
+            unplaced.append(row)
+    return "\n".join(lines), unplaced
+
+
 # ----------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(
@@ -639,6 +670,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--tables", action="store_true", help="print the README tables and exit")
+    p.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write the tables into README.md in place of their previous versions",
+    )
     p.add_argument(
         "--combine",
         nargs="+",
@@ -675,8 +711,16 @@ def main(argv: list[str] | None = None) -> dict:
             text = json.dumps(results, indent=2) + "\n"
             atomic_write(args.results, lambda f, text=text: f.write(text.encode()))
         print(f"wrote {args.results}")
-    for name, rows in tables(results).items():
-        print(f"\n{name}:\n" + "\n".join(rows))
+    rendered = tables(results)
+    if args.update_readme:
+        readme = ROOT / "README.md"
+        text, unplaced = update_readme(readme.read_text(), rendered)
+        atomic_write(readme, lambda f, text=text: f.write(text.encode()))
+        print(f"updated {readme}" + (": these lines have no place there yet:" if unplaced else ""))
+        print("\n".join(unplaced))
+    else:
+        for name, rows in rendered.items():
+            print(f"\n{name}:\n" + "\n".join(rows))
     return results
 
 

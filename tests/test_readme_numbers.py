@@ -2,8 +2,8 @@
 
 Every row that ``reproduce.tables()`` makes from ``benchmarks/results.json`` must appear in
 README.md verbatim, so a figure in those sections is one that the script measured (mean ± sd over
-the recorded seeds), not a number typed in by hand. Sections without an entry in results.json
-(molecules: ``benchmarks/bench_molecules.py``, the benchmark ratios) are not covered here.
+the recorded seeds or runs), not a number typed in by hand. Sections without an entry in
+results.json (molecules: ``benchmarks/bench_molecules.py``) are not covered here.
 """
 
 from __future__ import annotations
@@ -35,8 +35,16 @@ def results() -> dict:
 def test_every_rendered_row_is_in_the_readme(results):
     readme = README.read_text()
     rendered = load_reproduce().tables(results)
-    # the MNIST, grid-vs-CNN and faithfulness sections are covered
-    assert {"mnist", "compare", "explain_mnist", "explain_molecule"} <= set(rendered)
+    # the MNIST, grid-vs-CNN and faithfulness sections and the speed benchmarks are covered
+    assert {
+        "mnist",
+        "compare",
+        "explain_mnist",
+        "explain_molecule",
+        "bench_trainer",
+        "bench_grid",
+        "bench_featurize",
+    } <= set(rendered)
     missing = [row for rows in rendered.values() for row in rows if row not in readme]
     assert not missing, "README rows not as benchmarks/results.json renders them:\n" + "\n".join(
         missing
@@ -70,3 +78,40 @@ def test_summary_statistics():
     assert stat["sd"] == pytest.approx(0.0025166115)  # sample sd (n - 1)
     assert (stat["min"], stat["max"]) == (0.99, 0.995) and len(stat["values"]) == 4
     assert reproduce.pct(stat) == "99.23 ± 0.25 %"
+    ratios = reproduce.summarise([0.62, 0.70, 0.66])
+    assert reproduce.spread(ratios, unit="x") == "0.66 ± 0.04x (0.62–0.70)"
+
+
+def test_update_readme_replaces_each_table_row_and_provenance_line():
+    reproduce = load_reproduce()
+    readme = "\n".join(
+        [
+            "intro 1.5 stays",
+            "| model | acc |",
+            "| cnn (lecture CNN) | 97.43 ± 0.12 % |",
+            "| gcn | 82.67 ± 1.55 % |",
+            "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-25: x.",
+            "  Measured with `python benchmarks/reproduce.py --only other` on 2026-11-25: x.",
+        ]
+    )
+    rendered = {
+        "compare": [
+            "| model | acc |",
+            "| cnn (lecture CNN) | 97.07 ± 0.51 % |",
+            "| gcn | 82.67 ± 1.55 % |",
+            "",
+            "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-26: y.",
+        ],
+        "other": ["Measured with `python benchmarks/reproduce.py --only other` on 2026-11-26: z."],
+        "new": ["| a new table's row | 1 |"],
+    }
+    text, unplaced = reproduce.update_readme(readme, rendered)
+    assert text.split("\n") == [
+        "intro 1.5 stays",
+        "| model | acc |",
+        "| cnn (lecture CNN) | 97.07 ± 0.51 % |",
+        "| gcn | 82.67 ± 1.55 % |",
+        "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-26: y.",
+        "  Measured with `python benchmarks/reproduce.py --only other` on 2026-11-26: z.",
+    ]
+    assert unplaced == ["| a new table's row | 1 |"]
