@@ -176,6 +176,22 @@ EXAMPLES: dict[str, Example] = {
             )
         },
     ),
+    "resnet_vs_plain": Example(
+        "examples/resnet_vs_plain.py",
+        variants={"default": []},
+        seeds_flag="--seeds",  # it trains both models on every seed itself
+        keys={
+            f"{model}_{key}": _get("models", model, source)
+            for model in ("plain", "residual")
+            for key, source in (
+                ("test_acc", "test_acc_per_seed"),
+                ("final_train_loss", "final_train_loss_per_seed"),
+                ("params", "params"),
+                ("conv_layers", "conv_layers"),
+                ("seconds_per_epoch", "seconds_per_epoch_median"),
+            )
+        },
+    ),
     # Timing benchmarks: a "seed" is one run (bench_trainer: also the initial weights); each
     # figure is a ratio measured within that run, so its spread over runs is the noise.
     "bench_trainer": Example(
@@ -540,6 +556,22 @@ def compare_table(entry: dict) -> list[str]:
     return rows
 
 
+def resnet_vs_plain_table(entry: dict) -> list[str]:
+    r = entry["variants"]["default"]
+    rows = [
+        "| model | 3×3 conv layers | params | final train loss | test acc |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for model in ("plain", "residual"):
+        rows.append(
+            f"| {model} | {r[f'{model}_conv_layers']['mean']:.0f} | "
+            f"{r[f'{model}_params']['mean']:,.0f} | "
+            f"{bold(sd(r[f'{model}_final_train_loss']), model == 'residual')} | "
+            f"{bold(pct(r[f'{model}_test_acc']), model == 'residual')} |"
+        )
+    return [*rows, "", provenance(entry, "resnet_vs_plain")]
+
+
 def spread(stat: dict[str, Any], digits: int = 2, unit: str = "") -> str:
     """``0.68 ± 0.04x (0.64–0.72)``: mean ± sd and the range over the runs."""
     f = f".{digits}f"
@@ -614,6 +646,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "compare": compare_table,
     "explain_mnist": explain_mnist_table,
     "explain_molecule": explain_molecule_table,
+    "resnet_vs_plain": resnet_vs_plain_table,
     "bench_trainer": bench_trainer_table,
     "bench_grid": bench_grid_table,
     "bench_featurize": bench_featurize_table,

@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | mps")
     p.add_argument("--out", type=Path, default=Path(DEFAULTS["out"]))
     p.add_argument("--limit", type=int, default=None, help="train/test on this many images only")
+    p.add_argument("--quiet", action="store_true", help="print only the table")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.blocks < 1:
         p.error("--epochs, --batch-size and --blocks must be >= 1")
@@ -134,10 +135,11 @@ def main(argv: list[str] | None = None) -> dict:
         for name in MODELS:  # interleaved, so machine noise hits both alike
             run = train_one(name, seed, args, data, device)
             runs[name][seed] = run
-            print(
-                f"{name:>8} seed {seed}: final train loss {run['final_train_loss']:.4f}, "
-                f"test acc {run['test_acc']:.4f}, {run['seconds_per_epoch']:.1f} s/epoch"
-            )
+            if not args.quiet:
+                print(
+                    f"{name:>8} seed {seed}: final train loss {run['final_train_loss']:.4f}, "
+                    f"test acc {run['test_acc']:.4f}, {run['seconds_per_epoch']:.1f} s/epoch"
+                )
 
     # ------------------------------------------------------------------------- report
     summary: dict[str, dict] = {}
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
             "final_train_loss_sd": loss_sd,
             "test_acc_mean": acc_mean,
             "test_acc_sd": acc_sd,
+            # per seed, in --seeds order (benchmarks/reproduce.py summarises these)
+            "final_train_loss_per_seed": [r["final_train_loss"] for r in seeds],
+            "test_acc_per_seed": [r["test_acc"] for r in seeds],
             "seconds_per_epoch_median": statistics.median(r["seconds_per_epoch"] for r in seeds),
         }
     rows = [

@@ -35,12 +35,13 @@ def results() -> dict:
 def test_every_rendered_row_is_in_the_readme(results):
     readme = README.read_text()
     rendered = load_reproduce().tables(results)
-    # the MNIST, grid-vs-CNN and faithfulness sections and the speed benchmarks are covered
+    # the MNIST, grid-vs-CNN, faithfulness and ResNet sections and the speed benchmarks
     assert {
         "mnist",
         "compare",
         "explain_mnist",
         "explain_molecule",
+        "resnet_vs_plain",
         "bench_trainer",
         "bench_grid",
         "bench_featurize",

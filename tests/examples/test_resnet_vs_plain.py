@@ -25,6 +25,9 @@ def test_tiny_run_compares_equal_depth_and_writes_the_plot(example, tmp_path):
     assert residual["params"] > plain["params"]  # the 1x1 projections
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved["runs"]["residual"]) == {"0", "1"}
+    # per seed, in --seeds order, for benchmarks/reproduce.py
+    assert residual["test_acc_per_seed"] == [saved["runs"]["residual"][s]["test_acc"] for s in "01"]
+    assert len(plain["final_train_loss_per_seed"]) == 2
     assert "| residual | 6 |" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
 
