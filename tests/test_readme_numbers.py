@@ -3,7 +3,8 @@
 Every row that ``reproduce.tables()`` makes from ``benchmarks/results.json`` must appear in
 README.md verbatim, so a figure in those sections is one that the script measured (mean ± sd over
 the recorded seeds or runs), not a number typed in by hand. Sections without an entry in
-results.json (molecules: ``benchmarks/bench_molecules.py``) are not covered here.
+results.json are covered otherwise: the molecule table must equal the one
+``benchmarks/bench_molecules.py`` wrote to ``benchmarks/results/molecules.md``.
 """
 
 from __future__ import annotations
@@ -116,3 +117,14 @@ def test_update_readme_replaces_each_table_row_and_provenance_line():
         "  Measured with `python benchmarks/reproduce.py --only other` on 2026-11-26: z.",
     ]
     assert unplaced == ["| a new table's row | 1 |"]
+
+
+def test_molecule_table_is_the_one_bench_molecules_wrote():
+    """The molecules section quotes benchmarks/results/molecules.md (written by
+    benchmarks/bench_molecules.py, mean ± sd over its seeds) row for row."""
+    written = (ROOT / "benchmarks" / "results" / "molecules.md").read_text().splitlines()
+    rows = [line for line in written if line.startswith("|")]
+    assert len(rows) >= 6  # header, rule, ridge, lightgbm, chemprop, gconv
+    readme = README.read_text().splitlines()
+    missing = [row for row in rows if row not in readme]
+    assert not missing, "README molecule rows differ from molecules.md:\n" + "\n".join(missing)
