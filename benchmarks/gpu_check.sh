@@ -10,7 +10,8 @@
 #    TensorLoader and augmentation on the device, GridConv fast path, GCN on a PyG batch, CAM
 #    maps on the device);
 # 3. times the examples on the GPU for a couple of epochs each (seconds per epoch as the examples
-#    report them: the CUDA clock is read after a synchronise) and writes one table.
+#    report them: the CUDA clock is read after a synchronise) and writes one table;
+# 4. times the Trainer against a plain DataLoader loop (benchmarks/bench_trainer.py).
 # Works from a fresh checkout with gconv pip-installed: no state outside the repository and $OUT.
 # GPU_CHECK_DEVICE=cpu runs the same steps on the CPU (a dry run of this script: the cuda tests
 # are then skipped and the report says so).
@@ -60,10 +61,10 @@ echo '```' >>"$REPORT"
 EXAMPLES=(
     "mnist_cnn|45|3|examples/mnist_cnn.py --quiet"
     "mnist_cnn lecture|30|3|examples/mnist_cnn.py --model lecture --quiet"
-    "compare_grid_vs_cnn|90|2|examples/compare_grid_vs_cnn.py --seeds 0 --naive-batches 5 --quiet"
-    "explain_mnist|45|2|examples/explain_mnist.py --explain 32 --quiet"
-    "molecule_gcn|45|3|examples/molecule_gcn.py --quiet"
-    "explain_molecule|45|3|examples/explain_molecule.py --explain 32 --quiet"
+    "compare_grid_vs_cnn|70|2|examples/compare_grid_vs_cnn.py --seeds 0 --naive-batches 5 --quiet"
+    "explain_mnist|40|2|examples/explain_mnist.py --explain 32 --quiet"
+    "molecule_gcn|40|3|examples/molecule_gcn.py --quiet"
+    "explain_molecule|40|3|examples/explain_molecule.py --explain 32 --quiet"
 )
 echo >>"$REPORT"
 echo "## a few epochs of each example on $DEVICE" >>"$REPORT"
@@ -100,6 +101,23 @@ EOF
     echo "| $name | $code | $wall $summary" >>"$REPORT"
     echo "gpu_check: $name exit $code in ${wall}s"
 done
+
+# ----------------------------------------------------------------------------- 3. Trainer vs loop
+# Seconds per epoch of the lecture CNN: the Trainer (over a DataLoader, over a device-resident
+# TensorLoader, and with bf16 autocast) against a plain DataLoader loop, each in its own process.
+{
+    echo
+    echo "## Trainer vs a plain DataLoader loop on $DEVICE (bench_trainer.py, 3 timed epochs)"
+    echo
+    echo '```'
+} >>"$REPORT"
+timeout 35 "$PY" benchmarks/bench_trainer.py --device "$DEVICE" --epochs 3 --threads 0 \
+    --pipelines trainer_dl trainer_tl trainer_tl_bf16 --out "$DEST/bench_trainer" \
+    >"$DEST/bench_trainer.log" 2>&1
+BENCH_STATUS=$?
+grep -v -i "warn" "$DEST/bench_trainer.log" | tail -n 6 | tee -a "$REPORT"
+echo '```' >>"$REPORT"
+[ "$BENCH_STATUS" -eq 0 ] || STATUS=1
 
 {
     echo
