@@ -540,13 +540,9 @@ class Trainer:
         # label cannot trip a device-side assert) except on the CPU, where torch raises at once.
         self._defer_label_check = self.device.type != "cpu"
 
-        # The module that runs training steps: DDP-wrapped and/or compiled.
+        self._compile = compile
         self._train_module: nn.Module = self.model
-        if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._train_module = DistributedDataParallel(self.model, device_ids=ids)
-        if compile:
-            self._train_module = torch.compile(self._train_module)
+        self._wrap_for_training()
 
         self.history = History()
         self.epoch = 0
@@ -562,6 +558,15 @@ class Trainer:
         self._finite_where = ""
 
     # ------------------------------------------------------------------ setup
+    def _wrap_for_training(self) -> None:
+        """The module that runs training steps: the model, DDP-wrapped and/or compiled."""
+        self._train_module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._train_module = DistributedDataParallel(self.model, device_ids=ids)
+        if self._compile:
+            self._train_module = torch.compile(self._train_module)
+
     def _build_optimizer(self, spec: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if isinstance(spec, torch.optim.Optimizer):
@@ -636,7 +641,9 @@ class Trainer:
             with torch.no_grad():
                 for name, b in self.model.named_buffers():
                     b.copy_(buffers[name])
+            training = module is self._train_module and module is not self.model
             self._use_default_layout()
+            module = self._train_module if training else module  # re-wrapped under DDP
             output = self._forward(module, _contiguous(inputs), where)
             _warn(
                 f"channels_last='auto': the model's forward failed in channels-last layout "
@@ -651,6 +658,10 @@ class Trainer:
     def _use_default_layout(self) -> None:
         self.channels_last = self._layout_unproven = False
         self.model.to(memory_format=torch.contiguous_format)
+        if self.dist.enabled:
+            # DDP's gradient buckets follow the parameters' strides at wrapping time: wrap anew
+            # (every process falls back at the same batch, so the wrapping stays collective).
+            self._wrap_for_training()
 
     # ------------------------------------------------------------------ targets and the loss
     def _class_labels(self, target: Tensor) -> bool:
@@ -1082,7 +1093,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
     def _train_epoch(self, train: Iterable, epoch: int, epochs: int) -> dict[str, float]:
-        module = self._train_module
         tally = _Tally(self.device)
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
@@ -1102,7 +1112,8 @@ class Trainer:
             inputs, target = self._unpack(batch)
             where = f"epoch {epoch + 1}, batch {step}"
             with self._autocast():
-                output = self._forward(module, inputs, where)
+                # self._train_module, not a copy: the first forward may re-wrap it (DDP)
+                output = self._forward(self._train_module, inputs, where)
             output = output.float()
             loss, count, label_range = self._loss(output, target, where)
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,6 +1,7 @@
 """Run under ``torchrun --nproc_per_node=2``: train with the Trainer, save this rank's weights."""
 
 import sys
+import warnings
 
 import torch
 from torch import nn
@@ -25,6 +26,30 @@ def train(batch_size: int, epochs: int = 3) -> Trainer:
     x, y = make_data()
     trainer = Trainer(make_model(), optimizer="sgd", lr=0.1, progress=False)
     trainer.fit(TensorLoader(x, y, batch_size=batch_size, seed=1), epochs=epochs)
+    return trainer
+
+
+class ViewCNN(nn.Module):
+    """A CNN that flattens with .view: channels_last="auto" has to fall back to NCHW."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).relu().view(x.size(0), -1))
+
+
+def train_view_cnn(batch_size: int) -> Trainer:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    seed_everything(0)
+    trainer = Trainer(ViewCNN(), optimizer="sgd", lr=0.1, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(TensorLoader(x, y, batch_size=batch_size, seed=1), epochs=3)
+    trainer.warnings = sorted({str(w.message) for w in caught})
     return trainer
 
 
@@ -67,6 +92,8 @@ if __name__ == "__main__":
     out = sys.argv[1]
     if len(sys.argv) > 2 and sys.argv[2] == "graphs":
         trainer = train_graphs()
+    elif len(sys.argv) > 2 and sys.argv[2] == "viewcnn":
+        trainer = train_view_cnn(batch_size=16)  # per process: one global batch of 32
     else:
         trainer = train(batch_size=20)  # per process: 2 x 20 = one global batch of 40
     state = {k: v.cpu() for k, v in trainer.model.state_dict().items()}
@@ -76,6 +103,8 @@ if __name__ == "__main__":
             "history": trainer.history.epochs,
             "world": trainer.dist.world_size,
             "graphs_seen": getattr(trainer.model, "graphs_seen", None),
+            "warnings": getattr(trainer, "warnings", []),
+            "channels_last": trainer.channels_last,
         },
         f"{out}/rank{trainer.dist.rank}.pt",
     )

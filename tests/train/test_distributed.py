@@ -83,3 +83,19 @@ def test_torchrun_shards_pyg_graph_batches(tmp_path):
     torch.testing.assert_close(
         rank0["state"]["lin.weight"].flatten(), torch.tensor([1.0, 0.0, 0.0]), atol=0.05, rtol=0
     )
+
+
+def test_torchrun_channels_last_fallback_rewraps_ddp(tmp_path):
+    """A .view CNN under torchrun: "auto" falls back to NCHW on every rank at the same batch and
+    wraps DDP anew, so its gradient buckets match the new strides (no stride warning) and the
+    two processes still take exactly the steps of one."""
+    torchrun(tmp_path, "viewcnn")
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0["channels_last"] is False and rank1["channels_last"] is False
+    assert any("failed in channels-last layout" in w for w in rank0["warnings"])
+    assert not any("strides" in w for w in rank0["warnings"] + rank1["warnings"])
+    single = ddp_worker.train_view_cnn(batch_size=32)
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(rank0["state"][name], value, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank1["state"][name], rank0["state"][name], rtol=0, atol=0)
