@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="the run's number (nothing random)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_featurize"), help="folder")
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
+    parser.add_argument("--device", help="ignored: RDKit featurises on the CPU (reproduce.py)")
     args = parser.parse_args(argv)
 
     # ---------------------------------------------------------------- data

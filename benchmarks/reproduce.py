@@ -1,8 +1,8 @@
-"""Regenerate every figure the README quotes about the examples, over several seeds.
+"""Regenerate every figure the README quotes about the examples and benchmarks, over seeds.
 
     python benchmarks/reproduce.py --only mnist            # MNIST-5k: default, lecture CNN, MLP
     python benchmarks/reproduce.py --only bench_trainer bench_grid bench_featurize  # speed ratios
-    python benchmarks/reproduce.py                          # every example below (long: ~30 min)
+    python benchmarks/reproduce.py                          # every entry below (long: ~45 min)
     python benchmarks/reproduce.py --only compare --variants grid --seeds 0 1 2 3 4
     python benchmarks/reproduce.py --only mnist --variants lecture   # one variant, keep the rest
     python benchmarks/reproduce.py --tables                 # print the README tables, run nothing
