@@ -5,6 +5,7 @@ import warnings
 
 import torch
 from torch import nn
+from trainer_data import ViewCNN, images
 
 from gconv.data import TensorLoader
 from gconv.train import Trainer, seed_everything
@@ -29,21 +30,8 @@ def train(batch_size: int, epochs: int = 3) -> Trainer:
     return trainer
 
 
-class ViewCNN(nn.Module):
-    """A CNN that flattens with .view: channels_last="auto" has to fall back to NCHW."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(x).relu().view(x.size(0), -1))
-
-
 def train_view_cnn(batch_size: int) -> Trainer:
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    x, y = images(64)
     seed_everything(0)
     trainer = Trainer(ViewCNN(), optimizer="sgd", lr=0.1, progress=False)
     with warnings.catch_warnings(record=True) as caught:

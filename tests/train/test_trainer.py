@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as GraphLoader
-from trainer_data import blobs, params, small_net
+from trainer_data import ViewCNN, blobs, images, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.train import CheckpointError, Trainer, load_checkpoint, seed_everything
@@ -312,24 +312,6 @@ def test_channels_last_trains_like_the_default_layout():
     assert logits.shape == (64, 10)
 
 
-class ViewNet(nn.Module):
-    """A CNN that flattens with .view, which NHWC memory does not allow."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 8 * 8, 3)
-
-    def forward(self, x):
-        return self.fc(self.bn(self.conv(x)).relu().view(x.size(0), -1))
-
-
-def _images(n=48):
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
-
-
 def test_channels_last_auto_is_on_for_cnns_on_the_cpu_only():
     from gconv.models import MLP, lecture_cnn
 
@@ -340,11 +322,11 @@ def test_channels_last_auto_is_on_for_cnns_on_the_cpu_only():
 
 
 def test_channels_last_auto_falls_back_to_an_exact_nchw_run(tmp_path):
-    x, y = _images()
+    x, y = images()
     runs = []
     for channels_last in ("auto", False):
         seed_everything(0)
-        trainer = Trainer(ViewNet(), channels_last=channels_last, progress=False)
+        trainer = Trainer(ViewCNN(batch_norm=True), channels_last=channels_last, progress=False)
         if channels_last == "auto":
             with pytest.warns(UserWarning, match="failed in channels-last layout.*view size"):
                 history = trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=2)
@@ -360,19 +342,19 @@ def test_channels_last_auto_falls_back_to_an_exact_nchw_run(tmp_path):
 
 
 def test_channels_last_forced_on_a_view_model_names_the_fix():
-    x, y = _images()
-    trainer = Trainer(ViewNet(), channels_last=True, progress=False)
+    x, y = images()
+    trainer = Trainer(ViewCNN(batch_norm=True), channels_last=True, progress=False)
     with pytest.raises(RuntimeError, match=r"use \.reshape or \.flatten instead of \.view"):
         trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=1)
 
 
 def test_resume_keeps_the_layout_auto_fell_back_to(tmp_path):
-    x, y = _images()
+    x, y = images()
     seed_everything(0)
-    first = Trainer(ViewNet(), progress=False, checkpoint_dir=tmp_path, seed=0)
+    first = Trainer(ViewCNN(batch_norm=True), progress=False, checkpoint_dir=tmp_path, seed=0)
     with pytest.warns(UserWarning, match="failed in channels-last layout"):
         first.fit(TensorLoader(x, y, batch_size=16), epochs=1)
-    resumed = Trainer(ViewNet(), progress=False, checkpoint_dir=tmp_path, seed=0)
+    resumed = Trainer(ViewCNN(batch_norm=True), progress=False, checkpoint_dir=tmp_path, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second attempt, no layout warning
         resumed.fit(TensorLoader(x, y, batch_size=16), epochs=2, resume=True)

@@ -20,3 +20,23 @@ def small_net(dropout: float = 0.0) -> nn.Module:
 
 def params(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+class ViewCNN(nn.Module):
+    """A CNN on 8x8 images that flattens with ``.view``, which NHWC memory does not allow:
+    ``Trainer(channels_last="auto")`` has to fall back to NCHW."""
+
+    def __init__(self, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4) if batch_norm else nn.Identity()
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.conv(x)).relu().view(x.size(0), -1))
+
+
+def images(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random 1x8x8 images and labels of 3 classes for :class:`ViewCNN`."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
