@@ -541,7 +541,6 @@ class Trainer:
         self._defer_label_check = self.device.type != "cpu"
 
         self._compile = compile
-        self._train_module: nn.Module = self.model
         self._wrap_for_training()
 
         self.history = History()
@@ -560,7 +559,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _wrap_for_training(self) -> None:
         """The module that runs training steps: the model, DDP-wrapped and/or compiled."""
-        self._train_module = self.model
+        self._train_module: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._train_module = DistributedDataParallel(self.model, device_ids=ids)
