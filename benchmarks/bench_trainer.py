@@ -20,6 +20,10 @@ pipeline):
     trainer_tl_nchw   the same with ``channels_last=False, retain_memory=False``: TensorLoader
                       alone
     trainer_tl_bf16   trainer_tl with ``amp="bf16"``: bfloat16 autocast, other arithmetic
+    manual_nhwc       a hand-written loop over the same TensorLoader with what the Trainer does on
+                      the CPU done by hand (NHWC model and batches, ``retain_freed_memory()``):
+                      the fastest float32 loop we know, so ``trainer_tl / manual_nhwc`` is what
+                      the Trainer's own work (checks, metrics, history) costs
 
 The Trainer's extras (epoch loss, label and NaN checks, metrics) run in every Trainer pipeline:
 they are accumulated on the device and read back every ``log_every`` steps, never per step.
@@ -54,6 +58,7 @@ PIPELINES = {  # name: (loader, Trainer options); options None: the plain loop
     "trainer_tl": ("tensorloader", {}),
     "trainer_tl_nchw": ("tensorloader", {"channels_last": False, "retain_memory": False}),
     "trainer_tl_bf16": ("tensorloader", {"amp": "bf16"}),
+    "manual_nhwc": ("tensorloader", None),
 }
 
 
@@ -87,15 +92,16 @@ def pipeline(name: str, threads: int, device_name: str, seed: int) -> None:
         loader = TensorLoader(x, y, batch_size=100, device=device, seed=seed)
 
     if options is None:
-        if name == "ref_retain":
+        if name in ("ref_retain", "manual_nhwc"):
             retain_freed_memory()
-        model = model.to(device)
+        layout = torch.channels_last if name == "manual_nhwc" else torch.contiguous_format
+        model = model.to(device, memory_format=layout)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
         def epoch(_: int) -> None:
             model.train()
             for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
+                xb, yb = xb.to(device, memory_format=layout), yb.to(device)
                 opt.zero_grad()
                 loss = nn.functional.cross_entropy(model(xb), yb)
                 loss.backward()
@@ -198,6 +204,12 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {name: statistics.median(times[name]) for name in names}
     result = {
         "ratio": {name: seconds[name] / ref for name in names},
+        # the Trainer against the same work done by hand: what its own extras cost
+        "trainer_over_manual": (
+            seconds["trainer_tl"] / seconds["manual_nhwc"]
+            if {"trainer_tl", "manual_nhwc"} <= set(names)
+            else None
+        ),
         "seconds_per_epoch": seconds,
         "epoch_seconds": times,
         "targets": TARGETS,
@@ -221,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
             verdict = "" if target is None else ("ok" if ratio <= target else "MISSED")
             shown = f"<= {target:.2f} {verdict}" if target is not None else ""
             print(f"{name:<17}{seconds[name]:>18.3f}{ratio:>20.3f}   {shown}")
+        if result["trainer_over_manual"] is not None:
+            print(f"trainer_tl / manual_nhwc: {result['trainer_over_manual']:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_trainer.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

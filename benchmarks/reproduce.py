@@ -105,6 +105,7 @@ _TRAINER_PIPELINES = (  # benchmarks/bench_trainer.py's PIPELINES
     "trainer_tl",
     "trainer_tl_nchw",
     "trainer_tl_bf16",
+    "manual_nhwc",
 )
 
 EXAMPLES: dict[str, Example] = {
@@ -200,6 +201,7 @@ EXAMPLES: dict[str, Example] = {
         keys={
             **{f"{name}_ratio": _get("ratio", name) for name in _TRAINER_PIPELINES},
             **{f"{name}_seconds": _get("seconds_per_epoch", name) for name in _TRAINER_PIPELINES},
+            "trainer_over_manual": _get("trainer_over_manual"),
         },
         notes="one run per seed; each run times every pipeline in its own process, interleaved",
     ),
@@ -587,6 +589,8 @@ _TRAINER_LABELS = {
     "the CPU)",
     "trainer_tl_nchw": "the same with `channels_last=False, retain_memory=False`",
     "trainer_tl_bf16": 'the same as the defaults with `amp="bf16"` (other arithmetic)',
+    "manual_nhwc": "a hand-written loop doing by hand what the `Trainer` does on the CPU "
+    "(`TensorLoader`, NHWC model and batches, `retain_freed_memory()`)",
 }
 _TRAINER_TARGETS = {"trainer_dl": "≤ 1.05", "trainer_tl": "≤ 0.70"}
 
@@ -605,6 +609,8 @@ def bench_trainer_table(entry: dict) -> list[str]:
             f"{bold(spread(ratio, unit='x'), name == 'trainer_tl')} | "
             f"{_TRAINER_TARGETS.get(name, '')} |"
         )
+    overhead = spread(r["trainer_over_manual"], unit="x")
+    rows += ["", f"`Trainer` + `TensorLoader` against that hand-written loop: **{overhead}**."]
     return [*rows, "", provenance(entry, "bench_trainer")]
 
 
