@@ -11,6 +11,8 @@ every model), trained from scratch:
 * cnn       the lecture-notes CNN (conv 32 / 64, 2x2 max pools, flatten, FC 128);
 * gridconv  the same network on the pixel grid graph: every Conv2d a direction-aware GridConv,
             built by gconv.models.cnn_to_grid_gnn from the untrained CNN (same initial weights);
+            once trained on the graph, gconv.models.grid_gnn_to_cnn turns it back into a CNN
+            with the same predictions (checked below);
 * gcn       an isotropic GCN on the grid graph (GridGCN: residuals, layer norm, pixel positions
             as features, 2x2 grid max pools, mean+max readout), on the static-grid fast path;
 * spline    SplineGNN, B-spline convolutions on node positions + voxel pooling + a cell
@@ -54,7 +56,7 @@ from gconv._utils import atomic_save  # noqa: E402
 from gconv.data import TensorLoader, image_to_graph, image_to_superpixels, mnist5k  # noqa: E402
 from gconv.models import CNN  # noqa: E402
 from gconv.models.geometric import SplineGNN  # noqa: E402
-from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn  # noqa: E402
+from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn, grid_gnn_to_cnn  # noqa: E402
 from gconv.train import Trainer, resolve_device, seed_everything  # noqa: E402
 
 # ----------------------------------------------------------------------------- configuration
@@ -123,6 +125,14 @@ class FirstBatches:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def agreement(logits: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
+    """How far two models' logits on the same inputs are apart, and how often they agree."""
+    return {
+        "max_abs_logit_diff": (logits - other).abs().max().item(),
+        "same_predictions": (logits.argmax(1) == other.argmax(1)).float().mean().item(),
+    }
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -254,19 +264,18 @@ def main(argv: list[str] | None = None) -> dict:
                 with torch.no_grad():
                     cnn_logits = trained_cnn(x_test.to(device))
                     grid_logits = converted(x_test.to(device))
+                    # and back: the GridConv model trained on the graph, as a CNN again
+                    trained_grid = trainers["gridconv"].model.eval()
+                    grid_trained_logits = trained_grid(x_test.to(device))
+                    back_logits = grid_gnn_to_cnn(trained_grid)(x_test.to(device))
                     trained_gcn = trainers["gcn"].model.eval()
                     gcn_diff = trained_gcn(few.to(device)) - PyGGridGCN(trained_gcn)(
                         few_graphs.to(device)
                     )
                     spline = trainers["spline"].model.eval()
                     spline_diff = spline(few.to(device)) - spline(few_graphs.to(device))
-                extras["weight_copy_equivalence"] = {
-                    "max_abs_logit_diff": (cnn_logits - grid_logits).abs().max().item(),
-                    "same_predictions": (cnn_logits.argmax(1) == grid_logits.argmax(1))
-                    .float()
-                    .mean()
-                    .item(),
-                }
+                extras["weight_copy_equivalence"] = agreement(cnn_logits, grid_logits)
+                extras["grid_to_cnn_equivalence"] = agreement(grid_trained_logits, back_logits)
                 extras["gcn_vs_pyg_naive_equivalence"] = {
                     "max_abs_logit_diff": gcn_diff.abs().max().item()
                 }
@@ -365,6 +374,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"Weight copy CNN -> GridConv model: max |logit diff| "
             f"{extras['weight_copy_equivalence']['max_abs_logit_diff']:.2e}, same predictions on "
             f"{100 * extras['weight_copy_equivalence']['same_predictions']:.1f} % of the test digits.\n"
+            f"And back, the trained GridConv model as a CNN (grid_gnn_to_cnn): max |logit diff| "
+            f"{extras['grid_to_cnn_equivalence']['max_abs_logit_diff']:.2e}, same predictions on "
+            f"{100 * extras['grid_to_cnn_equivalence']['same_predictions']:.1f} % of the test digits.\n"
             f"Trained gcn vs the same weights in the naive PyG pipeline: max |logit diff| "
             f"{extras['gcn_vs_pyg_naive_equivalence']['max_abs_logit_diff']:.2e}.\n"
             f"Trained spline, conv2d fast path vs message passing on the grid graph: max |logit diff| "

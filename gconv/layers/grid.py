@@ -173,6 +173,20 @@ class GridConv(MessagePassing):
                 grid_conv.bias.copy_(conv.bias)
         return grid_conv
 
+    def to_conv2d(self) -> nn.Conv2d:
+        """The ``Conv2d`` this layer computes on full grids (weights copied): the inverse of
+        :meth:`from_conv2d`, a ``kernel_size`` convolution with ``padding=kernel_size // 2``."""
+        k = self.kernel_size
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, k, padding=k // 2, bias=self.bias is not None
+        )
+        conv = conv.to(device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
     def forward(
         self,
         x: Tensor,

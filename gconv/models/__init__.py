@@ -1,4 +1,4 @@
-from gconv.models.cnn import CNN, MLP, BasicBlock, lecture_cnn, mnist_cnn
+from gconv.models.cnn import CNN, MLP, BasicBlock, ConvNet, lecture_cnn, mnist_cnn
 from gconv.models.geometric import SplineGNN
 from gconv.models.gnn import GCN, GNN
 from gconv.models.grid import (
@@ -9,5 +9,6 @@ from gconv.models.grid import (
     NodeBatchNorm,
     PyGGridGCN,
     cnn_to_grid_gnn,
+    grid_gnn_to_cnn,
 )
 from gconv.models.transfer import TransferModel

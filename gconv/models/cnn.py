@@ -24,6 +24,7 @@ __all__ = [
     "ACTIVATIONS",
     "BasicBlock",
     "CNN",
+    "ConvNet",
     "MLP",
     "init_weights",
     "lecture_cnn",
@@ -373,6 +374,36 @@ class CNN(nn.Module):
             + (f", blocks={self.blocks}" if self.blocks > 1 else "")
             + (", residual=True" if self.residual else "")
         )
+
+
+class ConvNet(nn.Sequential):
+    r"""A CNN assembled from its two parts: a feature extractor, then a head.
+
+    .. math::
+        \mathbf{y} = \mathrm{head}(\mathrm{features}(\mathbf{X}))
+
+    The children are named ``features`` and ``head``, as in :class:`CNN`, so a :class:`CNN`'s
+    state dict loads into a ``ConvNet`` of the same layers and back.
+    :func:`~gconv.models.grid.grid_gnn_to_cnn` returns one for a grid GNN that was not built by
+    :class:`~gconv.models.GridGNN`.
+
+    Args:
+        in_shape (tuple[int, int, int]): :math:`(C, H, W)` of one input image (what
+            :func:`~gconv.models.cnn_to_grid_gnn` reads).
+        features (nn.Module): images -> feature maps (``Conv2d``, pools, activations, ...).
+        head (nn.Module): feature maps -> logits (a global pool or ``Flatten``, then ``Linear``).
+
+    Shapes:
+        - **input:** images :math:`(B, C, H, W)`
+        - **output:** logits :math:`(B, \text{num_classes})`
+    """
+
+    def __init__(self, in_shape: Sequence[int], features: nn.Module, head: nn.Module) -> None:
+        super().__init__(OrderedDict(features=features, head=head))
+        self.in_shape = tuple(in_shape)
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}"
 
 
 def lecture_cnn(num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28)) -> CNN:

@@ -9,7 +9,7 @@ and ``.head`` (an ``nn.Linear`` when CAM-ready), and they keep the input grid gr
 
 * :class:`GridNet`: a stack of grid layers (:class:`~gconv.layers.GridConv`, grid pooling,
   :class:`NodeBatchNorm`, activations, dropout) + readout + head. :func:`cnn_to_grid_gnn` turns a
-  CNN into the equal ``GridNet`` with copied weights.
+  CNN into the equal ``GridNet`` with copied weights, :func:`grid_gnn_to_cnn` turns it back.
 * :class:`GridGNN`: a ``GridNet`` built from the same configuration as :class:`~gconv.models.CNN`.
 * :class:`GridGCN`: the isotropic GCN on the grid (residuals, layer norm, pixel positions as extra
   features, mean+max readout).
@@ -32,7 +32,7 @@ from gconv.grid_layout import grid_graph, images_to_nodes
 from gconv.layers.activation import ACTIVATIONS, make_activation
 from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool
 from gconv.layers.readout import MaxReadout, MeanMaxReadout, MeanReadout
-from gconv.models.cnn import CNN, BasicBlock
+from gconv.models.cnn import CNN, BasicBlock, ConvNet
 
 __all__ = [
     "NodeBatchNorm",
@@ -42,6 +42,7 @@ __all__ = [
     "GridGCN",
     "PyGGridGCN",
     "cnn_to_grid_gnn",
+    "grid_gnn_to_cnn",
     "position_encoding",
 ]
 
@@ -162,10 +163,22 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     return [module]
 
 
+def _named_leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """:func:`_leaves` with their dotted names under ``prefix``."""
+    if isinstance(module, nn.Sequential):
+        return [
+            leaf
+            for name, child in module.named_children()
+            for leaf in _named_leaves(child, f"{prefix}.{name}")
+        ]
+    return [(prefix, module)]
+
+
 def _register_grid_buffers(model: nn.Module, in_shape: tuple[int, ...], features: nn.Module):
     """Keep the input grid graph on the model (non-persistent: not in the state dict)."""
     kernel_sizes = [m.kernel_size for m in features.modules() if isinstance(m, GridConv)]
-    connectivity = max(kernel_sizes, default=3) ** 2 - 1
+    # the widest kernel's neighbourhood; at least the 8-neighbour grid (1x1 convs have no edges)
+    connectivity = max([3, *kernel_sizes]) ** 2 - 1
     graph = grid_graph(in_shape[1], in_shape[2], connectivity)
     model.register_buffer("edge_index", graph.edge_index.clone(), persistent=False)
     model.register_buffer("edge_attr", graph.edge_attr.clone(), persistent=False)
@@ -227,7 +240,8 @@ class GridGNN(GridNet):
     initialisation (``init``), same parameter count and state-dict names under ``features``.
     With ``head="gap"`` the readout is a mean over nodes and ``.head`` an ``nn.Linear``
     (CAM-ready); with ``head="flatten"`` the readout is ``nn.Flatten()`` over ``[B, N, C]``
-    (node-major order) and ``.head`` the MLP. :func:`cnn_to_grid_gnn` converts a trained CNN.
+    (node-major order) and ``.head`` the MLP. :func:`cnn_to_grid_gnn` converts a trained CNN,
+    :func:`grid_gnn_to_cnn` a trained ``GridGNN`` back into that :class:`~gconv.models.CNN`.
 
     Shapes:
         - **input:** images :math:`(B, C, H, W)` or node features :math:`(B, HW, C)`
@@ -238,6 +252,7 @@ class GridGNN(GridNet):
         cnn = CNN(*args, **kwargs)
         grid = cnn_to_grid_gnn(cnn)
         super().__init__(cnn.in_shape, grid.features, grid.readout, grid.head, grid.dropout)
+        self.cnn_arguments = (args, dict(kwargs))  # what grid_gnn_to_cnn builds it back from
         self.num_classes = cnn.num_classes
         self.channels = cnn.channels
         self.head_type = cnn.head_type
@@ -669,6 +684,167 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     model = GridNet(in_shape, _nest(features), readout_layer, head_module, head_dropout)
     model.train(cnn.training)
     return model.to(next(cnn.parameters()).device)
+
+
+# ---- the way back: one converter per grid layer type, each (layer, feature map) -> CNN layer
+
+
+def _conv_from_grid(conv: GridConv, fmap: _FeatureMap) -> nn.Module:
+    fmap.channels = conv.out_channels
+    return conv.to_conv2d()
+
+
+def _batch_norm_from_grid(norm: NodeBatchNorm, fmap: _FeatureMap) -> nn.Module:
+    bn = nn.BatchNorm2d(
+        norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats
+    )
+    # copies, assigned: the statistics keep their device and dtype and share nothing
+    bn.load_state_dict({k: v.clone() for k, v in norm.state_dict().items()}, assign=True)
+    return bn
+
+
+def _pool_from_grid(pool: GridMaxPool | GridAvgPool, fmap: _FeatureMap) -> nn.Module:
+    fmap.height = (fmap.height - pool.kernel_size) // pool.stride + 1
+    fmap.width = (fmap.width - pool.kernel_size) // pool.stride + 1
+    cls = nn.MaxPool2d if isinstance(pool, GridMaxPool) else nn.AvgPool2d
+    return cls(pool.kernel_size, pool.stride)
+
+
+def _basic_block_from_grid(block: GridResidualBlock, fmap: _FeatureMap) -> nn.Module:
+    in_channels = fmap.channels
+
+    def convert(layer: nn.Module | None) -> nn.Module | None:
+        return None if layer is None else _convert_grid_layer(layer, fmap)
+
+    layers = {"conv1": convert(block.conv1), "bn1": convert(block.bn1), "act1": convert(block.act1)}
+    layers.update(conv2=convert(block.conv2), bn2=convert(block.bn2))
+    out_channels = fmap.channels
+    fmap.channels = in_channels  # the shortcut starts from the block's input again
+    if isinstance(block.shortcut, nn.Identity):
+        layers["shortcut"] = nn.Identity()
+    else:
+        layers["shortcut"] = nn.Sequential(*(convert(layer) for layer in _leaves(block.shortcut)))
+    fmap.channels = out_channels
+    layers["act2"] = convert(block.act2)
+    # a BasicBlock of the right shape (its own initialisation drawn under grid_gnn_to_cnn's
+    # forked random state), its layers then replaced by the converted ones
+    cnn_block = BasicBlock(
+        in_channels, out_channels, block.conv1.kernel_size, batch_norm=block.bn1 is not None
+    )
+    for name, layer in layers.items():
+        setattr(cnn_block, name, layer)
+    return cnn_block
+
+
+_CNN_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    GridConv: _conv_from_grid,
+    NodeBatchNorm: _batch_norm_from_grid,
+    GridMaxPool: _pool_from_grid,
+    GridAvgPool: _pool_from_grid,
+    GridResidualBlock: _basic_block_from_grid,
+    **dict.fromkeys(_POINTWISE, _convert_pointwise),
+}
+# readouts with a CNN equivalent: a global pool over the feature map (+ Flatten), or Flatten
+_CNN_READOUTS: dict[type[nn.Module], Callable[[], list[nn.Module]]] = {
+    MeanReadout: lambda: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
+    MaxReadout: lambda: [nn.AdaptiveMaxPool2d(1), nn.Flatten()],
+    nn.Flatten: lambda: [nn.Flatten()],
+}
+
+
+def _convert_grid_layer(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    converter = _CNN_CONVERTERS.get(type(layer))
+    if converter is None:
+        supported = ", ".join(cls.__name__ for cls in _CNN_CONVERTERS)
+        raise _CannotConvert(f"no CNN equivalent; supported are {supported}")
+    return converter(layer, fmap)
+
+
+def grid_gnn_to_cnn(model: GridNet) -> nn.Module:
+    r"""Converts a grid GNN back into the equivalent CNN, with copied weights: the inverse of
+    :func:`cnn_to_grid_gnn`.
+
+    ============================================  =============================================
+    grid GNN layer                                CNN layer
+    ============================================  =============================================
+    :class:`~gconv.layers.GridConv`               :meth:`GridConv.to_conv2d <gconv.layers.GridConv.to_conv2d>`
+    :class:`NodeBatchNorm`                        ``BatchNorm2d`` (statistics copied)
+    ``GridMaxPool`` / ``GridAvgPool``             ``MaxPool2d`` / ``AvgPool2d``
+    :class:`GridResidualBlock`                    :class:`~gconv.models.cnn.BasicBlock`
+    activations, ``Dropout``, ``Identity``        the same module
+    readout :class:`~gconv.layers.MeanReadout`    ``AdaptiveAvgPool2d(1)`` + ``Flatten``
+    readout :class:`~gconv.layers.MaxReadout`     ``AdaptiveMaxPool2d(1)`` + ``Flatten``
+    readout ``nn.Flatten`` (node-major)           ``Flatten`` (channel-major), the first
+                                                  ``Linear``'s columns permuted to match
+    ``dropout`` and ``head``                      the same modules after the readout
+    ============================================  =============================================
+
+    A :class:`GridGNN` comes back as the :class:`~gconv.models.CNN` it was built from (its
+    arguments, the trained weights); any other :class:`GridNet` as a
+    :class:`~gconv.models.cnn.ConvNet` whose ``features`` keep the grid model's names, so
+    ``grid_gnn_to_cnn(cnn_to_grid_gnn(cnn))`` has the state dict of a :class:`~gconv.models.CNN`
+    ``cnn``. In eval mode the result gives the grid GNN's outputs to float tolerance. The global
+    random state is left as it was.
+
+    Raises:
+        TypeError: for a model that is not a :class:`GridNet` (the isotropic
+            :class:`GridGCN` has no CNN equivalent).
+        ValueError: for a layer with no CNN equivalent, naming it (e.g. a
+            :class:`~gconv.layers.GridGCNConv`, a :class:`~gconv.layers.MeanMaxReadout`).
+    """
+    if not isinstance(model, GridNet):
+        raise TypeError(
+            f"grid_gnn_to_cnn expected a GridNet (from cnn_to_grid_gnn or GridGNN), got "
+            f"{type(model).__name__}"
+        )
+    fmap = _FeatureMap(*model.in_shape)
+    with torch.random.fork_rng(devices=[]):  # the new layers' own initialisation draws numbers
+        named = []
+        for name, layer in _named_leaves(model.features, "features"):
+            try:
+                named.append((name, _convert_grid_layer(layer, fmap)))
+            except _CannotConvert as error:
+                raise ValueError(
+                    f"grid_gnn_to_cnn cannot convert {name} ({layer}): {error}"
+                ) from None
+        features = _nest(named) if isinstance(model.features, nn.Sequential) else named[0][1]
+        cnn: nn.Module = ConvNet(model.in_shape, features, _head_from_grid(model, fmap))
+        if isinstance(model, GridGNN):
+            args, kwargs = model.cnn_arguments
+            built = CNN(*args, **kwargs).to(next(model.parameters()).dtype)
+            built.load_state_dict(cnn.state_dict())
+            cnn = built
+    cnn.train(model.training)
+    return cnn.to(next(model.parameters()).device)
+
+
+def _head_from_grid(model: GridNet, fmap: _FeatureMap) -> nn.Sequential:
+    """The CNN head: the readout's CNN equivalent, then the grid model's dropout and head."""
+    make_readout = _CNN_READOUTS.get(type(model.readout))
+    if make_readout is None or getattr(model.readout, "start_dim", 1) != 1:
+        raise ValueError(
+            f"grid_gnn_to_cnn cannot convert the readout {model.readout}: only MeanReadout, "
+            "MaxReadout and Flatten(start_dim=1) have a CNN equivalent"
+        )
+    layers = make_readout()
+    if not isinstance(model.dropout, nn.Identity):
+        layers.append(copy.deepcopy(model.dropout))
+    head = [copy.deepcopy(layer) for layer in _leaves(model.head)]
+    linears = [layer for layer in head if isinstance(layer, nn.Linear)]
+    if isinstance(model.readout, nn.Flatten) and linears:
+        # node features flatten node-major (n * C + c), a CNN's maps channel-major (c * N + n):
+        # permute the first Linear's input columns back
+        first, channels, nodes = linears[0], fmap.channels, fmap.height * fmap.width
+        if first.in_features != channels * nodes:
+            raise ValueError(
+                f"grid_gnn_to_cnn: the head's first Linear takes {first.in_features} features, "
+                f"but the flattened {channels} x {fmap.height} x {fmap.width} feature map has "
+                f"{channels * nodes}"
+            )
+        weight = first.weight.detach().view(-1, nodes, channels)
+        with torch.no_grad():
+            first.weight.copy_(weight.transpose(1, 2).reshape(first.weight.shape))
+    return nn.Sequential(*layers, *head)
 
 
 class PyGGridGCN(nn.Module):

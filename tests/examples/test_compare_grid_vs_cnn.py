@@ -35,6 +35,8 @@ def test_tiny_comparison_writes_table_metrics_and_chart(example, tmp_path):
     assert saved["models"]["spline"]["params"] == saved["models"]["cnn"]["params"]
     assert saved["weight_copy_equivalence"]["same_predictions"] == 1.0
     assert saved["weight_copy_equivalence"]["max_abs_logit_diff"] < 1e-4
+    assert saved["grid_to_cnn_equivalence"]["same_predictions"] == 1.0
+    assert saved["grid_to_cnn_equivalence"]["max_abs_logit_diff"] < 1e-4
     assert saved["gcn_vs_pyg_naive_equivalence"]["max_abs_logit_diff"] < 1e-4
     assert saved["spline_fast_vs_message_passing"]["max_abs_logit_diff"] < 1e-4
     superpixels = saved["superpixels"]

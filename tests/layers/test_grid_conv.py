@@ -60,6 +60,26 @@ def test_grid_conv_gradients_agree_between_paths(images):
     torch.testing.assert_close(grid_conv.weight.grad, general_grad)
 
 
+@pytest.mark.parametrize(("kernel_size", "bias"), [(1, True), (3, False), (5, True)])
+def test_to_conv2d_is_the_inverse_of_from_conv2d(images, kernel_size, bias):
+    grid_conv = GridConv(4, 5, kernel_size, bias=bias).double()
+    conv = grid_conv.to_conv2d()
+    assert (conv.kernel_size, conv.padding) == ((kernel_size,) * 2, (kernel_size // 2,) * 2)
+    assert conv.weight.dtype == torch.float64 and (conv.bias is None) == (not bias)
+    # the message-passing path on the grid graph computes the Conv2d it converts to
+    nodes = images_to_nodes(images.double())
+    if kernel_size > 1:
+        graph = grid_graph(6, 7, connectivity=kernel_size**2 - 1)
+        out = grid_conv(nodes, graph.edge_index, graph.edge_attr)
+        torch.testing.assert_close(nodes_to_images(out, 6, 7), conv(images.double()))
+    back = GridConv.from_conv2d(conv)
+    assert torch.equal(back.weight, grid_conv.weight)
+    assert bias == (back.bias is not None) and (not bias or torch.equal(back.bias, grid_conv.bias))
+    with torch.no_grad():  # copies, not shared storage
+        conv.weight.zero_()
+    assert grid_conv.weight.abs().sum() > 0
+
+
 def test_grid_conv_5x5_on_24_neighbour_grid_equals_conv2d(images):
     conv = make_conv(4, 2, kernel_size=5)
     grid_conv = GridConv.from_conv2d(conv)

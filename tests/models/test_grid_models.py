@@ -2,19 +2,23 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch_geometric.data import Batch
 
 from gconv.data.grid import image_to_graph, images_to_nodes
-from gconv.layers import GridConv, MeanMaxReadout, MeanReadout
-from gconv.models.cnn import CNN
+from gconv.layers import GridConv, GridGCNConv, MeanMaxReadout, MeanReadout
+from gconv.models.cnn import CNN, ConvNet
 from gconv.models.grid import (
     GridGCN,
     GridGNN,
+    GridNet,
     GridResidualBlock,
     NodeBatchNorm,
     PyGGridGCN,
     cnn_to_grid_gnn,
+    grid_gnn_to_cnn,
 )
 
 
@@ -251,3 +255,91 @@ def test_grid_gcn_layer_norm_computes_the_same_in_train_and_eval_mode():
     torch.testing.assert_close(model.eval()(images), train_logits)
     with pytest.raises(ValueError, match="norm='group'; expected one of"):
         GridGCN(norm="group")
+
+
+cnn_configs = st.fixed_dictionaries(
+    {
+        "channels": st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
+        "kernel_size": st.sampled_from([1, 3, 5]),
+        "head": st.sampled_from(["flatten", "gap"]),
+        "hidden": st.lists(st.integers(1, 8), max_size=2).map(tuple),
+        "batch_norm": st.booleans(),
+        "dropout": st.sampled_from([0.0, 0.25]),
+        "pool": st.sampled_from(["max", "avg", None]),
+        "activation": st.sampled_from(["relu", "leaky_relu", "tanh"]),
+        "blocks": st.integers(1, 2),
+        "residual": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(cnn_configs)
+def test_grid_gnn_to_cnn_inverts_cnn_to_grid_gnn(config):
+    torch.manual_seed(0)
+    cnn = trained_statistics(CNN(in_shape=(1, 12, 12), num_classes=3, **config))
+    grid_model = cnn_to_grid_gnn(cnn)
+    rng = torch.random.get_rng_state()
+    back = grid_gnn_to_cnn(grid_model)
+    assert torch.equal(torch.random.get_rng_state(), rng)  # conversion draws no numbers
+    assert isinstance(back, ConvNet) and back.in_shape == cnn.in_shape and not back.training
+    # the same layers with the same names and the same values: CNN -> grid -> CNN is the identity
+    expected_state, state = cnn.state_dict(), back.state_dict()
+    assert list(state) == list(expected_state)
+    for key, value in expected_state.items():
+        assert torch.equal(state[key], value), key
+    images = torch.rand(5, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(back(images), cnn(images), rtol=0, atol=0)
+    # and once more to the grid: the ConvNet converts as the CNN did
+    torch.testing.assert_close(cnn_to_grid_gnn(back)(images), grid_model(images))
+
+
+def test_grid_gnn_comes_back_as_the_cnn_it_was_built_from():
+    config = dict(in_shape=(1, 12, 12), num_classes=3, channels=(4, 6), hidden=(8,))
+    torch.manual_seed(0)
+    grid_model = GridGNN(batch_norm=True, **config)
+    images = torch.rand(16, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(16) % 3
+    optimizer = torch.optim.SGD(grid_model.parameters(), lr=0.1)
+    for _ in range(3):  # trained on the grid: weights and batch-norm statistics move
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(grid_model(images), labels).backward()
+        optimizer.step()
+    optimizer.zero_grad()
+    cnn = grid_gnn_to_cnn(grid_model)
+    assert type(cnn) is CNN and str(cnn) == str(CNN(batch_norm=True, **config))
+    assert cnn.training
+    # training mode: the same batch statistics, outputs and gradients
+    out_grid, out_cnn = grid_model(images), cnn(images)
+    torch.testing.assert_close(out_cnn, out_grid, rtol=1e-4, atol=1e-5)
+    out_grid.square().sum().backward()
+    out_cnn.square().sum().backward()
+    grid_grads = dict(grid_model.named_parameters())
+    first_linear = (
+        "head.1.weight"  # the CNN head is Flatten, Linear, ...; the grid head Linear, ...
+    )
+    for name, parameter in cnn.named_parameters():
+        if name.startswith("features."):
+            torch.testing.assert_close(parameter.grad, grid_grads[name].grad, rtol=1e-4, atol=1e-5)
+    assert cnn.get_parameter(first_linear).grad.abs().sum() > 0
+    grid_model.eval(), cnn.eval()
+    torch.testing.assert_close(cnn(images), grid_model(images), rtol=1e-4, atol=1e-5)
+    # the weights are copies: training one model leaves the other alone
+    with torch.no_grad():
+        cnn.features[0].conv.weight.add_(1.0)
+    assert not torch.equal(cnn.features[0].conv.weight, grid_model.features[0].conv.weight)
+
+
+def test_grid_gnn_to_cnn_names_what_has_no_cnn_equivalent():
+    with pytest.raises(TypeError, match="expected a GridNet .* got GridGCN"):
+        grid_gnn_to_cnn(GridGCN(num_layers=2))
+    conv = GridConv(1, 4)
+    isotropic = GridNet((1, 8, 8), nn.Sequential(GridGCNConv(1, 4)), MeanReadout(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"cannot convert features\.0 \(GridGCNConv.*no CNN equiv"):
+        grid_gnn_to_cnn(isotropic)
+    mean_max = GridNet((1, 8, 8), nn.Sequential(conv), MeanMaxReadout(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match="cannot convert the readout MeanMaxReadout"):
+        grid_gnn_to_cnn(mean_max)
+    wrong_head = GridNet((1, 8, 8), nn.Sequential(conv), nn.Flatten(), nn.Linear(10, 2))
+    with pytest.raises(ValueError, match="first Linear takes 10 features, but the flattened 4 x 8"):
+        grid_gnn_to_cnn(wrong_head)
