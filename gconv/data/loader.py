@@ -152,8 +152,8 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = self._permutation()
         padded = self._num_samples_padded()
-        if padded > order.numel():
-            order = torch.cat([order, order[: padded - order.numel()]])
+        if padded > order.numel():  # wrap around, more than once for fewer samples than processes
+            order = order.repeat(-(-padded // order.numel()))[:padded]
         generator = None
         if self.augment is not None:
             generator = torch.Generator(device=self.device)
