@@ -780,7 +780,8 @@ def grid_gnn_to_cnn(model: GridNet) -> nn.Module:
     ============================================  =============================================
 
     A :class:`GridGNN` comes back as the :class:`~gconv.models.CNN` it was built from (its
-    arguments, the trained weights); any other :class:`GridNet` as a
+    arguments, the trained weights; unless its layers were replaced since); any other
+    :class:`GridNet` as a
     :class:`~gconv.models.cnn.ConvNet` whose ``features`` keep the grid model's names, so
     ``grid_gnn_to_cnn(cnn_to_grid_gnn(cnn))`` has the state dict of a :class:`~gconv.models.CNN`
     ``cnn``. In eval mode the result gives the grid GNN's outputs to float tolerance. The global
@@ -812,8 +813,11 @@ def grid_gnn_to_cnn(model: GridNet) -> nn.Module:
         if isinstance(model, GridGNN):
             args, kwargs = model.cnn_arguments
             built = CNN(*args, **kwargs).to(next(model.parameters()).dtype)
-            built.load_state_dict(cnn.state_dict())
-            cnn = built
+            try:
+                built.load_state_dict(cnn.state_dict())
+                cnn = built
+            except RuntimeError:  # layers changed since it was built: the ConvNet mirrors them
+                pass
     cnn.train(model.training)
     return cnn.to(next(model.parameters()).device)
 

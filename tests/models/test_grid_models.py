@@ -332,6 +332,9 @@ def test_grid_gnn_comes_back_as_the_cnn_it_was_built_from():
     assert cnn.get_parameter(first_linear).grad.abs().sum() > 0
     grid_model.eval(), cnn.eval()
     torch.testing.assert_close(cnn(images), grid_model(images), rtol=1e-4, atol=1e-5)
+    # a GridGNN whose head was replaced comes back as a ConvNet of its actual layers
+    grid_model.head = nn.Sequential(nn.Linear(6 * 9, 8), nn.ReLU(), nn.Linear(8, 2))
+    assert type(grid_gnn_to_cnn(grid_model)) is ConvNet
     # the weights are copies: training one model leaves the other alone
     with torch.no_grad():
         cnn.features[0].conv.weight.add_(1.0)
