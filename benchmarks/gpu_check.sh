@@ -50,7 +50,7 @@ EOF
 # ----------------------------------------------------------------------------- 1. cuda tests
 echo "## tests marked cuda" >>"$REPORT"
 echo '```' >>"$REPORT"
-timeout 180 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py 2>&1 \
+timeout 155 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py 2>&1 \
     | tail -n 25 | tee -a "$REPORT"
 TEST_STATUS=${PIPESTATUS[0]}
 echo '```' >>"$REPORT"
@@ -65,6 +65,7 @@ EXAMPLES=(
     "explain_mnist|40|2|examples/explain_mnist.py --explain 32 --quiet"
     "molecule_gcn|40|3|examples/molecule_gcn.py --quiet"
     "explain_molecule|40|3|examples/explain_molecule.py --explain 32 --quiet"
+    "transfer_cam|25|2|examples/transfer_cam.py --limit 2000 --quiet"
 )
 echo >>"$REPORT"
 echo "## a few epochs of each example on $DEVICE" >>"$REPORT"

@@ -38,7 +38,7 @@ from torch_geometric.data import Batch
 from torch_geometric.data.data import BaseData
 from tqdm.auto import tqdm
 
-from gconv._utils import evaluating, module_modes, move_to, preserve_mode, restore_modes
+from gconv._utils import evaluating, move_to, preserve_mode
 from gconv.train import distributed
 from gconv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gconv.train.history import History
@@ -812,7 +812,7 @@ class Trainer:
                 train, self.dist, self.seed or 0, pin_memory=self.device.type == "cuda"
             )
 
-        training_modes = self._training_modes()
+        keep_off = self._switched_off()
         try:
             for epoch in range(self.epoch, epochs):
                 for obj in (train, getattr(train, "sampler", None)):
@@ -820,7 +820,7 @@ class Trainer:
                         obj.set_epoch(epoch)
                 start = time.perf_counter()
                 record: dict[str, float] = {"epoch": epoch + 1}
-                restore_modes(training_modes)
+                self._enter_training(keep_off)
                 record.update(self._train_epoch(train, epoch, epochs))
                 if val is not None:
                     record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
@@ -1083,12 +1083,19 @@ class Trainer:
                 "CUBLAS_WORKSPACE_CONFIG=:4096:8) before fit() for repeatable runs"
             )
 
-    def _training_modes(self) -> dict[nn.Module, bool]:
-        """Every module on, except the ones switched off inside a model that is itself on."""
-        own = module_modes(self.model)
+    def _switched_off(self) -> list[nn.Module]:
+        """The modules switched off inside a model that is itself on (a frozen batch norm): they
+        stay off in training. A model left in eval mode trains with every module on."""
         if not self.model.training:
-            own = dict.fromkeys(own, True)
-        return {m: own.get(m, True) for m in self._train_module.modules()}
+            return []
+        return [module for module in self.model.modules() if not module.training]
+
+    def _enter_training(self, keep_off: list[nn.Module]) -> None:
+        """Training mode through ``train()``, so that a model's own ``train()`` override runs (a
+        frozen backbone that keeps its batch-norm statistics), then ``keep_off`` switched off."""
+        self._train_module.train()
+        for module in keep_off:
+            module.training = False
 
     # ------------------------------------------------------------------ loops
     def _train_epoch(self, train: Iterable, epoch: int, epochs: int) -> dict[str, float]:

@@ -586,3 +586,24 @@ def test_a_frozen_batchnorm_stays_frozen_and_every_flag_is_restored():
     trainer.fit(TensorLoader(x, y, batch_size=50), epochs=3)
     assert model.dropout_modes == [True, True]
     assert not any(m.training for m in model.modules())
+
+
+class FrozenNormProbe(ModeProbe):
+    """Keeps its BatchNorm in eval through its own ``train()``, as torchvision-style frozen
+    backbones (and gconv's TransferModel) do."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.net[1].eval()
+        return self
+
+
+def test_a_models_own_train_override_runs_in_training():
+    x, y = blobs(100)
+    model = FrozenNormProbe()  # built in training mode: its BatchNorm flag still says training
+    assert model.net[1].training
+    running_mean = model.net[1].running_mean.clone()
+    trainer = Trainer(model, progress=False, seed=0)
+    trainer.fit(TensorLoader(x, y, batch_size=20), val=TensorLoader(x, y), epochs=2)
+    assert torch.equal(model.net[1].running_mean, running_mean)  # the override kept it frozen
+    assert model.dropout_modes[0] is True  # the rest trained in training mode
