@@ -402,9 +402,10 @@ class Trainer:
     checked (at most ``log_every`` steps earlier) and the error says so; the optimizer state is
     not restored, ``last.pt`` holds the last completed epoch.
 
-    **Modes.** Training runs every module in training mode, except sub-modules put in eval mode
-    while the model itself was in training mode (a frozen BatchNorm), which stay as they are;
-    evaluation runs in eval mode. After :meth:`fit`, :meth:`evaluate` and :meth:`predict`, every
+    **Modes.** Training calls ``model.train()``, so a model's own ``train()`` override runs (a
+    frozen backbone kept in eval mode, as in :class:`~gconv.models.TransferModel`); sub-modules
+    put in eval mode while the model itself was in training mode (a frozen BatchNorm) stay as
+    they are. Evaluation runs in eval mode. After :meth:`fit`, :meth:`evaluate` and :meth:`predict`, every
     module's ``training`` flag is what it was before.
 
     **Resume.** ``fit(..., resume=True)`` (or a path) continues from ``last.pt``, written at the
