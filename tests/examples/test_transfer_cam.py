@@ -25,14 +25,6 @@ def example():
     return module
 
 
-@pytest.fixture(scope="module")
-def resnet_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    return path
-
-
 def write_stl10(root: Path, split: str, n: int, seed: int) -> None:
     """``n`` 96x96 images in STL10's binary layout whose class is their colour (plus noise)."""
     rng = np.random.default_rng(seed)

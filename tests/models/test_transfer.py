@@ -9,14 +9,6 @@ from gconv.explain import CAM, GradCAM
 from gconv.models.transfer import TransferModel
 
 
-@pytest.fixture(scope="module")
-def resnet_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    return path
-
-
 def test_resnet_loads_local_weights_and_freezes(resnet_weights):
     model = TransferModel("resnet18", num_classes=5, weights_path=resnet_weights)
     reference = torch.load(resnet_weights, weights_only=True)
