@@ -405,8 +405,8 @@ class Trainer:
     **Modes.** Training calls ``model.train()``, so a model's own ``train()`` override runs (a
     frozen backbone kept in eval mode, as in :class:`~gconv.models.TransferModel`); sub-modules
     put in eval mode while the model itself was in training mode (a frozen BatchNorm) stay as
-    they are. Evaluation runs in eval mode. After :meth:`fit`, :meth:`evaluate` and :meth:`predict`, every
-    module's ``training`` flag is what it was before.
+    they are. Evaluation runs in eval mode. After :meth:`fit`, :meth:`evaluate` and
+    :meth:`predict`, every module's ``training`` flag is what it was before.
 
     **Resume.** ``fit(..., resume=True)`` (or a path) continues from ``last.pt``, written at the
     end of every epoch (every ``save_every`` epochs). From the checkpoint come: the model weights; the optimizer state,
