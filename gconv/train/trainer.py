@@ -409,16 +409,17 @@ class Trainer:
     :meth:`predict`, every module's ``training`` flag is what it was before.
 
     **Resume.** ``fit(..., resume=True)`` (or a path) continues from ``last.pt``, written at the
-    end of every epoch (every ``save_every`` epochs). From the checkpoint come: the model weights; the optimizer state,
-    *including its learning rate(s) and other hyper-parameters*; the scheduler and ``GradScaler``
-    states; the epoch counter, history, best value and epoch, patience counter; Python's, NumPy's
-    and torch's random states; the train loader's shuffling state (a ``TensorLoader``'s seed and
-    epoch, the states of a ``DataLoader``'s and its sampler's ``torch.Generator``s, a stateful
-    loader's or sampler's ``state_dict()``). From the new call come: ``epochs`` (the total,
-    counting the epochs already done), the data, and the rest of the configuration (loss,
-    metrics, monitor, patience, ``grad_clip``, ``amp``, device, ``checkpoint_dir``). With an
-    unchanged configuration the resumed run equals the uninterrupted one, bit for bit on the same
-    machine. Every difference is reported with a warning saying which side wins:
+    end of every epoch (every ``save_every`` epochs). From the checkpoint come: the model
+    weights; the optimizer state, *including its learning rate(s) and other hyper-parameters*;
+    the scheduler and ``GradScaler`` states; the epoch counter, history, best value and epoch,
+    patience counter; Python's, NumPy's and torch's random states; the train loader's shuffling
+    state (a ``TensorLoader``'s seed and epoch, the states of a ``DataLoader``'s and its
+    sampler's ``torch.Generator``s, a stateful loader's or sampler's ``state_dict()``). From the
+    new call come: ``epochs`` (the total, counting the epochs already done), the data, and the
+    rest of the configuration (loss, metrics, monitor, patience, ``grad_clip``, ``amp``, device,
+    ``checkpoint_dir``). With an unchanged configuration the resumed run equals the
+    uninterrupted one, bit for bit on the same machine. Every difference is reported with a
+    warning saying which side wins:
 
     - ``lr`` / ``weight_decay`` / other hyper-parameters of the same optimizer type: the
       checkpoint's (to change them, call :meth:`resume`, set
