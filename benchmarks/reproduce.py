@@ -137,6 +137,8 @@ EXAMPLES: dict[str, Example] = {
             },
             "weight_copy_same_predictions": _get("weight_copy_equivalence", "same_predictions"),
             "weight_copy_max_abs_logit_diff": _get("weight_copy_equivalence", "max_abs_logit_diff"),
+            "grid_to_cnn_same_predictions": _get("grid_to_cnn_equivalence", "same_predictions"),
+            "grid_to_cnn_max_abs_logit_diff": _get("grid_to_cnn_equivalence", "max_abs_logit_diff"),
             "gcn_vs_pyg_max_abs_logit_diff": _get(
                 "gcn_vs_pyg_naive_equivalence", "max_abs_logit_diff"
             ),
