@@ -7,7 +7,12 @@
   directory, ``fsync`` it and rename it over the target, so readers never see half a file and a
   crash leaves the old one.
 * :func:`move_to`: tensors, PyG data and (nested) lists / tuples / dicts of them to a device with
-  ``non_blocking`` copies.
+  ``non_blocking`` copies; :func:`module_device`: the device a model's parameters live on.
+* Deprecations, one policy for every rename (old names keep working for one minor version):
+  :func:`warn_deprecated` (the one message), :func:`deprecated_function` (a renamed or replaced
+  function), :func:`renamed_arguments` (renamed keyword arguments) and
+  :func:`deprecated_module_attributes` (a module ``__getattr__`` for names that moved or were
+  renamed).
 
 This module imports nothing from gconv, so any layer of the package may use it.
 """
@@ -15,8 +20,11 @@ This module imports nothing from gconv, so any layer of the package may use it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +40,15 @@ __all__ = [
     "atomic_write",
     "atomic_save",
     "move_to",
+    "module_device",
+    "warn_deprecated",
+    "deprecated_function",
+    "renamed_arguments",
+    "deprecated_module_attributes",
 ]
+
+#: The release in which the names deprecated in this one are removed.
+REMOVED_IN = "0.3"
 
 
 def module_modes(model: nn.Module) -> dict[nn.Module, bool]:
@@ -107,3 +123,91 @@ def move_to(obj: Any, device: torch.device | str, non_blocking: bool = True) -> 
         except TypeError:  # a .to() without non_blocking (some user containers)
             return obj.to(device)
     return obj
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+# ---- deprecations -------------------------------------------------------------------------------
+
+
+def warn_deprecated(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warns that ``old`` is deprecated in favour of ``new`` (one wording for every rename).
+
+    ``stacklevel=3`` points at the caller of the function that calls this one.
+    """
+    warnings.warn(
+        f"{old} is deprecated and will be removed in gconv {REMOVED_IN}; use {new} instead",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def deprecated_function(function: Callable, old: str, new: str) -> Callable:
+    """``function`` under its old name ``old``: same behaviour, plus a :class:`DeprecationWarning`
+    that names ``new`` (e.g. ``"gconv.explain.Saliency(model)(inputs)"``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warn_deprecated(old, new)
+        return function(*args, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = old.rsplit(".", 1)[-1]
+    wrapper.__doc__ = f"Deprecated alias: use {new}."
+    return wrapper
+
+
+def renamed_arguments(
+    owner: str, kwargs: dict[str, Any], renames: Mapping[str, str]
+) -> dict[str, Any]:
+    """Moves deprecated keyword arguments to their new names, warning once for each.
+
+    Args:
+        owner: what takes the arguments, for the messages (``"CNN"``).
+        kwargs: the keyword arguments as given; changed in place and returned.
+        renames: old name -> new name.
+
+    Raises:
+        TypeError: if an old name and its new name are both given.
+    """
+    for old, new in renames.items():
+        if old not in kwargs:
+            continue
+        if new in kwargs:
+            raise TypeError(f"{owner} got both {old}= (deprecated) and {new}=; pass only {new}=")
+        warn_deprecated(f"{owner}({old}=...)", f"{owner}({new}=...)", stacklevel=4)
+        kwargs[new] = kwargs.pop(old)
+    return kwargs
+
+
+def deprecated_module_attributes(
+    module: str, moved: Mapping[str, tuple[str, str]]
+) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` (PEP 562) for names that moved or were renamed.
+
+    Args:
+        module: the module's ``__name__``, for the messages.
+        moved: old name -> ``(new module, new name)``; the object is imported from there on
+            first use, with a :class:`DeprecationWarning` naming its new home.
+
+    Example::
+
+        __getattr__ = deprecated_module_attributes(
+            __name__, {"PyGGridGCN": ("benchmarks.bench_grid", "PyGGridGCN")}
+        )
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in moved:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        new_module, new_name = moved[name]
+        warn_deprecated(f"{module}.{name}", f"{new_module}.{new_name}")
+        return getattr(importlib.import_module(new_module), new_name)
+
+    return __getattr__
