@@ -43,6 +43,7 @@ from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn
 from gconv.train import resolve_device, seed_everything
 
 GCN_CONFIG = dict(hidden_channels=64, num_layers=4, pool_after=(1, 2), norm="layer")
+PAIRS = ("gcn", "gridconv")  # the timed pairs, in order: the isotropic GCN, then GridConv
 
 
 def sync(device: torch.device) -> None:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         # by model, for benchmarks/reproduce.py: gcn = the isotropic GCN, gridconv = GridConv
         **{
             f"{model}_{key}": row[key]
-            for model, row in zip(("gcn", "gridconv"), rows, strict=True)
+            for model, row in zip(PAIRS, rows, strict=True)
             for key in ("speedup", "reference_s_per_batch", "fast_s_per_batch")
         },
         "rows": rows,

@@ -78,6 +78,7 @@ SPLINE_CONFIG = dict(channels=(32, 64), kernel_size=3, spacing=1.0, cells=7, hid
 SUPERPIXEL_CONFIG = dict(channels=(32, 64), kernel_size=5, spacing=2.0, cells=4, hidden=(128,))
 SUPERPIXELS = dict(n_segments=75, compactness=0.25, k=8)
 MODELS = ("cnn", "gridconv", "gcn", "spline", "pyg_naive")
+PARTS = ("grid", "superpixels")  # --parts: the pixel-grid comparison, the superpixel section
 # benchmarking-gnns (Dwivedi et al. 2020, Table 3; PNA: Corso et al. 2020): full MNIST superpixels,
 # 55k training graphs, ~100k-parameter budget
 LITERATURE = {"GCN": 90.71, "GatedGCN": 97.34, "PNA": 97.94}
@@ -98,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--parts",
         nargs="+",
-        choices=("grid", "superpixels"),
-        default=["grid", "superpixels"],
+        choices=PARTS,
+        default=list(PARTS),
         help="what to run: the pixel-grid comparison, the superpixel section, or both",
     )
     p.add_argument("--cache", type=Path, default=Path(DEFAULTS["cache"]))

@@ -90,6 +90,7 @@ DEFAULTS = dict(
     out="runs/mnist_cnn",
     root="datasets",
 )
+MODELS = ("bn", "lecture", "mlp")  # --model: the default recipe, the lecture-notes CNN, the MLP
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--dataset", choices=("mnist5k", "mnist", "fashion"), default=DEFAULTS["dataset"]
     )
-    p.add_argument("--model", choices=("bn", "lecture", "mlp"), default=DEFAULTS["model"])
+    p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"])
     p.add_argument("--epochs", type=int, default=None, help="default: 20 bn, 15 lecture / mlp")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument(

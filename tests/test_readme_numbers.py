@@ -1,10 +1,10 @@
-"""The README's result tables are the ones benchmarks/reproduce.py renders from results.json.
+"""Every figure in README.md and docs/results.md is one that benchmarks/reproduce.py renders.
 
-Every row that ``reproduce.tables()`` makes from ``benchmarks/results.json`` must appear in
-README.md verbatim, so a figure in those sections is one that the script measured (mean ± sd over
-the recorded seeds or runs), not a number typed in by hand. Sections without an entry in
-results.json are covered otherwise: the molecule table must equal the one
-``benchmarks/bench_molecules.py`` wrote to ``benchmarks/results/molecules.md``.
+``docs/results.md`` is rendered whole (``benchmarks/results.template.md`` filled in from
+``benchmarks/results.json``, the scripts' constants and the tables ``bench_molecules.py`` and
+``bench_explain.py`` keep in ``benchmarks/results/``), and so are the README's generated regions:
+the tests render both again and compare, so a number typed in by hand, or left behind when
+results.json changed, fails. Outside its generated regions the README quotes no measured figure.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results.json"
 
 
-def load_reproduce():
+@pytest.fixture(scope="module")
+def reproduce():
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,24 +34,62 @@ def results() -> dict:
     return json.loads(RESULTS.read_text())
 
 
-def test_every_rendered_row_is_in_the_readme(results):
-    readme = README.read_text()
-    rendered = load_reproduce().tables(results)
-    # the MNIST, grid-vs-CNN, faithfulness and ResNet sections and the speed benchmarks
-    assert {
-        "mnist",
-        "compare",
-        "explain_mnist",
-        "explain_molecule",
-        "resnet_vs_plain",
-        "bench_trainer",
-        "bench_grid",
-        "bench_featurize",
-    } <= set(rendered)
-    missing = [row for rows in rendered.values() for row in rows if row not in readme]
-    assert not missing, "README rows not as benchmarks/results.json renders them:\n" + "\n".join(
-        missing
+def test_docs_are_what_reproduce_renders(reproduce, results):
+    stale = reproduce.stale_docs(results)
+    assert not stale, (
+        "rerun `python benchmarks/reproduce.py --render-only` (and edit the template or "
+        "reproduce.py, not the rendered text):\n" + "\n".join(stale.values())
     )
+
+
+def test_a_hand_edited_figure_is_caught(reproduce, results):
+    rendered = reproduce.rendered_docs(results)
+    page = rendered[reproduce.RESULTS_PAGE]
+    readme = rendered[reproduce.README]
+    assert "99.30 ± 0.20 %" in page and "99.30 ± 0.20 %" in readme  # MNIST-5k, as recorded
+    edited = {
+        reproduce.RESULTS_PAGE: page.replace("99.30 ± 0.20 %", "99.40 ± 0.20 %", 1),
+        reproduce.README: readme.replace("99.30 ± 0.20 %", "99.40 ± 0.20 %", 1),
+    }
+    stale = reproduce.stale_docs(results, edited)
+    assert set(stale) == set(edited)
+    assert all("99.40" in diff and "99.30" in diff for diff in stale.values())
+
+
+def test_every_entry_has_a_table_on_the_results_page(reproduce, results):
+    page = reproduce.results_page(results)
+    rendered = reproduce.tables(results)
+    assert set(reproduce.EXAMPLES) <= set(rendered) <= set(reproduce.TABLES)
+    for name, rows in rendered.items():
+        assert "\n".join(rows) in page, name
+    for quoted in (reproduce.MOLECULES_TABLE, reproduce.EXPLAIN_TABLES):
+        assert quoted.read_text().strip() in page, quoted
+
+
+def _outside_generated_text(text: str) -> str:
+    text = re.sub(
+        r"<!-- begin reproduce\.py: .*?<!-- end reproduce\.py: [\w-]+ -->", "", text, flags=re.S
+    )
+    return re.sub(r"```.*?```", "", text, flags=re.S)  # code: the tour's comments, commands
+
+
+def test_the_readme_quotes_no_figure_by_hand():
+    prose = _outside_generated_text((ROOT / "README.md").read_text())
+    figures = re.findall(r"±|\d\s?%|\b\d+(?:\.\d+)?x\b|\b\d+(?:\.\d+)?\s?(?:s|ms|min)\b", prose)
+    assert not figures, f"README prose quotes figures outside its generated regions: {figures}"
+
+
+def test_regions_without_a_renderer_are_refused(reproduce, results):
+    text = "a\n<!-- begin reproduce.py: nope -->\nold\n<!-- end reproduce.py: nope -->\n"
+    with pytest.raises(KeyError, match="nope"):
+        reproduce.fill_regions(text, results)
+    filled = reproduce.fill_regions(
+        "intro\n<!-- begin reproduce.py: headline -->\nold 1.5\n"
+        "<!-- end reproduce.py: headline -->\nend\n",
+        results,
+    )
+    assert "old 1.5" not in filled and filled.startswith("intro\n") and filled.endswith("\nend\n")
+    assert "\n".join(reproduce.headline(results)) in filled
 
 
 def test_results_are_distributions_with_provenance(results):
@@ -73,58 +112,43 @@ def test_results_are_distributions_with_provenance(results):
                 assert stat["mean"] == pytest.approx(sum(values) / len(values)), (name, key)
 
 
-def test_summary_statistics():
-    reproduce = load_reproduce()
+def test_summary_statistics(reproduce):
     stat = reproduce.summarise([0.99, 0.995, 0.992, math.nan])
     assert stat["mean"] == pytest.approx(0.9923333333)
     assert stat["sd"] == pytest.approx(0.0025166115)  # sample sd (n - 1)
     assert (stat["min"], stat["max"]) == (0.99, 0.995) and len(stat["values"]) == 4
     assert reproduce.pct(stat) == "99.23 ± 0.25 %"
+    assert reproduce.per_seed(stat) == "99.0 / 99.5 / 99.2 / nan %"
     ratios = reproduce.summarise([0.62, 0.70, 0.66])
     assert reproduce.spread(ratios, unit="x") == "0.66 ± 0.04x (0.62–0.70)"
+    assert reproduce.seed_text([0, 1, 2]) == "0–2" and reproduce.seed_text([0, 2, 5]) == "0, 2, 5"
 
 
-def test_update_readme_replaces_each_table_row_and_provenance_line():
-    reproduce = load_reproduce()
-    readme = "\n".join(
-        [
-            "intro 1.5 stays",
-            "| model | acc |",
-            "| cnn (lecture CNN) | 97.43 ± 0.12 % |",
-            "| gcn | 82.67 ± 1.55 % |",
-            "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-25: x.",
-            "  Measured with `python benchmarks/reproduce.py --only other` on 2026-11-25: x.",
-        ]
-    )
-    rendered = {
-        "compare": [
-            "| model | acc |",
-            "| cnn (lecture CNN) | 97.07 ± 0.51 % |",
-            "| gcn | 82.67 ± 1.55 % |",
-            "",
-            "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-26: y.",
-        ],
-        "other": ["Measured with `python benchmarks/reproduce.py --only other` on 2026-11-26: z."],
-        "new": ["| a new table's row | 1 |"],
-    }
-    text, unplaced = reproduce.update_readme(readme, rendered)
-    assert text.split("\n") == [
-        "intro 1.5 stays",
+def test_the_one_table_writer(reproduce):
+    assert reproduce.table(["model", "acc"], [["cnn", "97.1 %"], ["gcn", ""]], "lr") == [
         "| model | acc |",
-        "| cnn (lecture CNN) | 97.07 ± 0.51 % |",
-        "| gcn | 82.67 ± 1.55 % |",
-        "Measured with `python benchmarks/reproduce.py --only compare` on 2026-11-26: y.",
-        "  Measured with `python benchmarks/reproduce.py --only other` on 2026-11-26: z.",
+        "|---|---:|",
+        "| cnn | 97.1 % |",
+        "| gcn |  |",
     ]
-    assert unplaced == ["| a new table's row | 1 |"]
+    with pytest.raises(ValueError, match="2 cells"):
+        reproduce.table(["model", "acc"], [["cnn"]], "lr")
+    with pytest.raises(ValueError, match="one of"):
+        reproduce.table(["model", "acc"], [], "lc")
 
 
-def test_molecule_table_is_the_one_bench_molecules_wrote():
-    """The molecules section quotes benchmarks/results/molecules.md (written by
-    benchmarks/bench_molecules.py, mean ± sd over its seeds) row for row."""
-    written = (ROOT / "benchmarks" / "results" / "molecules.md").read_text().splitlines()
-    rows = [line for line in written if line.startswith("|")]
-    assert len(rows) >= 6  # header, rule, ridge, lightgbm, chemprop, gconv
-    readme = README.read_text().splitlines()
-    missing = [row for row in rows if row not in readme]
-    assert not missing, "README molecule rows differ from molecules.md:\n" + "\n".join(missing)
+def test_settings_come_from_the_scripts(reproduce):
+    """What reproduce.py runs and quotes is what the scripts define, not a copy."""
+    mnist = reproduce.EXAMPLES["mnist"].variants
+    assert set(mnist) == {"default"} | set(reproduce.mnist_cnn.MODELS) - {
+        reproduce.mnist_cnn.DEFAULTS["model"]
+    }
+    compare = reproduce.EXAMPLES["compare"]
+    assert list(compare.variants) == list(reproduce.compare_grid_vs_cnn.PARTS)
+    assert {f"{m}_test_acc" for m in reproduce.compare_grid_vs_cnn.MODELS} <= set(compare.keys)
+    trainer = reproduce.EXAMPLES["bench_trainer"].keys
+    assert {f"{name}_ratio" for name in reproduce.bench_trainer.PIPELINES} <= set(trainer)
+    grid = reproduce.EXAMPLES["bench_grid"].keys
+    assert {f"{pair}_speedup" for pair in reproduce.bench_grid.PAIRS} == {
+        key for key in grid if key.endswith("_speedup")
+    }
