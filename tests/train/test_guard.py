@@ -12,6 +12,7 @@ from trainer_data import blobs, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.train import Trainer, seed_everything
+from gconv.train.guard import Guard, Tally
 
 
 # --------------------------------------------------------------------------- labels
@@ -116,3 +117,42 @@ def test_no_host_sync_per_step(monkeypatch):
         trainer.fit(loader, epochs=1)
         counts.append(calls["n"])
     assert counts[0] == counts[1], counts
+
+
+# --------------------------------------------------------------------------- Tally and Guard
+def test_tally_folds_on_the_device_and_finds_the_first_bad_batch():
+    tally = Tally(torch.device("cpu"))
+    for loss, count, labels in [(1.0, 4, (0, 1)), (3.0, 2, (0, 2)), (math.nan, 2, (-1, 1))]:
+        tally.add(torch.tensor(loss), count, tuple(torch.tensor(v) for v in labels))
+    bad_loss, bad_label = tally.fold(classes=2)
+    assert bad_loss[0] == 2 and math.isnan(bad_loss[1])
+    assert bad_label == (1, 0, 2)  # the first batch outside [0, 2)
+    assert tally.folded == 3 and math.isnan(tally.mean)  # NaN is in the sum
+    tally = Tally(torch.device("cpu"))
+    tally.add(torch.tensor(1.0), torch.tensor(4))  # a count on the device (masked losses)
+    tally.add(torch.tensor(4.0), 1)
+    assert tally.fold() == (None, None)
+    assert tally.mean == pytest.approx((1.0 * 4 + 4.0) / 5)
+    tally.add(torch.tensor(math.inf), 1)
+    assert tally.fold() == ((2, math.inf), None)  # batches are counted over the folds
+
+
+def test_guard_rolls_back_to_the_weights_it_kept_and_says_so():
+    model = small_net()
+    guard = Guard(model)
+    tally = Tally(torch.device("cpu"))
+    tally.add(torch.tensor(math.nan), 1)
+    with pytest.raises(FloatingPointError, match=r"weights were not restored; here\.$"):
+        guard.check(tally, None, epoch=0, saved="; here")
+    guard.keep("after batch 3 of epoch 1")
+    kept = params(model).clone()
+    with torch.no_grad():
+        model[0].weight.fill_(math.nan)
+    tally.add(torch.tensor(0.5), 1, (torch.tensor(0), torch.tensor(1)))
+    tally.add(torch.tensor(5.0), 1, (torch.tensor(0), torch.tensor(5)))
+    with pytest.raises(ValueError, match=r"epoch 2, batch 2 has labels from 0 to 5\. The model's"):
+        guard.check(tally, 2, epoch=1)
+    torch.testing.assert_close(params(model), kept, rtol=0, atol=0)
+    assert guard.roll_back().startswith("The model's weights were restored to those after batch 3")
+    guard.release()
+    assert guard.state is None

@@ -5,6 +5,7 @@ missing or corrupt checkpoints."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -350,3 +351,41 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"\x80\x02 definitely not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt"):
         trainer.fit(TensorLoader(x, y), epochs=1, resume=True)
+
+
+def test_best_pt_is_not_resumable(tmp_path):
+    first_run(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"best.pt is not a resumable gconv checkpoint \(expected format gconv-checkpoint/1",
+    ):
+        Trainer(small_net(), progress=False).resume(tmp_path / "best.pt")
+
+
+# --------------------------------------------------------------------------- the written contract
+def test_resume_warnings_point_at_the_callers_line(tmp_path):
+    first_run(tmp_path, lr=1e-3)
+    x, y = blobs(100)
+    trainer = Trainer(small_net(), lr=1e-2, grad_clip=1.0, progress=False, checkpoint_dir=tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        trainer.fit(TensorLoader(x, y, batch_size=20, seed=0), epochs=3, resume=True)
+    # one from restore_training_state (the lr), one from reconcile (grad_clip)
+    resume_warnings = [w for w in caught if str(w.message).startswith("resume:")]
+    assert len(resume_warnings) == 2
+    assert {w.filename for w in resume_warnings} == {__file__}
+
+
+def test_every_checkpoint_key_is_documented(tmp_path):
+    first_run(tmp_path)
+    docs = (Path(__file__).parents[2] / "docs" / "trainer.md").read_text()
+    checkpoints = docs[docs.index("## Checkpoints") :]
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert set(last) == {
+        "format", "model", "optimizer", "scheduler", "scaler", "epoch", "step", "history",
+        "best_value", "best_epoch", "bad_epochs", "rng", "loader", "config",
+    }  # fmt: skip
+    for key in [*last, *last["config"]]:
+        assert f"`{key}`" in checkpoints, key
+    assert last["format"] in checkpoints
+    for key in load_checkpoint(tmp_path / "best.pt"):
+        assert f"`{key}`" in checkpoints, key

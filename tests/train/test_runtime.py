@@ -9,6 +9,7 @@ from trainer_data import blobs, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.train import Trainer, seed_everything
+from gconv.train.runtime import resolve_amp, resolve_device
 
 
 # --------------------------------------------------------------------------- seeding
@@ -54,3 +55,15 @@ def test_amp_auto_is_off_on_cpu_and_grad_clip_runs():
     trainer = Trainer(small_net(), device="cpu", progress=False, grad_clip=0.1)
     assert trainer.amp_dtype is None and not trainer.scaler.is_enabled()
     trainer.fit(TensorLoader(x, y, batch_size=50), epochs=1)
+
+
+def test_resolve_amp_and_resolve_device():
+    cpu = torch.device("cpu")
+    for off in (None, False, "none", "off", "auto", True):  # "auto" is off on the CPU
+        assert resolve_amp(off, cpu) is None
+    assert resolve_amp("bf16", cpu) is torch.bfloat16
+    assert resolve_amp("fp16", cpu) is torch.float16
+    with pytest.raises(ValueError, match=r"amp must be one of 'auto', 'bf16', 'fp16' or None"):
+        resolve_amp("fp8", cpu)
+    assert resolve_device("cpu") == cpu
+    assert isinstance(resolve_device(), torch.device)

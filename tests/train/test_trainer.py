@@ -4,6 +4,7 @@ batches, compile, the channels-last layout, and every module's train/eval flag."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -246,3 +247,38 @@ def test_a_models_own_train_override_runs_in_training():
     trainer.fit(TensorLoader(x, y, batch_size=20), val=TensorLoader(x, y), epochs=2)
     assert torch.equal(model.net[1].running_mean, running_mean)  # the override kept it frozen
     assert model.dropout_modes[0] is True  # the rest trained in training mode
+
+
+# --------------------------------------------------------------------------- names and docs
+def test_every_name_stays_importable_from_where_it_was():
+    import gconv.train
+    from gconv.train import losses, resume, runtime, trainer
+
+    for module in (gconv.train, trainer):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (module.__name__, name)
+    # gconv.train.trainer re-exports what moved out of it (same objects, no copies)
+    assert trainer.LOSSES is losses.LOSSES is gconv.train.LOSSES
+    assert trainer.masked_mse is losses.masked_mse and trainer.masked_bce is losses.masked_bce
+    assert trainer.seed_everything is runtime.seed_everything is gconv.train.seed_everything
+    assert trainer.resolve_device is runtime.resolve_device is gconv.train.resolve_device
+    assert trainer.CHECKPOINT_FORMAT == resume.CHECKPOINT_FORMAT == "gconv-checkpoint/1"
+
+
+def test_the_contract_is_written_once_in_docs_trainer_md():
+    assert "docs/trainer.md" in Trainer.__doc__
+    docs = (Path(__file__).parents[2] / "docs" / "trainer.md").read_text()
+    for section in (
+        "## Batches",
+        "## Epoch loss and metrics",
+        "## Checks",
+        "## Train and eval modes",
+        "## Per-step callbacks",
+        "## Device, mixed precision and memory layout",
+        "## Multi-process training",
+        "## Resume",
+        "## Checkpoints",
+        "## Seeding",
+    ):
+        assert section in docs, section
+    assert len(Trainer.__doc__.splitlines()) < 90  # a summary and the arguments, not the contract
