@@ -369,56 +369,77 @@ class Trainer:
         keep_off = self._switched_off()
         try:
             for epoch in range(self.epoch, epochs):
-                for obj in (train, getattr(train, "sampler", None)):
-                    if hasattr(obj, "set_epoch"):
-                        obj.set_epoch(epoch)
-                start = time.perf_counter()
-                record: dict[str, float] = {"epoch": epoch + 1}
-                self._enter_training(keep_off)
-                record.update(self._train_epoch(train, epoch, epochs))
-                if val is not None:
-                    record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                record["lr"] = self.optimizer.param_groups[0]["lr"]
-                record["seconds"] = time.perf_counter() - start
-                self.history.append(record)
-                self.epoch = epoch + 1
-
-                value = record[monitor]
-                if self.scheduler is not None and self.scheduler_interval == "epoch":
-                    if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        self.scheduler.step(value)
-                    else:
-                        self.scheduler.step()
-                improved = self.best_value is None or (
-                    value > self.best_value if higher else value < self.best_value
-                )
-                if improved:
-                    self.best_value, self.best_epoch, self.bad_epochs = value, epoch + 1, 0
-                    self._save_best(monitor)
-                else:
-                    self.bad_epochs += 1
+                record = self._run_epoch(train, val, epoch, epochs, keep_off, monitor)
+                improved = self._track_best(record[monitor], higher, monitor)
                 stopping = self.patience is not None and self.bad_epochs >= self.patience
                 if stopping or self.epoch == epochs or self.epoch % self.save_every == 0:
                     self._save_last(loader)
                 if self.progress:
-                    shown = {k: v for k, v in record.items() if k not in ("epoch", "lr")}
-                    tqdm.write(
-                        f"epoch {epoch + 1}/{epochs}  "
-                        + "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
-                        + ("  *" if improved else "")
-                    )
+                    self._report(record, epochs, improved, stopping, monitor)
                 if stopping:
-                    if self.progress:
-                        tqdm.write(
-                            f"early stopping: no {monitor} improvement in {self.patience} epochs "
-                            f"(best {self.best_value:.4g} at epoch {self.best_epoch})"
-                        )
                     break
         finally:
             self._guard.release()
         return self.history
+
+    def _run_epoch(
+        self,
+        train: Iterable,
+        val: Iterable | None,
+        epoch: int,
+        epochs: int,
+        keep_off: list[nn.Module],
+        monitor: str,
+    ) -> dict[str, float]:
+        """One epoch: train, validate, record it in the history, step an epoch-wise scheduler."""
+        for obj in (train, getattr(train, "sampler", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        start = time.perf_counter()
+        record: dict[str, float] = {"epoch": epoch + 1}
+        self._enter_training(keep_off)
+        record.update(self._train_epoch(train, epoch, epochs))
+        if val is not None:
+            record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - start
+        self.history.append(record)
+        self.epoch = epoch + 1
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(record[monitor])
+            else:
+                self.scheduler.step()
+        return record
+
+    def _track_best(self, value: float, higher: bool, monitor: str) -> bool:
+        """Whether ``value`` improves on the best; saves the best weights, or counts a bad epoch."""
+        improved = self.best_value is None or (
+            value > self.best_value if higher else value < self.best_value
+        )
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch, 0
+            self._save_best(monitor)
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    def _report(
+        self, record: dict[str, float], epochs: int, improved: bool, stopping: bool, monitor: str
+    ) -> None:
+        shown = {k: v for k, v in record.items() if k not in ("epoch", "lr")}
+        tqdm.write(
+            f"epoch {self.epoch}/{epochs}  "
+            + "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
+            + ("  *" if improved else "")
+        )
+        if stopping:
+            tqdm.write(
+                f"early stopping: no {monitor} improvement in {self.patience} epochs "
+                f"(best {self.best_value:.4g} at epoch {self.best_epoch})"
+            )
 
     def _nothing_to_do(self, epochs: int, monitor: str) -> bool:
         """Warns and returns True when ``epochs`` are done already or the run stopped early."""
