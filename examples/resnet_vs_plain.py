@@ -12,10 +12,11 @@ keeps its gradients alive, and that the same depth with identity shortcuts does 
 * residual  CNN(channels=(8, 16, 32), blocks=BLOCKS, residual=True, batch_norm=True): the same
             number of 3x3 conv layers as ResNet basic blocks (1x1 projections where channels change).
 
-Both train with the same SGD + momentum schedule, batches, seeds and data. Writes into --out:
-loss_curves.png (training loss per step, mean over seeds with min-max band, both models on one
-plot), metrics.json (per seed: final training loss over the last epoch, test accuracy;
-per model: parameters, mean ± sd), table.md.
+Both train with the same SGD + momentum schedule, batches, seeds and data, through
+``gconv.train.Trainer``; a per-step callback records each step's loss (kept on the device, read once
+at the end). Writes into --out: loss_curves.png (training loss per step, mean over seeds with
+min-max band, both models on one plot), metrics.json (per seed: final training loss over the last
+epoch, test accuracy; per model: parameters, mean ± sd), table.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import matplotlib
@@ -36,7 +36,7 @@ from torch import nn  # noqa: E402
 
 from gconv.data import TensorLoader, mnist5k  # noqa: E402
 from gconv.models import CNN  # noqa: E402
-from gconv.train import resolve_device, seed_everything  # noqa: E402
+from gconv.train import StepInfo, Trainer, resolve_device, seed_everything  # noqa: E402
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
@@ -86,29 +86,33 @@ def conv_layers(model: nn.Module) -> int:
 def train_one(name: str, seed: int, args: argparse.Namespace, data, device) -> dict:
     (x_train, y_train), (x_test, y_test) = data
     seed_everything(seed)
-    model = build(name, args.blocks).to(device)
+    model = build(name, args.blocks)
     loader = TensorLoader(x_train, y_train, args.batch_size, shuffle=True, device=device, seed=seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
-    losses: list[float] = []
-    start = time.perf_counter()
-    model.train()
-    for _ in range(args.epochs):
-        for images, labels in loader:
-            loss = F.cross_entropy(model(images), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-    seconds = time.perf_counter() - start
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(x.to(device)) for x in x_test.split(500)])
-    steps_per_epoch = len(loader)
+    losses: list[torch.Tensor] = []  # one per step, on the device: no host sync per step
+
+    def record_loss(trainer: Trainer, step: StepInfo) -> None:
+        losses.append(step.loss)
+
+    trainer = Trainer(
+        model,
+        optimizer=lambda params: torch.optim.SGD(
+            params, lr=args.lr, momentum=0.9, weight_decay=1e-4
+        ),
+        metrics=(),
+        device=device,
+        amp=None,  # float32, as in the paper's comparison
+        channels_last=False,  # NCHW: the arithmetic of the hand-written loop this replaced
+        progress=False,
+        callbacks=[record_loss],
+    )
+    history = trainer.fit(loader, epochs=args.epochs)
+    step_losses = torch.stack(losses).tolist()
+    logits = trainer.predict(TensorLoader(x_test, batch_size=500, shuffle=False, device=device))
     return {
-        "losses": losses,
-        "final_train_loss": statistics.mean(losses[-steps_per_epoch:]),
-        "test_acc": (logits.argmax(1).cpu() == y_test).float().mean().item(),
-        "seconds_per_epoch": seconds / args.epochs,
+        "losses": step_losses,
+        "final_train_loss": statistics.mean(step_losses[-len(loader) :]),
+        "test_acc": (logits.argmax(1) == y_test).float().mean().item(),
+        "seconds_per_epoch": sum(history["seconds"]) / args.epochs,
         "params": sum(p.numel() for p in model.parameters()),
         "conv_layers": conv_layers(model),
     }

@@ -1,13 +1,25 @@
 """Training: one loop for image tensors and graph batches (:class:`Trainer`), its checkpoints,
-metrics and history."""
+metrics and history.
 
+One idea per module: ``trainer.py`` (the loop), ``losses.py`` (losses by name and their target
+checks), ``batches.py`` (batching a Dataset, loader state), ``guard.py`` (on-device tally,
+roll-back to finite weights), ``resume.py`` (what ``last.pt`` / ``best.pt`` hold and how a resume
+takes them back), ``callbacks.py`` (the per-step hook), ``runtime.py`` (device, mixed precision,
+seeds), ``checkpoint.py`` (atomic, ``weights_only`` files), ``metrics.py``, ``history.py``,
+``memory.py``, ``distributed.py``. The Trainer's contract: ``docs/trainer.md``.
+"""
+
+from gconv.train.callbacks import StepInfo
 from gconv.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gconv.train.history import History, plot_history
+from gconv.train.losses import LOSSES
 from gconv.train.metrics import METRICS
-from gconv.train.trainer import LOSSES, Trainer, resolve_device, seed_everything
+from gconv.train.runtime import resolve_device, seed_everything
+from gconv.train.trainer import Trainer
 
 __all__ = [
     "Trainer",
+    "StepInfo",
     "History",
     "plot_history",
     "seed_everything",

@@ -1,22 +1,23 @@
-"""Trainer: learning, exact resume, checkpoints, bad input, graph batches."""
+"""gconv/train/trainer.py, the loop: learning, best epoch and early stopping, bad input, graph
+batches, compile, the channels-last layout, and every module's train/eval flag."""
 
 from __future__ import annotations
 
 import math
-import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as GraphLoader
 from trainer_data import ViewCNN, blobs, images, params, small_net
 
 from gconv.data import TensorLoader
-from gconv.train import CheckpointError, Trainer, load_checkpoint, seed_everything
+from gconv.train import Trainer, load_checkpoint, seed_everything
 
 
+# --------------------------------------------------------------------------- the loop
 def test_fit_learns_and_records_history():
     x, y = blobs()
     seed_everything(0)
@@ -35,99 +36,6 @@ def test_fit_learns_and_records_history():
     logits = trainer.predict(TensorLoader(x[300:], shuffle=False))
     assert logits.shape == (100, 2) and logits.device.type == "cpu"
     assert (logits.argmax(1) == y[300:]).float().mean().item() == pytest.approx(result["accuracy"])
-
-
-def _run(tmp_path, loader_factory, epochs, resume=False, dropout=0.3):
-    seed_everything(1)
-    model = small_net(dropout)
-    trainer = Trainer(
-        model,
-        progress=False,
-        seed=0,
-        checkpoint_dir=tmp_path,
-        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7),
-    )
-    trainer.fit(loader_factory(), val=None, epochs=epochs, resume=resume)
-    return trainer
-
-
-@pytest.mark.parametrize("kind", ["tensor_loader", "torch_dataloader"])
-def test_interrupted_run_resumes_exactly(tmp_path, kind):
-    x, y = blobs(200)
-
-    def loader():
-        if kind == "tensor_loader":
-            return TensorLoader(x, y, batch_size=20, seed=3)
-        # a torch DataLoader draws its permutation from torch's global generator: the
-        # checkpoint's RNG state must carry it across the interruption
-        return DataLoader(TensorDataset(x, y), batch_size=20, shuffle=True)
-
-    full = _run(tmp_path / "full", loader, epochs=4)
-    _run(tmp_path / "cut", loader, epochs=2)  # "interrupted" after epoch 2
-    resumed = _run(tmp_path / "cut", loader, epochs=4, resume=True)
-    assert resumed.epoch == 4 and len(resumed.history) == 4
-    torch.testing.assert_close(params(resumed.model), params(full.model), rtol=0, atol=0)
-    assert resumed.history["train_loss"] == pytest.approx(full.history["train_loss"])
-    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.001 * 0.7**4)
-
-
-def test_save_every_writes_last_every_n_epochs_and_a_crash_resumes_from_the_latest(
-    tmp_path, monkeypatch
-):
-    x, y = blobs(200)
-
-    def run(folder, epochs, resume=False):
-        seed_everything(1)
-        trainer = Trainer(
-            small_net(0.3), progress=False, seed=0, checkpoint_dir=tmp_path / folder, save_every=3
-        )
-        trainer.fit(TensorLoader(x, y, batch_size=20, seed=3), epochs=epochs, resume=resume)
-        return trainer
-
-    saved = []
-    save_last = Trainer._save_last
-
-    def spy(self, loader):
-        saved.append(self.epoch)
-        save_last(self, loader)
-
-    monkeypatch.setattr(Trainer, "_save_last", spy)
-    full = run("full", epochs=7)
-    assert saved == [3, 6, 7]  # every third epoch and the last
-
-    train_epoch = Trainer._train_epoch
-
-    def crash_in_epoch_5(self, *args):
-        if self.epoch == 4:
-            raise RuntimeError("power cut")
-        return train_epoch(self, *args)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", crash_in_epoch_5)
-    with pytest.raises(RuntimeError, match="power cut"):
-        run("cut", epochs=7)
-    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 3
-    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
-    resumed = run("cut", epochs=7, resume=True)
-    assert resumed.epoch == 7
-    torch.testing.assert_close(params(resumed.model), params(full.model), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="save_every to be an int >= 1, got 0"):
-        Trainer(small_net(), save_every=0)
-
-
-def test_early_stopping_writes_last_whatever_save_every(tmp_path):
-    x, y = blobs()
-    y_noise = torch.randint(0, 2, (100,), generator=torch.Generator().manual_seed(5))
-    trainer = Trainer(
-        small_net(), progress=False, seed=0, checkpoint_dir=tmp_path, patience=2, lr=0.05,
-        save_every=100,
-    )  # fmt: skip
-    history = trainer.fit(
-        TensorLoader(x[:300], y[:300], batch_size=30, seed=0),
-        val=TensorLoader(x[300:], y_noise, shuffle=False),
-        epochs=40,
-    )
-    assert len(history) < 40
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == len(history)
 
 
 def test_best_checkpoint_and_early_stopping(tmp_path):
@@ -165,39 +73,12 @@ def test_load_best_without_checkpoint_dir_uses_memory():
     assert acc == pytest.approx(max(trainer.history["val_accuracy"]))
 
 
-def test_labels_out_of_range_are_reported():
-    x, y = blobs(40)
-    y[7] = 5
-    trainer = Trainer(small_net(), progress=False)
-    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 2\).*from 0 to 5"):
-        trainer.fit(TensorLoader(x, y, batch_size=40), epochs=1)
-
-
 def test_wrong_input_shape_names_the_shape():
     x = torch.randn(20, 5)
     y = torch.zeros(20, dtype=torch.long)
     trainer = Trainer(small_net(), progress=False)
     with pytest.raises(RuntimeError, match=r"epoch 1, batch 0 \(input of shape \(10, 5\)\)"):
         trainer.fit(TensorLoader(x, y, batch_size=10), epochs=1)
-
-
-def test_nan_loss_is_an_error(tmp_path):
-    x, y = blobs(40)
-    x[3, 0] = math.nan
-    trainer = Trainer(small_net(), progress=False, checkpoint_dir=tmp_path)
-    with pytest.raises(FloatingPointError, match="loss became nan"):
-        trainer.fit(TensorLoader(x, y, batch_size=10), epochs=1)
-    assert not (tmp_path / "last.pt").exists()
-
-
-def test_missing_and_corrupt_checkpoints(tmp_path):
-    trainer = Trainer(small_net(), progress=False, checkpoint_dir=tmp_path)
-    x, y = blobs(20)
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
-        trainer.fit(TensorLoader(x, y), epochs=1, resume=True)
-    (tmp_path / "last.pt").write_bytes(b"\x80\x02 definitely not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        trainer.fit(TensorLoader(x, y), epochs=1, resume=True)
 
 
 def test_unknown_names_are_rejected():
@@ -243,21 +124,6 @@ def test_graph_batches_with_nan_targets_masked():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0]), atol=0.1, rtol=0)
 
 
-def test_bf16_autocast_on_cpu_trains():
-    x, y = blobs()
-    trainer = Trainer(small_net(), amp="bf16", progress=False, seed=0, lr=1e-2)
-    history = trainer.fit(TensorLoader(x, y, batch_size=50), epochs=3)
-    assert trainer.amp_dtype == torch.bfloat16
-    assert history["train_accuracy"][-1] > 0.9
-
-
-def test_amp_auto_is_off_on_cpu_and_grad_clip_runs():
-    x, y = blobs(100)
-    trainer = Trainer(small_net(), device="cpu", progress=False, grad_clip=0.1)
-    assert trainer.amp_dtype is None and not trainer.scaler.is_enabled()
-    trainer.fit(TensorLoader(x, y, batch_size=50), epochs=1)
-
-
 @pytest.mark.slow
 def test_torch_compile_trains_like_eager():
     x, y = blobs(200)
@@ -270,28 +136,7 @@ def test_torch_compile_trains_like_eager():
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["masked_mse", "bce"])
-def test_masked_losses_ignore_nan_and_survive_unlabelled_batches(name):
-    from gconv.train.trainer import LOSSES
-
-    loss_fn = LOSSES[name]
-    output = torch.tensor([[0.5, -1.0], [2.0, 0.3]], requires_grad=True)
-    target = torch.tensor([[1.0, math.nan], [0.0, 1.0]])
-    valid = ~torch.isnan(target)
-    if name == "masked_mse":
-        expected = torch.nn.functional.mse_loss(output[valid], target[valid])
-    else:
-        expected = torch.nn.functional.binary_cross_entropy_with_logits(
-            output[valid], target[valid]
-        )
-    torch.testing.assert_close(loss_fn(output, target), expected)
-    # a batch with no label at all: zero loss and zero gradient, not NaN
-    empty = loss_fn(output, torch.full_like(target, math.nan))
-    empty.backward()
-    assert empty.item() == 0.0
-    assert torch.equal(output.grad, torch.zeros_like(output))
-
-
+# --------------------------------------------------------------------------- channels-last layout
 def test_channels_last_trains_like_the_default_layout():
     from gconv.models import lecture_cnn
 
@@ -348,14 +193,92 @@ def test_channels_last_forced_on_a_view_model_names_the_fix():
         trainer.fit(TensorLoader(x, y, batch_size=16, seed=0), epochs=1)
 
 
-def test_resume_keeps_the_layout_auto_fell_back_to(tmp_path):
-    x, y = images()
-    seed_everything(0)
-    first = Trainer(ViewCNN(batch_norm=True), progress=False, checkpoint_dir=tmp_path, seed=0)
-    with pytest.warns(UserWarning, match="failed in channels-last layout"):
-        first.fit(TensorLoader(x, y, batch_size=16), epochs=1)
-    resumed = Trainer(ViewCNN(batch_norm=True), progress=False, checkpoint_dir=tmp_path, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no second attempt, no layout warning
-        resumed.fit(TensorLoader(x, y, batch_size=16), epochs=2, resume=True)
-    assert resumed.channels_last is False
+# --------------------------------------------------------------------------- train / eval flags
+class ModeProbe(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2)
+        )
+        self.dropout_modes: list[bool] = []
+
+    def forward(self, x):
+        self.dropout_modes.append(self.net[3].training)
+        return self.net(x)
+
+
+def test_a_frozen_batchnorm_stays_frozen_and_every_flag_is_restored():
+    x, y = blobs(100)
+    model = ModeProbe()
+    model.net[1].eval()  # frozen BatchNorm, the rest training
+    before = {m: m.training for m in model.modules()}
+    running_mean = model.net[1].running_mean.clone()
+    trainer = Trainer(model, progress=False, seed=0)
+    trainer.fit(TensorLoader(x, y, batch_size=20), val=TensorLoader(x, y), epochs=2)
+    assert torch.equal(model.net[1].running_mean, running_mean)  # never switched on
+    assert {m: m.training for m in model.modules()} == before
+    trainer.evaluate(TensorLoader(x, y))
+    trainer.predict(TensorLoader(x))
+    assert {m: m.training for m in model.modules()} == before
+
+    model.eval()  # a model left in eval mode still trains in training mode, then goes back
+    model.dropout_modes.clear()
+    trainer.fit(TensorLoader(x, y, batch_size=50), epochs=3)
+    assert model.dropout_modes == [True, True]
+    assert not any(m.training for m in model.modules())
+
+
+class FrozenNormProbe(ModeProbe):
+    """Keeps its BatchNorm in eval through its own ``train()``, as torchvision-style frozen
+    backbones (and gconv's TransferModel) do."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.net[1].eval()
+        return self
+
+
+def test_a_models_own_train_override_runs_in_training():
+    x, y = blobs(100)
+    model = FrozenNormProbe()  # built in training mode: its BatchNorm flag still says training
+    assert model.net[1].training
+    running_mean = model.net[1].running_mean.clone()
+    trainer = Trainer(model, progress=False, seed=0)
+    trainer.fit(TensorLoader(x, y, batch_size=20), val=TensorLoader(x, y), epochs=2)
+    assert torch.equal(model.net[1].running_mean, running_mean)  # the override kept it frozen
+    assert model.dropout_modes[0] is True  # the rest trained in training mode
+
+
+# --------------------------------------------------------------------------- names and docs
+def test_every_name_stays_importable_from_where_it_was():
+    import gconv.train
+    from gconv.train import losses, resume, runtime, trainer
+
+    for module in (gconv.train, trainer):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (module.__name__, name)
+    # gconv.train.trainer re-exports what moved out of it (same objects, no copies)
+    assert trainer.LOSSES is losses.LOSSES is gconv.train.LOSSES
+    assert trainer.masked_mse is losses.masked_mse and trainer.masked_bce is losses.masked_bce
+    assert trainer.seed_everything is runtime.seed_everything is gconv.train.seed_everything
+    assert trainer.resolve_device is runtime.resolve_device is gconv.train.resolve_device
+    assert trainer.CHECKPOINT_FORMAT == resume.CHECKPOINT_FORMAT == "gconv-checkpoint/1"
+
+
+def test_the_contract_is_written_once_in_docs_trainer_md():
+    assert "docs/trainer.md" in Trainer.__doc__
+    docs = (Path(__file__).parents[2] / "docs" / "trainer.md").read_text()
+    for section in (
+        "## Batches",
+        "## Epoch loss and metrics",
+        "## Checks",
+        "## Train and eval modes",
+        "## Per-step callbacks",
+        "## Device, mixed precision and memory layout",
+        "## Multi-process training",
+        "## Resume",
+        "## Checkpoints",
+        "## Seeding",
+    ):
+        assert section in docs, section
+    assert len(Trainer.__doc__.splitlines()) < 90  # a summary and the arguments, not the contract

@@ -1,4 +1,4 @@
-"""Data and a model shared by the Trainer tests (test_trainer.py, test_trainer_contract.py)."""
+"""Data and models shared by the Trainer tests (tests/train/test_*.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,285 @@
+"""The Trainer's checkpoints and their resume: what ``last.pt`` and ``best.pt`` hold, and how a
+resumed run takes them back.
+
+Like Lightning's checkpoint connector, :func:`restore` reads ``last.pt`` and calls
+:func:`restore_model` and :func:`restore_training_state`; :func:`reconcile` does the part that
+depends on the next ``fit()`` call: it compares the checkpointed run's configuration
+(:func:`run_config`) with the Trainer's, warns for each difference saying which side wins, and
+replays the train loader's state. The rules are written once, in ``docs/trainer.md`` (*Resume* and
+*Checkpoints*).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+
+from gconv.train._utils import warn
+from gconv.train.batches import loader_state, restore_loader_state
+from gconv.train.checkpoint import load_checkpoint, rng_state, set_rng_state
+from gconv.train.history import History
+
+if TYPE_CHECKING:
+    from gconv.train.trainer import Trainer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Resumed",
+    "best_checkpoint",
+    "last_checkpoint",
+    "run_config",
+    "optimizer_settings",
+    "restore",
+    "restore_model",
+    "restore_training_state",
+    "reconcile",
+]
+
+CHECKPOINT_FORMAT = "gconv-checkpoint/1"
+
+# optimizer options that choose an implementation, not the optimisation itself
+_IMPLEMENTATION_OPTIONS = {"foreach", "fused", "capturable", "differentiable"}
+
+
+class Resumed(NamedTuple):
+    """What :func:`restore` leaves for the next ``fit()`` (:func:`reconcile`)."""
+
+    config: dict[str, Any]  # the checkpointed run's settings (run_config)
+    loader: dict[str, Any] | None  # its train loader's state (batches.loader_state)
+    path: str
+
+
+# --------------------------------------------------------------------------- writing
+def _plain(value: Any) -> Any:
+    """``value`` as something a ``weights_only`` checkpoint holds and ``==`` compares, or None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, bool | int | float) for v in value):
+        return tuple(value)
+    return None
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's own hyper-parameters as given to it (``optimizer.defaults``), without the
+    options that only pick an implementation (``foreach``, ``fused``, ...)."""
+    settings = {}
+    for key, value in optimizer.defaults.items():
+        value = _plain(value)
+        if key not in _IMPLEMENTATION_OPTIONS and value is not None:
+            settings[key] = value
+    return settings
+
+
+def run_config(trainer: Trainer, monitor: str | None, epochs: int | None) -> dict[str, Any]:
+    """The settings a resume compares with its own (``last.pt``'s ``config``)."""
+    return {
+        "optimizer": type(trainer.optimizer).__name__,
+        "optimizer_defaults": optimizer_settings(trainer.optimizer),
+        "scheduler": type(trainer.scheduler).__name__ if trainer.scheduler is not None else None,
+        "scheduler_interval": trainer.scheduler_interval,
+        "loss": trainer.loss_name,
+        "amp": str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
+        "channels_last": trainer.channels_last,
+        "grad_clip": trainer.grad_clip,
+        "monitor": monitor,
+        "mode": trainer.mode,
+        "patience": trainer.patience,
+        "seed": trainer.seed,
+        "epochs": epochs,
+    }
+
+
+def last_checkpoint(
+    trainer: Trainer, loader: Any, monitor: str | None, epochs: int | None
+) -> dict[str, Any]:
+    """Everything a resume needs (``last.pt``), as tensors and plain containers.
+
+    Args:
+        trainer (Trainer): at the end of an epoch.
+        loader: the train loader, whose state the resume replays.
+        monitor (str, optional): the value this run monitors.
+        epochs (int, optional): the epochs this run was asked for.
+    """
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "history": copy.deepcopy(trainer.history.epochs),
+        "best_value": trainer.best_value,
+        "best_epoch": trainer.best_epoch,
+        "bad_epochs": trainer.bad_epochs,
+        "rng": rng_state(),
+        "loader": loader_state(loader),
+        "config": run_config(trainer, monitor, epochs),
+    }
+
+
+def best_checkpoint(trainer: Trainer, monitor: str) -> dict[str, Any]:
+    """The best epoch's weights and what made them the best (``best.pt``)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": trainer.model.state_dict(),
+        "epoch": trainer.epoch,
+        "monitor": monitor,
+        "value": trainer.best_value,
+        "model_class": type(trainer.model).__name__,
+    }
+
+
+# --------------------------------------------------------------------------- reading
+def restore(trainer: Trainer, path: str | os.PathLike) -> Resumed:
+    """Read the ``last.pt`` at ``path`` into ``trainer``: weights, then training state.
+
+    Returns what the next ``fit()`` still has to apply (:func:`reconcile`).
+
+    Raises:
+        FileNotFoundError, CheckpointError: see :func:`gconv.train.load_checkpoint`.
+        ValueError: the file is not a resumable gconv checkpoint (``best.pt``, another format).
+    """
+    state = load_checkpoint(path, map_location=trainer.device)
+    if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+        raise ValueError(
+            f"{path} is not a resumable gconv checkpoint (expected format {CHECKPOINT_FORMAT} "
+            "with optimizer state, as written to last.pt)"
+        )
+    restore_model(trainer.model, state)
+    restore_training_state(trainer, state, path)
+    return Resumed(state.get("config") or {}, state.get("loader"), str(path))
+
+
+def restore_model(model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """The checkpoint's weights into ``model``."""
+    model.load_state_dict(state["model"])
+
+
+def restore_training_state(trainer: Trainer, state: dict[str, Any], path: Any) -> None:
+    """Counters, history, best value, optimizer, scheduler, ``GradScaler`` and random states.
+
+    The optimizer and the scheduler are taken from the checkpoint only where this Trainer's are
+    of the same type; each setting of this Trainer that is not used is named in a warning.
+    """
+    config = state.get("config") or {}
+    trainer.epoch = int(state["epoch"])
+    trainer.step = int(state.get("step", 0))
+    trainer.history = History(state["history"])
+    trainer.best_value, trainer.best_epoch = state["best_value"], state["best_epoch"]
+    trainer.bad_epochs = int(state["bad_epochs"])
+    _restore_optimizer(trainer, state["optimizer"], config, path)
+    _restore_scheduler(trainer, state.get("scheduler"), config, path)
+    if state.get("scaler") is not None:
+        trainer.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+
+
+def _restore_optimizer(
+    trainer: Trainer, saved: dict[str, Any], config: dict[str, Any], path: Any
+) -> None:
+    optimizer = trainer.optimizer
+    mine = type(optimizer).__name__
+    theirs = config.get("optimizer")
+    groups = saved.get("param_groups") or [{}]
+    missing = set(optimizer_settings(optimizer)) - set(groups[0])
+    if (theirs is not None and theirs != mine) or missing:
+        lr = optimizer.param_groups[0]["lr"]
+        warn(
+            f"resume: {path} was trained with {theirs or 'another optimizer'}, this Trainer "
+            f"uses {mine}: that state cannot carry over, so {mine} starts fresh with its own "
+            f"hyper-parameters (lr {lr:.3g}); the model, epoch, history, scheduler and random "
+            "states come from the checkpoint"
+        )
+        return
+    optimizer.load_state_dict(saved)
+    saved_settings = config.get("optimizer_defaults") or {}
+    ignored = [
+        f"{key}={value!r} (checkpoint: {saved_settings[key]!r})"
+        for key, value in optimizer_settings(optimizer).items()
+        if key in saved_settings and _plain(saved_settings[key]) != value
+    ]
+    if ignored:
+        warn(
+            f"resume: the optimizer state comes from {path}, learning rate included, so "
+            f"{', '.join(ignored)} given to this Trainer is not used (the learning rate goes on "
+            f"from {optimizer.param_groups[0]['lr']:.3g}). To change it, call "
+            "trainer.resume(path), set trainer.optimizer.param_groups[i]['lr'], then call "
+            "fit() without resume="
+        )
+
+
+def _restore_scheduler(trainer: Trainer, saved: Any, config: dict[str, Any], path: Any) -> None:
+    scheduler = trainer.scheduler
+    mine = type(scheduler).__name__ if scheduler is not None else None
+    theirs = config.get("scheduler", mine if saved is not None else None)
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    if saved is None and scheduler is None:
+        return
+    if scheduler is None:
+        warn(
+            f"resume: the {theirs or 'learning-rate'} schedule of {path} is dropped, since this "
+            f"Trainer has no scheduler: the learning rate stays at {lr:.3g}"
+        )
+    elif saved is None or theirs != mine:
+        had = f"a {theirs}" if theirs else "no scheduler"
+        warn(
+            f"resume: {path} has {had}, this Trainer has a {mine}: it starts from its first "
+            f"step now, after epoch {trainer.epoch}, at learning rate {lr:.3g}"
+        )
+    else:
+        scheduler.load_state_dict(saved)
+    interval = config.get("scheduler_interval", trainer.scheduler_interval)
+    if scheduler is not None and interval != trainer.scheduler_interval:
+        warn(
+            f"resume: the scheduler now steps every {trainer.scheduler_interval}, "
+            f"the checkpointed run stepped it every {interval}"
+        )
+
+
+# --------------------------------------------------------------------------- the next fit()
+def reconcile(trainer: Trainer, resumed: Resumed, train: Any, epochs: int, monitor: str) -> None:
+    """The parts of a resume that depend on the ``fit()`` call: its settings against the
+    checkpointed run's, and the train loader's state.
+
+    Args:
+        trainer (Trainer): restored by :func:`restore`.
+        resumed (Resumed): what :func:`restore` returned.
+        train: the train loader of this call.
+        epochs (int): the epochs this call trains to.
+        monitor (str): the value this call monitors; another than the checkpoint's resets the
+            best value and the patience counter.
+    """
+    config, path = resumed.config, resumed.path
+
+    def say(message: str) -> None:
+        warn(f"resume: {message}")
+
+    planned = config.get("epochs")
+    if planned is not None and planned != epochs and epochs > trainer.epoch and trainer.scheduler:
+        say(
+            f"training to epoch {epochs}; the run of {path} was planned for {planned} epochs "
+            f"(a schedule sized for {planned} epochs, such as OneCycleLR's total_steps, may "
+            "not fit)"
+        )
+    mine = run_config(trainer, monitor, epochs)
+    for key in ("loss", "amp", "channels_last", "grad_clip", "patience", "mode"):
+        if key in config and config[key] != mine[key]:
+            say(f"{key}={mine[key]!r} of this Trainer replaces the checkpoint's {config[key]!r}")
+    if trainer.seed is not None and config.get("seed", trainer.seed) != trainer.seed:
+        say(
+            f"seed={trainer.seed} has no effect: a resumed run goes on with the random states of "
+            f"{path} (its run used seed={config['seed']!r})"
+        )
+    if config.get("monitor") not in (None, monitor):
+        say(
+            f"this run monitors {monitor}, {path} monitored {config['monitor']}: the best "
+            "value and the patience counter start afresh"
+        )
+        trainer.best_value, trainer.best_epoch, trainer.bad_epochs = None, None, 0
+    restore_loader_state(train, resumed.loader, say)
