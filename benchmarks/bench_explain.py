@@ -9,7 +9,7 @@
 the class lives in the motif's structure alone and the motif's 5 nodes are the ground truth.
 (With the constant features of the original BA-2motifs, gconv's GCN without BatchNorm stays at
 chance and with BatchNorm reaches 0.97 in training mode but chance in eval mode: the constant
-input leaves a near-zero variance that the running statistics cannot track.) gconv's ``GCN``
+input leaves a near-zero variance that the running statistics cannot track.) gconv's GCN, ``GNN(conv="gcn")``
 (3 layers, 32 channels, mean readout, linear head) is trained on 800 graphs for 20 epochs (Adam,
 lr 1e-2, the epoch with the best validation accuracy on 100 graphs kept) and must reach >= 95 %
 on 100 test graphs; then every correctly classified test graph is explained for its predicted class by each
@@ -56,7 +56,7 @@ from gconv.explain import (
     Saliency,
     ScoreCAM,
 )
-from gconv.models import GCN
+from gconv.models import GNN
 from gconv.train import Trainer, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
@@ -99,11 +99,13 @@ def ba_2motifs(num_graphs: int, seed: int) -> list[Data]:
     return [graphs[i] for i in order]
 
 
-def train_gcn(seed: int) -> tuple[GCN, list[Data], float]:
+def train_gcn(seed: int) -> tuple[GNN, list[Data], float]:
     graphs = ba_2motifs(NUM_GRAPHS, seed)
     train, val, test = graphs[:800], graphs[800:900], graphs[900:]
     seed_everything(seed)
-    model = GCN(FEATURES, 2, hidden_channels=32, num_layers=3, readout="mean", batch_norm=False)
+    model = GNN(
+        FEATURES, 2, conv="gcn", hidden_channels=32, num_layers=3, readout="mean", batch_norm=False
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     val_batch, test_batch = Batch.from_data_list(val), Batch.from_data_list(test)
     best_accuracy, best_state = -1.0, None

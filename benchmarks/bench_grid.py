@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,9 +39,12 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from gconv.data import TensorLoader, image_to_graph, mnist5k
-from gconv.models import CNN
-from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn
+from gconv.models import CNN, GridGCN, cnn_to_grid_gnn
 from gconv.train import resolve_device, seed_everything
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pyg_grid_gcn import PyGGridGCN  # noqa: E402  (the naive-PyG reference, next to this file)
 
 GCN_CONFIG = dict(hidden_channels=64, num_layers=4, pool_after=(1, 2), norm="layer")
 PAIRS = ("gcn", "gridconv")  # the timed pairs, in order: the isotropic GCN, then GridConv

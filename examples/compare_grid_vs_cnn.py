@@ -39,6 +39,7 @@ import hashlib
 import itertools
 import json
 import statistics
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -54,10 +55,13 @@ from torch_geometric.loader import DataLoader  # noqa: E402
 
 from gconv._utils import atomic_save  # noqa: E402
 from gconv.data import TensorLoader, image_to_graph, image_to_superpixels, mnist5k  # noqa: E402
-from gconv.models import CNN  # noqa: E402
-from gconv.models.geometric import SplineGNN  # noqa: E402
-from gconv.models.grid import GridGCN, PyGGridGCN, cnn_to_grid_gnn, grid_gnn_to_cnn  # noqa: E402
+from gconv.models import CNN, GridGCN, SplineGNN, cnn_to_grid_gnn, grid_gnn_to_cnn  # noqa: E402
 from gconv.train import Trainer, resolve_device, seed_everything  # noqa: E402
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:  # the naive-PyG reference of GridGCN lives there
+    sys.path.insert(0, str(BENCHMARKS))
+from pyg_grid_gcn import PyGGridGCN  # noqa: E402
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
@@ -70,12 +74,12 @@ DEFAULTS = dict(
     naive_batches=10,  # training batches the naive PyG pipeline is timed on
     cache="datasets/cache/mnist5k_superpixels.pt",
 )
-CNN_CONFIG = dict(channels=(32, 64), hidden=(128,), head="flatten", pool="max")
+CNN_CONFIG = dict(channels=(32, 64), head_hidden=(128,), head="flatten", pool="max")
 GCN_CONFIG = dict(hidden_channels=64, num_layers=4, pool_after=(1, 2), norm="layer")
-SPLINE_CONFIG = dict(channels=(32, 64), kernel_size=3, spacing=1.0, cells=7, hidden=(128,))
+SPLINE_CONFIG = dict(channels=(32, 64), kernel_size=3, spacing=1.0, cells=7, head_hidden=(128,))
 # superpixels are ~3-5 px apart (mean distance to the 8 nearest: 4.3 px): control points 2 px
 # apart on a 5x5 kernel reach +-4 px, pooling cells of 4 then 8 px, a 4x4 readout of 7 px cells
-SUPERPIXEL_CONFIG = dict(channels=(32, 64), kernel_size=5, spacing=2.0, cells=4, hidden=(128,))
+SUPERPIXEL_CONFIG = dict(channels=(32, 64), kernel_size=5, spacing=2.0, cells=4, head_hidden=(128,))
 SUPERPIXELS = dict(n_segments=75, compactness=0.25, k=8)
 MODELS = ("cnn", "gridconv", "gcn", "spline", "pyg_naive")
 PARTS = ("grid", "superpixels")  # --parts: the pixel-grid comparison, the superpixel section
@@ -200,9 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.manual_seed(seed)
             models["gcn"] = GridGCN(in_shape=in_shape, **GCN_CONFIG)
             torch.manual_seed(seed)
-            models["spline"] = SplineGNN(
-                in_channels=in_shape[0], image_size=in_shape[1:], **SPLINE_CONFIG
-            )
+            models["spline"] = SplineGNN(in_shape=in_shape, **SPLINE_CONFIG)
 
             # --------------------------------------------------------------------- train
             trainers: dict[str, Trainer] = {}
@@ -289,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
             train_graphs = superpixel_graphs(x_train, y_train, args.cache)
             test_graphs = superpixel_graphs(x_test, y_test, args.cache)
             torch.manual_seed(seed)
-            model = SplineGNN(in_channels=1, image_size=in_shape[1:], **SUPERPIXEL_CONFIG)
+            model = SplineGNN(in_shape=(1, *in_shape[1:]), **SUPERPIXEL_CONFIG)
             trainer = make_trainer(model)
             generator = torch.Generator().manual_seed(seed)
             loader = DataLoader(train_graphs, args.batch_size, shuffle=True, generator=generator)

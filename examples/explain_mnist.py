@@ -29,8 +29,7 @@ from gconv.explain.faithfulness import (
     model_randomisation,
     random_importance,
 )
-from gconv.models import CNN
-from gconv.models.grid import cnn_to_grid_gnn
+from gconv.models import CNN, cnn_to_grid_gnn
 from gconv.train import Trainer, load_checkpoint, seed_everything
 
 # ----------------------------------------------------------------------------- configuration

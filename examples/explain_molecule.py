@@ -3,8 +3,8 @@ CHEMBL2321810 (shipped with RDKit), drawn as similarity maps, with faithfulness 
 
     python examples/explain_molecule.py                  # train 25 epochs, explain 100 test molecules
 
-Trains a CAM-ready ``gconv.models.GCN`` (mean readout, one linear head) on standardised pIC50
-with a scaffold split, then explains test molecules: graph CAM gives each atom its share
+Trains a CAM-ready GCN, ``gconv.models.GNN(conv="gcn")`` (mean readout, one linear head), on
+standardised pIC50 with a scaffold split, then explains test molecules: graph CAM gives each atom its share
 h_n . w of the prediction (the mean over atoms plus the bias *is* the prediction), integrated
 gradients attributes to atom features and bonds (its number of steps chosen until every
 molecule's convergence delta is below 0.05). Deletion removes the most important atoms first,
@@ -40,7 +40,7 @@ from gconv.explain.faithfulness import (
     model_randomisation,
     random_importance,
 )
-from gconv.models import GCN
+from gconv.models import GNN
 from gconv.train import Trainer, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
@@ -103,9 +103,10 @@ def main(argv: list[str] | None = None) -> dict:
     # ------------------------------------------------------------------------- model
     # mean readout + one Linear head: graph CAM is exact; no edge features, so every bond
     # carries one message that integrated gradients can weigh
-    model = GCN(
+    model = GNN(
         in_channels=ATOM_FEATURE_DIM,
         out_channels=1,
+        conv="gcn",
         hidden_channels=args.hidden,
         num_layers=args.layers,
         readout="mean",

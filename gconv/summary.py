@@ -4,12 +4,13 @@ r"""Model summaries and the conv / pool output-size formula.
 (name, type, output shape, parameter count, trainable) with totals, like torchinfo's ``summary`` or
 Keras' ``model.summary()``::
 
-    >>> from gconv.models import mnist_cnn
-    >>> summary(mnist_cnn(), (1, 28, 28), print_table=False).total_params
+    >>> from gconv.models import lecture_cnn
+    >>> summary(lecture_cnn(), (1, 28, 28), print_table=False).total_params
     421642
 
 :func:`conv_output_size` and :func:`pool_output_size` give the spatial size after a convolution or
-pooling layer without running it.
+pooling layer without running it (one formula and one set of checks for both); gconv's models use
+them for their own size checks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from gconv._utils import evaluating, module_device, move_to
+
+__all__ = ["summary", "ModelSummary", "LayerSummary", "conv_output_size", "pool_output_size"]
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -46,6 +51,44 @@ def _broadcast(name: str, **values: int | Sequence[int]) -> tuple[list[tuple[int
             raise TypeError(f"{name} expected {key} as int or tuple of ints, got {value!r}")
         columns.append(value)
     return columns, any_tuple
+
+
+def _window_output_size(
+    function: str,
+    window: str,
+    size: int,
+    k: int,
+    s: int,
+    p: int,
+    d: int,
+    ceil_mode: bool = False,
+    half_padding: bool = False,
+) -> int:
+    """One dimension of a sliding window (a convolution's kernel, a pool's window), checked.
+
+    ``half_padding``: padding at most half the window (PyTorch's rule for pools).
+    """
+    if k < 1 or s < 1 or d < 1 or p < 0 or size < 1:
+        raise ValueError(
+            f"{function} expected n, kernel_size, stride, dilation >= 1 and padding >= 0, "
+            f"got n={size}, kernel_size={k}, stride={s}, padding={p}, dilation={d}"
+        )
+    if half_padding and p > k // 2:
+        raise ValueError(
+            f"{function}: padding {p} must be at most half the kernel size {k} (PyTorch)"
+        )
+    extent = d * (k - 1) + 1  # the dilated window's reach
+    span = size + 2 * p - extent
+    steps = -(-span // s) if ceil_mode else span // s  # -(-a // b) is ceil for ints
+    size_out = steps + 1
+    if ceil_mode and (size_out - 1) * s >= size + p:
+        size_out -= 1  # the last window would start in the right padding: PyTorch drops it
+    if size_out < 1:
+        raise ValueError(
+            f"{function}: input size {size} with padding {p} is smaller than the dilated "
+            f"{window} ({extent}); the output would be empty"
+        )
+    return size_out
 
 
 def conv_output_size(
@@ -101,20 +144,10 @@ def conv_output_size(
         padding=padding,
         dilation=dilation,
     )
-    out = []
-    for size, k, s, p, d in zip(sizes, kernels, strides, paddings, dilations, strict=True):
-        if k < 1 or s < 1 or d < 1 or p < 0 or size < 1:
-            raise ValueError(
-                f"conv_output_size expected n, kernel_size, stride, dilation >= 1 and padding >= 0, "
-                f"got n={size}, kernel_size={k}, stride={s}, padding={p}, dilation={d}"
-            )
-        extent = d * (k - 1) + 1  # the dilated kernel's reach
-        if size + 2 * p < extent:
-            raise ValueError(
-                f"conv_output_size: input size {size} with padding {p} is smaller than the "
-                f"dilated kernel ({extent}); the output would be empty"
-            )
-        out.append((size + 2 * p - extent) // s + 1)
+    out = [
+        _window_output_size("conv_output_size", "kernel", size, k, s, p, d)
+        for size, k, s, p, d in zip(sizes, kernels, strides, paddings, dilations, strict=True)
+    ]
     return tuple(out) if is_tuple else out[0]
 
 
@@ -164,28 +197,12 @@ def pool_output_size(
         padding=padding,
         dilation=dilation,
     )
-    out = []
-    for size, k, s, p, d in zip(sizes, kernels, strides, paddings, dilations, strict=True):
-        if k < 1 or s < 1 or d < 1 or p < 0 or size < 1:
-            raise ValueError(
-                f"pool_output_size expected n, kernel_size, stride, dilation >= 1 and padding >= 0,"
-                f" got n={size}, kernel_size={k}, stride={s}, padding={p}, dilation={d}"
-            )
-        if p > k // 2:
-            raise ValueError(
-                f"pool_output_size: padding {p} must be at most half the kernel size {k} (PyTorch)"
-            )
-        span = size + 2 * p - d * (k - 1) - 1
-        steps = -(-span // s) if ceil_mode else span // s  # -(-a // b) is ceil for ints
-        size_out = steps + 1
-        if ceil_mode and (size_out - 1) * s >= size + p:
-            size_out -= 1
-        if size_out < 1:
-            raise ValueError(
-                f"pool_output_size: input size {size} with padding {p} is smaller than the "
-                f"dilated window ({d * (k - 1) + 1}); the output would be empty"
-            )
-        out.append(size_out)
+    out = [
+        _window_output_size(
+            "pool_output_size", "window", size, k, s, p, d, ceil_mode, half_padding=True
+        )
+        for size, k, s, p, d in zip(sizes, kernels, strides, paddings, dilations, strict=True)
+    ]
     return tuple(out) if is_tuple else out[0]
 
 
@@ -328,14 +345,6 @@ def _shape_of(output: Any) -> list[int] | list[list[int]] | None:
     return None
 
 
-def _move(data: Any, device: torch.device) -> Any:
-    if isinstance(data, (tuple, list)):
-        return type(data)(_move(item, device) for item in data)
-    if isinstance(data, Mapping):
-        return {key: _move(value, device) for key, value in data.items()}
-    return data.to(device) if hasattr(data, "to") else data
-
-
 def _residual_note(module: nn.Module) -> str:
     """``"residual, ... shortcut"`` for a block whose ``shortcut`` child is added to its output."""
     shortcut = getattr(module, "shortcut", None)
@@ -344,12 +353,6 @@ def _residual_note(module: nn.Module) -> str:
     if isinstance(shortcut, nn.Identity):
         return "residual, identity shortcut"
     return "residual, projection shortcut"
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def summary(
@@ -395,7 +398,7 @@ def summary(
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"summary expected depth >= 1, got {depth!r}")
     if device is None:
-        device = _model_device(model)
+        device = module_device(model)
     else:
         device = torch.device(device)
         model.to(device)
@@ -412,7 +415,7 @@ def summary(
             torch.zeros(batch_size, *shape, dtype=dtype, device=device) for shape in shapes
         ]
     else:
-        inputs = _move(input_data, device)
+        inputs = move_to(input_data, device, non_blocking=False)
 
     listed = [
         (name, module)
@@ -429,10 +432,8 @@ def summary(
 
         handles.append(module.register_forward_hook(record))
 
-    modes = {module: module.training for module in model.modules()}
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():  # every module's own mode restored afterwards
             if isinstance(inputs, Mapping):
                 output = model(**inputs)
             elif isinstance(inputs, (tuple, list)):
@@ -442,8 +443,6 @@ def summary(
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in modes.items():
-            module.training = training
 
     counted: set[int] = set()  # parameters already on a row (shared ones are counted once)
     rows = []

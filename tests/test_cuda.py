@@ -22,7 +22,7 @@ from gconv.data.grid import grid_graph, images_to_nodes, nodes_to_images
 from gconv.explain import CAM, GradCAM
 from gconv.layers import GCNConv
 from gconv.layers.grid import GridConv
-from gconv.models import CNN, GCN
+from gconv.models import CNN, GNN
 from gconv.train import Trainer, seed_everything
 
 pytestmark = [
@@ -44,7 +44,9 @@ def digits_like(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor
 
 
 def small_cnn(dropout: float = 0.0) -> CNN:
-    return CNN(in_shape=(1, 12, 12), num_classes=2, channels=(8, 16), hidden=(16,), dropout=dropout)
+    return CNN(
+        in_shape=(1, 12, 12), num_classes=2, channels=(8, 16), head_hidden=(16,), dropout=dropout
+    )
 
 
 def params(model: nn.Module) -> torch.Tensor:
@@ -121,7 +123,7 @@ def test_trainer_fits_pyg_batches_on_the_gpu():
         )
         graphs.append(Data(x=x, edge_index=edge_index, y=x[:, :1].sum(0, keepdim=True)))
     seed_everything(0)
-    model = GCN(4, 1, hidden_channels=32, num_layers=2, readout="sum")
+    model = GNN(4, 1, conv="gcn", hidden_channels=32, num_layers=2, readout="sum")
     trainer = Trainer(model, loss="mse", lr=1e-2, device=DEVICE, progress=False, seed=0)
     history = trainer.fit(GraphLoader(graphs, batch_size=32, shuffle=True), epochs=30)
     assert next(trainer.model.parameters()).device.type == DEVICE.type

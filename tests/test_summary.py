@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gconv.models import CNN, MLP, mnist_cnn
+from gconv.models import CNN, MLP, lecture_cnn
 from gconv.summary import conv_output_size, pool_output_size, summary
 
 sizes = st.integers(1, 24)
@@ -90,7 +90,7 @@ def test_output_size_errors():
 
 
 def test_summary_totals_and_shapes_match_real_model(capsys):
-    model = CNN(channels=(8, 16), hidden=(32,), batch_norm=True)
+    model = CNN(channels=(8, 16), head_hidden=(32,), batch_norm=True)
     model.features[0].conv.weight.requires_grad_(False)
     result = summary(model, (1, 28, 28), batch_size=2)
     printed = capsys.readouterr().out
@@ -131,7 +131,7 @@ def test_summary_totals_and_shapes_match_real_model(capsys):
 
 
 def test_summary_table_text_for_lecture_cnn():
-    text = str(summary(mnist_cnn(), (1, 28, 28), print_table=False))
+    text = str(summary(lecture_cnn(), (1, 28, 28), print_table=False))
     assert "features.1.conv (Conv2d)" in text
     assert "[1, 64, 14, 14]" in text and "18,496" in text
     assert "Total params: 421,642" in text

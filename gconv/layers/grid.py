@@ -24,6 +24,15 @@ from torch_geometric.nn import MessagePassing
 
 from gconv.grid_layout import grid_offsets
 
+__all__ = [
+    "GridConv",
+    "GridGCNConv",
+    "GridMaxPool",
+    "GridAvgPool",
+    "grid_conv2d",
+    "grid_gcn_norm",
+]
+
 
 def _check_grid_nodes(x: Tensor, grid_size: tuple[int, int], layer: str) -> None:
     height, width = grid_size
@@ -53,6 +62,29 @@ def _as_nodes(images: Tensor, like: Tensor) -> Tensor:
     batch_size, channels, height, width = images.shape
     nodes = images.permute(0, 2, 3, 1).reshape(batch_size, height * width, channels)
     return nodes if like.dim() == 3 else nodes[0]
+
+
+def grid_conv2d(
+    layer: nn.Module, x: Tensor, grid_size: tuple[int, int], edge_index: Tensor | None = None
+) -> Tensor:
+    r"""The static-grid fast path of a layer with a ``Conv2d``-layout kernel (:class:`GridConv`,
+    :class:`~gconv.layers.BSplineConv`): one :func:`~torch.nn.functional.conv2d` of
+    ``layer.weight`` ``(out, in, k, k)`` and ``layer.bias`` with "same" padding ``k // 2``, on a
+    zero-copy ``channels_last`` view of node features ``(H * W, C)`` / ``(B, H * W, C)`` of full
+    ``H x W`` grids in row-major order, viewed back as nodes.
+
+    ``edge_index`` is the layer's message-passing argument, checked to be absent: a layer runs
+    either on a graph or on a grid, never both.
+    """
+    name = type(layer).__name__
+    if edge_index is not None:
+        raise ValueError(
+            f"{name} takes either edge_index and edge_attr (message passing) or grid_size "
+            "(static-grid fast path), not both"
+        )
+    images = _as_grid_batch(x, grid_size, name)
+    out = F.conv2d(images, layer.weight, layer.bias, padding=layer.kernel_size // 2)
+    return _as_nodes(out, like=x)
 
 
 class GridConv(MessagePassing):
@@ -195,14 +227,7 @@ class GridConv(MessagePassing):
         grid_size: tuple[int, int] | None = None,
     ) -> Tensor:
         if grid_size is not None:
-            if edge_index is not None:
-                raise ValueError(
-                    "GridConv takes either edge_index and edge_attr (message passing) or "
-                    "grid_size (static-grid fast path), not both"
-                )
-            images = _as_grid_batch(x, grid_size, "GridConv")
-            out = F.conv2d(images, self.weight, self.bias, padding=self.kernel_size // 2)
-            return _as_nodes(out, like=x)
+            return grid_conv2d(self, x, grid_size, edge_index)
         if edge_index is None:
             raise ValueError("GridConv expected edge_index and edge_attr, or grid_size=(H, W)")
 

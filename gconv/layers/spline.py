@@ -4,11 +4,12 @@ position: :class:`BSplineConv`, a degree-1 (bilinear) B-spline kernel, as in Spl
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from gconv.layers.grid import _as_grid_batch, _as_nodes
+from gconv.layers.grid import grid_conv2d
+
+__all__ = ["BSplineConv", "bspline_basis"]
 
 
 def bspline_basis(edge_attr: Tensor, kernel_size: int, spacing: float) -> tuple[Tensor, Tensor]:
@@ -153,16 +154,9 @@ class BSplineConv(nn.Module):
         grid_size: tuple[int, int] | None = None,
     ) -> Tensor:
         if grid_size is not None:
-            if edge_index is not None:
-                raise ValueError(
-                    "BSplineConv takes either edge_index and edge_attr (message passing) or "
-                    "grid_size (static-grid fast path), not both"
-                )
             if self.aggr != "add":
                 raise ValueError("BSplineConv's grid fast path is a conv2d: it needs aggr='add'")
-            images = _as_grid_batch(x, grid_size, "BSplineConv")
-            out = F.conv2d(images, self.weight, self.bias, padding=self.kernel_size // 2)
-            return _as_nodes(out, like=x)
+            return grid_conv2d(self, x, grid_size, edge_index)
         self._check_edges(x, edge_index, edge_attr)
         num_nodes, num_taps, k = x.shape[0], self.kernel_size**2, self.kernel_size
         keep = edge_index[0] != edge_index[1]  # the node itself is the centre tap below

@@ -1,5 +1,6 @@
-r"""Convolutional image classifiers: a configurable :class:`CNN`, the lecture-notes MNIST net
-(:func:`lecture_cnn`) and the fully connected baseline :class:`MLP`.
+r"""Convolutional image classifiers: a configurable :class:`CNN` (with ResNet :class:`BasicBlock`
+stages), a :class:`ConvNet` of given parts, the lecture-notes MNIST net (:func:`lecture_cnn`) and
+the fully connected baseline :class:`MLP`.
 
 All models take an image tensor ``[B, C, H, W]`` and return logits ``[B, num_classes]``, so the
 :class:`gconv.train.Trainer` and the explainers treat them alike. The CNN has two heads:
@@ -17,19 +18,18 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from gconv._utils import deprecated_function, warn_deprecated
 from gconv.layers.activation import ACTIVATIONS, make_activation
+from gconv.models._utils import check_in_shape, renamed_keywords
 from gconv.summary import conv_output_size, pool_output_size
 
 __all__ = [
-    "ACTIVATIONS",
     "BasicBlock",
     "CNN",
     "ConvNet",
     "MLP",
     "init_weights",
     "lecture_cnn",
-    "make_activation",
-    "mnist_cnn",
 ]
 
 HEADS = ("flatten", "gap")
@@ -199,8 +199,9 @@ class CNN(nn.Module):
         num_classes (int): Number of output logits. (default: :obj:`10`)
         channels (tuple[int, ...]): Output channels of each conv block. (default: :obj:`(32, 64)`)
         kernel_size (int): Convolution kernel size. (default: :obj:`3`)
-        hidden (tuple[int, ...]): Hidden sizes of the ``"flatten"`` head's MLP. The ``"gap"`` head
-            is a single linear layer and ignores it. (default: :obj:`(128,)`)
+        head_hidden (tuple[int, ...]): Hidden sizes of the ``"flatten"`` head's MLP. The
+            ``"gap"`` head is a single linear layer and ignores it; ``hidden=`` is its deprecated
+            name. (default: :obj:`(128,)`)
         head (str): ``"flatten"`` (flatten + MLP) or ``"gap"`` (global average pooling + linear,
             CAM-ready). (default: :obj:`"flatten"`)
         batch_norm (bool): Add ``BatchNorm2d`` after each convolution. (default: :obj:`False`)
@@ -233,13 +234,14 @@ class CNN(nn.Module):
             Linear``; ``"flatten"``: ``Flatten -> [Linear -> act -> (Dropout)]* -> Linear``.
     """
 
+    @renamed_keywords(hidden="head_hidden")
     def __init__(
         self,
         in_shape: Sequence[int] = (1, 28, 28),
         num_classes: int = 10,
         channels: Sequence[int] = (32, 64),
         kernel_size: int = 3,
-        hidden: Sequence[int] = (128,),
+        head_hidden: Sequence[int] = (128,),
         head: str = "flatten",
         batch_norm: bool = False,
         dropout: float = 0.0,
@@ -251,9 +253,7 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        in_shape = tuple(in_shape)
-        if len(in_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in in_shape):
-            raise ValueError(f"{name} expected in_shape=(C, H, W) of positive ints, got {in_shape}")
+        in_shape = check_in_shape(name, in_shape)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"{name} expected num_classes >= 1, got {num_classes!r}")
         if not isinstance(kernel_size, int) or kernel_size < 1:
@@ -276,7 +276,7 @@ class CNN(nn.Module):
         self.num_classes = num_classes
         self.channels = _as_tuple(channels, "channels", name)
         self.kernel_size = kernel_size
-        self.hidden = _as_tuple(hidden, "hidden", name, allow_empty=True)
+        self.head_hidden = _as_tuple(head_hidden, "head_hidden", name, allow_empty=True)
         self.head_type = head
         self.batch_norm = batch_norm
         self.dropout = dropout
@@ -314,14 +314,16 @@ class CNN(nn.Module):
                 if block_index < blocks - 1:
                     feature_blocks.append(nn.Sequential(layers))
             if pool is not None:
-                if min(height, width) < 2:
+                try:
+                    pooled = pool_output_size((height, width), kernel_size=2)
+                except ValueError:
                     raise ValueError(
                         f"{name} with in_shape={in_shape}: block {index} would pool a "
                         f"{height}x{width} feature map to nothing; use larger images, fewer "
                         f"channels entries, or pool=None"
-                    )
+                    ) from None
                 layers["pool"] = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
-                height, width = pool_output_size((height, width), kernel_size=2)
+                height, width = pooled
             feature_blocks.append(nn.Sequential(layers))
         self.features = nn.Sequential(*feature_blocks)
         self.feature_shape = (in_channels, height, width)
@@ -334,7 +336,7 @@ class CNN(nn.Module):
         else:
             head_layers = [nn.Flatten()]
             in_features = in_channels * height * width
-            for hidden_features in self.hidden:
+            for hidden_features in self.head_hidden:
                 head_layers += [
                     nn.Linear(in_features, hidden_features),
                     make_activation(activation),
@@ -346,6 +348,12 @@ class CNN(nn.Module):
         self.head = nn.Sequential(*head_layers)
 
         self.reset_parameters()
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """Deprecated name of :attr:`head_hidden`."""
+        warn_deprecated(f"{type(self).__name__}.hidden", f"{type(self).__name__}.head_hidden")
+        return self.head_hidden
 
     def reset_parameters(self) -> None:
         """Re-initialise all layers (conv / linear with ``init``, batch norm to identity)."""
@@ -384,7 +392,7 @@ class ConvNet(nn.Sequential):
 
     The children are named ``features`` and ``head``, as in :class:`CNN`, so a :class:`CNN`'s
     state dict loads into a ``ConvNet`` of the same layers and back.
-    :func:`~gconv.models.grid.grid_gnn_to_cnn` returns one for a grid GNN that was not built by
+    :func:`~gconv.models.grid_gnn_to_cnn` returns one for a grid GNN that was not built by
     :class:`~gconv.models.GridGNN`.
 
     Args:
@@ -423,7 +431,7 @@ def lecture_cnn(num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28)) ->
         num_classes=num_classes,
         channels=(32, 64),
         kernel_size=3,
-        hidden=(128,),
+        head_hidden=(128,),
         head="flatten",
         pool="max",
         activation="relu",
@@ -431,9 +439,7 @@ def lecture_cnn(num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28)) ->
     )
 
 
-def mnist_cnn() -> CNN:
-    """The lecture-notes CNN for MNIST (``lecture_cnn(num_classes=10)``)."""
-    return lecture_cnn(num_classes=10)
+mnist_cnn = deprecated_function(lecture_cnn, "gconv.models.mnist_cnn", "gconv.models.lecture_cnn")
 
 
 class MLP(nn.Module):
@@ -445,8 +451,9 @@ class MLP(nn.Module):
         \mathbf{y} = \mathbf{W}^{(L)} \mathbf{h}^{(L-1)} + \mathbf{b}^{(L)}
 
     Args:
-        in_features (int or tuple[int, ...]): Number of input features, or the shape of one input
-            (e.g. :obj:`(1, 28, 28)`), which is flattened.
+        in_shape (int or tuple[int, ...]): The shape of one input (e.g. :obj:`(1, 28, 28)`), which
+            is flattened, or the number of input features; ``in_features=`` is its deprecated
+            name.
         num_classes (int): Number of output logits. (default: :obj:`10`)
         hidden (tuple[int, ...]): Hidden layer sizes. (default: :obj:`(256, 128)`)
         dropout (float): Dropout probability after each hidden layer. (default: :obj:`0.0`)
@@ -456,14 +463,18 @@ class MLP(nn.Module):
         init (str, optional): ``"kaiming"``, ``"xavier"`` or :obj:`None`. (default:
             :obj:`"kaiming"`)
 
+    Attributes:
+        in_features (int): :math:`\prod` ``in_shape``, the width of the first linear layer.
+
     Shapes:
         - **input:** :math:`(B, *)` with :math:`\prod * = \text{in_features}`
         - **output:** logits :math:`(B, \text{num_classes})`
     """
 
+    @renamed_keywords(in_features="in_shape")
     def __init__(
         self,
-        in_features: int | Sequence[int],
+        in_shape: int | Sequence[int],
         num_classes: int = 10,
         hidden: Sequence[int] = (256, 128),
         dropout: float = 0.0,
@@ -473,9 +484,12 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        in_shape = (in_features,) if isinstance(in_features, int) else tuple(in_features)
+        given = in_shape
+        in_shape = (in_shape,) if isinstance(in_shape, int) else tuple(in_shape)
         if not in_shape or not all(isinstance(d, int) and d > 0 for d in in_shape):
-            raise ValueError(f"{name} expected positive in_features or in_shape, got {in_features}")
+            raise ValueError(
+                f"{name} expected in_shape as positive ints (a shape or a size), got {given}"
+            )
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"{name} expected num_classes >= 1, got {num_classes!r}")
         if not 0.0 <= dropout < 1.0:
@@ -521,6 +535,4 @@ class MLP(nn.Module):
         return self.layers(x)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, num_classes={self.num_classes}, hidden={self.hidden}"
-        )
+        return f"in_shape={self.in_shape}, num_classes={self.num_classes}, hidden={self.hidden}"

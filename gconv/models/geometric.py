@@ -19,17 +19,21 @@ runs on the conv2d fast path (``model(images)``), equal to its message-passing p
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from gconv._utils import renamed_arguments, warn_deprecated
 from gconv.grid_layout import grid_graph, images_to_nodes
 from gconv.layers.activation import make_activation
 from gconv.layers.grid import GridMaxPool
 from gconv.layers.spline import BSplineConv
+from gconv.models._utils import check_in_shape
 from gconv.models.cnn import init_weights
 
 __all__ = ["SplineGNN"]
@@ -45,6 +49,38 @@ def _grid_batch(images: Tensor):
     )
 
 
+def _old_spline_arguments(init: Callable) -> Callable:
+    """``SplineGNN``'s 0.1 arguments, with a warning each: ``in_channels=`` and ``image_size=``
+    become ``in_shape=(C, H, W)``, ``hidden=`` becomes ``head_hidden=``. A call in the 0.1
+    positional order (an int ``in_channels`` first, ``image_size`` sixth) is read in that order."""
+
+    @functools.wraps(init)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        renamed_arguments("SplineGNN", kwargs, {"hidden": "head_hidden"})
+        channels_first = bool(args) and isinstance(args[0], int)
+        if channels_first and len(args) > 5:  # 0.1's positional image_size
+            if "image_size" in kwargs:
+                raise TypeError("SplineGNN got multiple values for argument 'image_size'")
+            kwargs["image_size"], args = args[5], (*args[:5], *args[6:])
+        old = [name for name in ("in_channels", "image_size") if name in kwargs]
+        if channels_first or old:
+            if "in_shape" in kwargs or (args and not channels_first):
+                raise TypeError(
+                    "SplineGNN got in_shape and the deprecated in_channels / image_size; pass "
+                    "only in_shape=(C, H, W)"
+                )
+            for name in ["in_channels"] * channels_first + old:
+                warn_deprecated(f"SplineGNN({name}=...)", "SplineGNN(in_shape=(C, H, W))")
+            channels = args[0] if channels_first else kwargs.pop("in_channels", 1)
+            in_shape = (channels, *tuple(kwargs.pop("image_size", (28, 28))))
+            args = (in_shape, *args[1:]) if channels_first else ()
+            if not channels_first:
+                kwargs["in_shape"] = in_shape
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
 class SplineGNN(nn.Module):
     r"""Spline convolutions, voxel pooling and a cell readout on graphs with node positions.
 
@@ -54,65 +90,62 @@ class SplineGNN(nn.Module):
         \mathbf{y} = \mathrm{MLP}\big(\mathrm{vec}\,[\max_{i \in \mathrm{cell}_q} \mathbf{h}_i]_q\big)
 
     Args:
-        in_channels (int): node feature size (1 for grey pixels or mean superpixel intensity).
-            (default: :obj:`1`)
+        in_shape (tuple[int, int, int]): :math:`(C, H, W)`: the node feature size :math:`C` (1
+            for grey pixels or mean superpixel intensity) and the plane :math:`H \times W` the
+            positions live in (the image). ``in_channels=`` and ``image_size=`` are its deprecated
+            parts. (default: :obj:`(1, 28, 28)`)
         num_classes (int): number of logits. (default: :obj:`10`)
         channels (tuple[int, ...]): output channels of each spline convolution.
             (default: :obj:`(32, 64)`)
         kernel_size (int): control points per coordinate (odd). (default: :obj:`3`)
         spacing (float): first layer's control-point spacing in position units; each pooling
             doubles it, and the pooling cells are twice the current spacing. (default: :obj:`1.0`)
-        image_size (tuple[int, int]): ``(H, W)`` of the plane the positions live in.
-            (default: :obj:`(28, 28)`)
         cells (int): side of the readout partition. (default: :obj:`7`)
-        hidden (tuple[int, ...]): hidden sizes of the MLP head. (default: :obj:`(128,)`)
+        head_hidden (tuple[int, ...]): hidden sizes of the MLP head; ``hidden=`` is its deprecated
+            name. (default: :obj:`(128,)`)
         pool (bool): voxel max pooling after every convolution. (default: :obj:`True`)
         activation (str): activation name. (default: :obj:`"relu"`)
         dropout (float): dropout after each hidden layer of the head. (default: :obj:`0.0`)
 
     Shapes:
         - **input:** a PyG ``Data`` / ``Batch`` with ``x`` :math:`(N, F)`, ``pos`` :math:`(N, 2)`
-          (``(x, y)`` in the units of ``image_size``), ``edge_index`` (and ``batch``); or images
+          (``(x, y)`` in pixels of the :math:`H \times W` plane), ``edge_index`` (and ``batch``); or images
           :math:`(B, F, H, W)` (the pixel grid, on the conv2d fast path where it applies)
         - **output:** logits :math:`(B, \text{num_classes})`
     """
 
+    @_old_spline_arguments
     def __init__(
         self,
-        in_channels: int = 1,
+        in_shape: Sequence[int] = (1, 28, 28),
         num_classes: int = 10,
         channels: Sequence[int] = (32, 64),
         kernel_size: int = 3,
         spacing: float = 1.0,
-        image_size: Sequence[int] = (28, 28),
         cells: int = 7,
-        hidden: Sequence[int] = (128,),
+        head_hidden: Sequence[int] = (128,),
         pool: bool = True,
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        image_size = tuple(image_size)
-        if len(image_size) != 2 or not all(isinstance(d, int) and d > 0 for d in image_size):
-            raise ValueError(
-                f"SplineGNN expected image_size=(H, W) of positive ints, got {image_size}"
-            )
+        in_shape = check_in_shape("SplineGNN", in_shape)
         if not isinstance(cells, int) or cells < 1:
             raise ValueError(f"SplineGNN expected cells >= 1, got {cells!r}")
         if not channels:
             raise ValueError("SplineGNN expected at least one entry in channels")
-        self.in_channels = in_channels
+        self.in_shape = in_shape
         self.num_classes = num_classes
         self.channels = tuple(channels)
         self.kernel_size = kernel_size
         self.spacing = float(spacing)
-        self.image_size = image_size
         self.cells = cells
+        self.head_hidden = tuple(head_hidden)
         self.pool = pool
         self.activation = activation
 
         self.convs = nn.ModuleList()
-        width = in_channels
+        width = in_shape[0]
         for index, out_channels in enumerate(self.channels):
             layer_spacing = self.spacing * (2**index if pool else 1)
             self.convs.append(BSplineConv(width, out_channels, kernel_size, layer_spacing))
@@ -120,7 +153,7 @@ class SplineGNN(nn.Module):
         self.act = make_activation(activation)
         head: list[nn.Module] = []
         features = cells * cells * width
-        for hidden_features in hidden:
+        for hidden_features in self.head_hidden:
             head += [nn.Linear(features, hidden_features), make_activation(activation)]
             if dropout > 0:
                 head.append(nn.Dropout(dropout))
@@ -129,6 +162,18 @@ class SplineGNN(nn.Module):
         self.head = nn.Sequential(*head)
         self.grid_pool = GridMaxPool(2)
         self.reset_parameters()
+
+    @property
+    def in_channels(self) -> int:
+        """Deprecated: ``in_shape[0]``."""
+        warn_deprecated("SplineGNN.in_channels", "SplineGNN.in_shape[0]")
+        return self.in_shape[0]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """Deprecated: ``in_shape[1:]``."""
+        warn_deprecated("SplineGNN.image_size", "SplineGNN.in_shape[1:]")
+        return self.in_shape[1:]
 
     def reset_parameters(self) -> None:
         """He-normal weights and zero biases, as :class:`~gconv.models.CNN`'s default init."""
@@ -142,7 +187,7 @@ class SplineGNN(nn.Module):
 
     def _fast_path_applies(self, height: int, width: int) -> bool:
         """The grid run is a CNN: unit spacing, square pools of 2, readout cells = final grid."""
-        if self.spacing != 1.0 or (height, width) != self.image_size:
+        if self.spacing != 1.0 or (height, width) != self.in_shape[1:]:
             return False
         for _ in self.convs if self.pool else ():
             if height % 2 or width % 2:
@@ -152,9 +197,9 @@ class SplineGNN(nn.Module):
 
     def forward(self, data) -> Tensor:
         if isinstance(data, Tensor):
-            if data.dim() != 4 or data.shape[1] != self.in_channels:
+            if data.dim() != 4 or data.shape[1] != self.in_shape[0]:
                 raise ValueError(
-                    f"SplineGNN expected images [B, {self.in_channels}, H, W] or a PyG batch with "
+                    f"SplineGNN expected images [B, {self.in_shape[0]}, H, W] or a PyG batch with "
                     f"x, pos and edge_index, got a tensor of shape {list(data.shape)}"
                 )
             if self._fast_path_applies(*data.shape[2:]):
@@ -180,15 +225,15 @@ class SplineGNN(nn.Module):
                     f"SplineGNN expected a PyG graph with x, pos and edge_index; no {name}"
                 )
         x, pos, edge_index = data.x, data.pos, data.edge_index
-        if x.dim() != 2 or x.shape[1] != self.in_channels:
+        if x.dim() != 2 or x.shape[1] != self.in_shape[0]:
             raise ValueError(
-                f"SplineGNN expected node features (N, {self.in_channels}), got {tuple(x.shape)}"
+                f"SplineGNN expected node features (N, {self.in_shape[0]}), got {tuple(x.shape)}"
             )
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         num_graphs = int(getattr(data, "num_graphs", 1) or 1)
-        height, width = self.image_size
+        height, width = self.in_shape[1:]
         for conv in self.convs:
             edge_attr = pos[edge_index[0]] - pos[edge_index[1]]
             x = self.act(conv(x, edge_index, edge_attr))
@@ -210,7 +255,7 @@ class SplineGNN(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"in_channels={self.in_channels}, num_classes={self.num_classes}, "
+            f"in_shape={self.in_shape}, num_classes={self.num_classes}, "
             f"channels={self.channels}, kernel_size={self.kernel_size}, spacing={self.spacing:g}, "
             f"cells={self.cells}"
         )

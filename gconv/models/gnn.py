@@ -7,11 +7,15 @@ multi-task with NaN-masked targets in the loss) with a choice of node encoder (`
   strongest on molecular properties with bond features;
 * ``"gine"`` — stacked edge-conditioned GIN layers (PyG's :class:`~torch_geometric.nn.GINEConv`);
 * ``"gcn"`` — stacked :class:`~gconv.layers.GCNConv` layers (edge features only as learned edge
-  weights); :class:`GCN` is this model.
+  weights).
 
 Its parts are exposed for the explainers: ``.convs`` and ``.norms`` (the node-level blocks),
 ``.readout`` (a :class:`~gconv.layers.Readout`) and ``.head`` (an ``nn.Linear`` by default, so
 class activation maps can read its weights).
+
+Its arguments are PyG's words (``in_channels``, ``hidden_channels``, ``num_layers``,
+``out_channels``, as in :class:`torch_geometric.nn.models.BasicGNN`). The 0.1 class ``GCN`` (which
+clashed with PyG's node-level ``GCN``) is deprecated: ``GNN(..., conv="gcn")`` builds the same model.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import BatchNorm, GINEConv
 
+from gconv._utils import warn_deprecated
+from gconv.layers.activation import ACTIVATIONS
 from gconv.layers.dmpnn import DMPNNConv
 from gconv.layers.gcn import GCNConv
 from gconv.layers.readout import Readout
 from gconv.layers.readout import readout as make_readout
-from gconv.models.cnn import ACTIVATIONS
 
-__all__ = ["GNN", "GCN", "CONVS"]
+__all__ = ["GNN", "CONVS"]
 
 #: Node encoders :class:`GNN` can be built with.
 CONVS = ("dmpnn", "gine", "gcn")
@@ -342,9 +347,9 @@ class GNN(nn.Module):
         return x, edge_index, edge_attr, batch, num_graphs, descriptors
 
     def __repr__(self) -> str:
-        conv = "" if type(self) is GCN else f"conv={self.conv!r}, "
         return (
-            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, {conv}"
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"conv={self.conv!r}, "
             f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
             f"readout={self.readout}"
             + (", jumping_knowledge=True" if self.jumping_knowledge else "")
@@ -354,52 +359,21 @@ class GNN(nn.Module):
 
 
 class GCN(GNN):
-    r"""Graph-level GCN: :class:`GNN` with ``conv="gcn"``, stacked
-    :class:`~gconv.layers.GCNConv` layers from the `"Semi-supervised Classification with Graph
-    Convolutional Networks" <https://arxiv.org/abs/1609.02907>`_ paper
+    r"""Deprecated: ``GNN(in_channels, out_channels, conv="gcn", ...)`` builds the same model.
 
-    .. math::
-        \mathbf{H}^{(l)} = \mathbf{H}^{(l-1)} + \mathrm{Dropout}\Big(\sigma\big(\mathrm{BN}
-        \big(\mathbf{\hat{D}}^{-1/2} \mathbf{\hat{A}} \mathbf{\hat{D}}^{-1/2} \mathbf{H}^{(l-1)}
-        \mathbf{\Theta}^{(l)}\big)\big)\Big), \qquad
-        \mathbf{y}_g = \mathrm{head}\big(\mathrm{readout}(\{\mathbf{h}^{(L)}_i \mid i \in g\})\big).
-
-    Takes every argument of :class:`GNN` except :obj:`conv`; :obj:`edge_dim` is optional
-    (edge features become learned edge weights).
+    ``GCN(in_channels, out_channels, ...)`` takes :class:`GNN`'s arguments after ``conv`` (in
+    :class:`GNN`'s order, positionally too) and warns; its ``repr`` leaves ``conv`` out, as in 0.1.
+    The name clashed with PyG's node-level :class:`torch_geometric.nn.models.GCN`.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        hidden_channels: int = 64,
-        num_layers: int = 3,
-        readout: str | Readout = "mean",
-        dropout: float = 0.0,
-        batch_norm: bool = True,
-        residual: bool = True,
-        edge_dim: int | None = None,
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        jumping_knowledge: bool = False,
-        descriptor_dim: int = 0,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            conv="gcn",
-            hidden_channels=hidden_channels,
-            num_layers=num_layers,
-            readout=readout,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            residual=residual,
-            edge_dim=edge_dim,
-            head_hidden=head_hidden,
-            activation=activation,
-            jumping_knowledge=jumping_knowledge,
-            descriptor_dim=descriptor_dim,
-        )
+    def __init__(self, in_channels: int, out_channels: int, *args, **kwargs) -> None:
+        warn_deprecated("gconv.models.GCN", 'gconv.models.GNN(..., conv="gcn")')
+        if "conv" in kwargs:
+            raise TypeError("GCN() got an unexpected keyword argument 'conv'")
+        super().__init__(in_channels, out_channels, "gcn", *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("conv='gcn', ", "", 1)
 
 
 def _make_conv(

@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from torchvision.models.vgg import cfgs as vgg_configs
 from torchvision.models.vgg import make_layers as make_vgg_layers
 
+from gconv._utils import warn_deprecated
+
 __all__ = ["TransferModel", "ARCHITECTURES"]
 
 # arch -> (torchvision weights enum name, VGG config key or None for ResNet, batch norm)
@@ -78,6 +80,11 @@ class TransferModel(nn.Module):
             random initialisation. (default: :obj:`None`)
         dropout (float, optional): dropout before the linear layer. (default: :obj:`0.0`)
 
+    Attributes:
+        features (nn.Sequential): the torchvision backbone's convolutional part.
+        feature_channels (int): its output channels, the head's input width (512).
+        head (nn.Sequential): ``AdaptiveAvgPool2d(1) -> Flatten -> (Dropout) -> Linear``.
+
     Shapes:
         - **input:** images :math:`(B, 3, H, W)`, ImageNet-normalised for pre-trained weights
           (``TransferModel.IMAGENET_MEAN`` / ``IMAGENET_STD``); :math:`H, W \geq 32`
@@ -108,15 +115,22 @@ class TransferModel(nn.Module):
         self.num_classes = num_classes
         self.mode = mode
         self.dropout = dropout
-        self.features, self._state_prefix, self.out_channels = _backbone(arch)
+        self.features, self._state_prefix, self.feature_channels = _backbone(arch)
         head = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         if dropout > 0:
             head.append(nn.Dropout(dropout))
-        head.append(nn.Linear(self.out_channels, num_classes))
+        head.append(nn.Linear(self.feature_channels, num_classes))
         self.head = nn.Sequential(*head)
         if weights_path is not None:
             self.load_backbone(weights_path)
         self.features.requires_grad_(mode == "fine_tuning")
+
+    @property
+    def out_channels(self) -> int:
+        """Deprecated name of :attr:`feature_channels` (``out_channels`` is a graph model's
+        output size in gconv's vocabulary; an image model's is ``num_classes``)."""
+        warn_deprecated("TransferModel.out_channels", "TransferModel.feature_channels")
+        return self.feature_channels
 
     def load_backbone(self, weights_path: str | Path) -> None:
         """Load the backbone from a torchvision state-dict file (classifier entries ignored)."""

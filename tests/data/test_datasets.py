@@ -271,9 +271,9 @@ def test_module_constants_point_at_rdkit_files():
 
 def test_predict_smiles_restores_every_module_mode():
     from gconv.data import ATOM_FEATURE_DIM, predict_smiles
-    from gconv.models import GCN
+    from gconv.models import GNN
 
-    model = GCN(ATOM_FEATURE_DIM, 1, hidden_channels=8).train()
+    model = GNN(ATOM_FEATURE_DIM, 1, conv="gcn", hidden_channels=8).train()
     model.norms[0].eval()  # a BatchNorm the user froze on purpose
     modes = {name: m.training for name, m in model.named_modules()}
     predict_smiles(model, ["CCO", "c1ccccc1"])

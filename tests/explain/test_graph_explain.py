@@ -189,10 +189,12 @@ def test_plain_pyg_model_uses_its_last_message_passing_layer():
 
 @pytest.mark.parametrize("method", [CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, Saliency])
 def test_gconv_gcn_one_shot_call_leaves_the_model_as_found(method):
-    from gconv.models import GCN
+    from gconv.models import GNN
 
     torch.manual_seed(0)
-    model = GCN(in_channels=3, out_channels=2, hidden_channels=8, num_layers=2, dropout=0.2)
+    model = GNN(
+        in_channels=3, out_channels=2, conv="gcn", hidden_channels=8, num_layers=2, dropout=0.2
+    )
     model.train()
     model.norms[0].eval()
     modes = {name: m.training for name, m in model.named_modules()}
@@ -212,10 +214,10 @@ def test_gconv_gcn_one_shot_call_leaves_the_model_as_found(method):
 
 
 def test_graph_cam_on_gconv_gcn_decomposes_the_prediction():
-    from gconv.models import GCN
+    from gconv.models import GNN
 
     torch.manual_seed(0)
-    model = GCN(in_channels=3, out_channels=2, hidden_channels=8, num_layers=2).eval()
+    model = GNN(in_channels=3, out_channels=2, conv="gcn", hidden_channels=8, num_layers=2).eval()
     data = _batch()
     explanation = CAM(model)(data, target=1, raw=True)
     per_graph = torch.zeros(2).index_add_(0, data.batch, explanation.node_mask[:, 0])
@@ -369,8 +371,7 @@ def test_grid_saliency_and_integrated_gradients():
 
 
 def _cnn_and_grid_gnn(seed=0):
-    from gconv.models import CNN
-    from gconv.models.grid import cnn_to_grid_gnn
+    from gconv.models import CNN, cnn_to_grid_gnn
 
     torch.manual_seed(seed)
     cnn = CNN(in_shape=(1, 12, 12), num_classes=4, channels=(4, 6), head="gap", batch_norm=True)

@@ -10,7 +10,15 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GCNConv as PyGGCNConv
 
 from gconv.data.grid import grid_graph, image_to_graph, images_to_nodes, nodes_to_images
-from gconv.layers.grid import GridAvgPool, GridConv, GridGCNConv, GridMaxPool, grid_gcn_norm
+from gconv.layers.grid import (
+    GridAvgPool,
+    GridConv,
+    GridGCNConv,
+    GridMaxPool,
+    grid_conv2d,
+    grid_gcn_norm,
+)
+from gconv.layers.spline import BSplineConv
 
 
 @pytest.fixture
@@ -235,3 +243,19 @@ def test_grid_pooling_repr_and_errors():
         GridMaxPool(2)(torch.zeros(10, 3), grid_size=(3, 3))
     with pytest.raises(ValueError, match=r"shape \(N, C\) or \(B, N, C\)"):
         GridAvgPool(2)(torch.zeros(1, 1, 9, 3), grid_size=(3, 3))
+
+
+@pytest.mark.parametrize("layer", [GridConv(4, 5), BSplineConv(4, 5, kernel_size=5)])
+def test_one_static_grid_fast_path_for_conv2d_layout_kernels(images, layer):
+    # GridConv and BSplineConv keep a Conv2d-layout weight and share grid_conv2d as fast path
+    nodes = images_to_nodes(images)
+    expected = F.conv2d(images, layer.weight, layer.bias, padding=layer.kernel_size // 2)
+    out = grid_conv2d(layer, nodes, (6, 7))
+    torch.testing.assert_close(nodes_to_images(out, 6, 7), expected)
+    torch.testing.assert_close(layer(nodes, grid_size=(6, 7)), out)
+    torch.testing.assert_close(layer(nodes[0], grid_size=(6, 7)), out[0])
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"{name} takes either edge_index .* not both"):
+        layer(nodes, torch.zeros(2, 0, dtype=torch.long), grid_size=(6, 7))
+    with pytest.raises(ValueError, match=rf"{name} got 40 nodes, which does not match"):
+        layer(nodes[:, :40], grid_size=(6, 7))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gconv.models.cnn import CNN, MLP, BasicBlock, init_weights, lecture_cnn, mnist_cnn
+from gconv.models.cnn import CNN, MLP, BasicBlock, init_weights, lecture_cnn
 
 
 def num_params(model: nn.Module) -> int:
@@ -26,18 +26,20 @@ def test_forward_shapes(head, batch_norm):
 def test_param_count_small_config_by_hand():
     # conv 1->2 (3x3): 2*1*9 + 2 = 20; conv 2->3: 3*2*9 + 3 = 57; 8x8 -> 4x4 -> 2x2 feature map;
     # Linear(3*2*2 = 12, 5): 65; Linear(5, 4): 24.
-    model = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), hidden=(5,))
+    model = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), head_hidden=(5,))
     assert num_params(model) == 20 + 57 + 65 + 24
     # With batch norm the convs lose their bias (2 + 3) and each BN adds 2 * channels (4 + 6).
-    bn_model = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), hidden=(5,), batch_norm=True)
+    bn_model = CNN(
+        in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), head_hidden=(5,), batch_norm=True
+    )
     assert num_params(bn_model) == 20 + 57 + 65 + 24 - 5 + 10
     # GAP head: one Linear(3, 4) = 16 whatever the hidden sizes.
-    gap = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), hidden=(5,), head="gap")
+    gap = CNN(in_shape=(1, 8, 8), num_classes=4, channels=(2, 3), head_hidden=(5,), head="gap")
     assert num_params(gap) == 20 + 57 + 16
 
 
 def test_lecture_cnn_matches_keras_pytorch_mnist_layout():
-    model = mnist_cnn()
+    model = lecture_cnn()
     assert num_params(model) == 320 + 18_496 + 401_536 + 1_290 == 421_642
     assert [type(m) for m in model.head] == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
     assert model.head[1].in_features == 64 * 7 * 7
@@ -67,7 +69,7 @@ def test_repr_names_configuration():
         "CNN(\n  in_shape=(1, 28, 28), num_classes=10, channels=(4,), head='gap'"
     )
     assert str(MLP(784, hidden=(32,))).startswith(
-        "MLP(\n  in_features=784, num_classes=10, hidden=(32,)"
+        "MLP(\n  in_shape=(784,), num_classes=10, hidden=(32,)"
     )
 
 
@@ -85,7 +87,7 @@ def test_gap_head_is_channel_mean_then_linear():
 @pytest.mark.parametrize("init", ["kaiming", "xavier"])
 def test_init_applied_to_conv_and_linear(init):
     torch.manual_seed(0)
-    model = CNN(in_shape=(1, 28, 28), channels=(64, 64), hidden=(256,), init=init)
+    model = CNN(in_shape=(1, 28, 28), channels=(64, 64), head_hidden=(256,), init=init)
     for layer in model.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             receptive_field = layer.weight[0, 0].numel()  # k*k for convs, 1 for linears
@@ -125,7 +127,7 @@ def test_init_weights_rejects_unknown_scheme():
         ({"dropout": 1.0}, r"dropout in \[0, 1\), got 1.0"),
         ({"channels": (32, 0)}, r"channels as at least one, all positive integers, got \(32, 0\)"),
         ({"channels": ()}, r"channels as at least one, all positive integers, got \(\)"),
-        ({"hidden": (0,)}, r"hidden as positive integers, got \(0,\)"),
+        ({"head_hidden": (0,)}, r"head_hidden as positive integers, got \(0,\)"),
         (
             {"in_shape": (1, 4, 4), "channels": (2, 2, 2)},
             "block 2 would pool a 1x1 feature map to nothing",
@@ -159,8 +161,8 @@ def test_even_kernel_grows_map_and_head_matches():
     # 9 -> conv(k=2, p=1) 10 -> pool 5 -> conv 6 -> pool 3
     assert model.feature_shape == (2, 3, 3)
     assert model(torch.rand(2, 1, 9, 9)).shape == (2, 3)
-    assert CNN(in_shape=(1, 8, 8), channels=(2,), hidden=4).hidden == (4,)
-    assert CNN(in_shape=(1, 8, 8), channels=(2,), hidden=()).head[1].in_features == 2 * 4 * 4
+    assert CNN(in_shape=(1, 8, 8), channels=(2,), head_hidden=4).head_hidden == (4,)
+    assert CNN(in_shape=(1, 8, 8), channels=(2,), head_hidden=()).head[1].in_features == 2 * 4 * 4
 
 
 def test_mlp_flattens_and_counts():

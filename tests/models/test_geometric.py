@@ -12,15 +12,15 @@ from gconv.models.geometric import SplineGNN
 
 def test_spline_gnn_grid_fast_path_equals_message_passing_and_has_the_cnn_shape():
     torch.manual_seed(0)
-    model = SplineGNN(channels=(4, 6), hidden=(8,), image_size=(12, 12), cells=3).eval()
+    model = SplineGNN(in_shape=(1, 12, 12), channels=(4, 6), head_hidden=(8,), cells=3).eval()
     images = torch.rand(3, 1, 12, 12)
     graphs = Batch.from_data_list([image_to_graph(image) for image in images])
     torch.testing.assert_close(model(images), model(graphs), rtol=1e-4, atol=1e-5)
     # on the grid it is the CNN's function class: same parameter count as the flatten-head CNN
-    cnn = CNN(in_shape=(1, 12, 12), channels=(4, 6), hidden=(8,))
+    cnn = CNN(in_shape=(1, 12, 12), channels=(4, 6), head_hidden=(8,))
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in cnn.parameters())
     # images the fast path does not fit (other size) go through message passing, same function
-    other = SplineGNN(channels=(4,), hidden=(), image_size=(10, 10), cells=2).eval()
+    other = SplineGNN(in_shape=(1, 10, 10), channels=(4,), head_hidden=(), cells=2).eval()
     small = torch.rand(2, 1, 10, 10)
     graphs = Batch.from_data_list([image_to_graph(image) for image in small])
     torch.testing.assert_close(other(small), other(graphs))
@@ -65,7 +65,7 @@ def test_spline_gnn_learns_orientation_by_message_passing():
     train = Batch.from_data_list([image_to_graph(image) for image in train_images])
     test = Batch.from_data_list([image_to_graph(image) for image in test_images])
     model = SplineGNN(
-        num_classes=2, channels=(8,), hidden=(), image_size=(8, 8), cells=1, pool=False
+        in_shape=(1, 8, 8), num_classes=2, channels=(8,), head_hidden=(), cells=1, pool=False
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(25):

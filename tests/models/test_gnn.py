@@ -1,4 +1,5 @@
-"""GCN graph model: shapes, batching, edge features, a tiny learning task, repr and bad input."""
+"""The graph-level GNN: shapes, batching, edge features, tiny learning tasks, repr and bad input
+(the GCN encoder first, then D-MPNN and GINE)."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from gconv.layers import AttentionReadout, GCNConv, MeanReadout, Readout, Set2SetReadout
-from gconv.models import GCN
+from gconv.models import GNN
 
 
 def chain_graph(num_nodes: int, generator: torch.Generator, num_types: int = 4) -> Data:
@@ -33,7 +34,7 @@ def graph_batch(num_graphs: int, seed: int) -> Batch:
 
 def test_output_shape_and_parts():
     batch = graph_batch(5, seed=0)
-    model = GCN(4, 3, hidden_channels=16, num_layers=2)
+    model = GNN(4, 3, conv="gcn", hidden_channels=16, num_layers=2)
     assert model(batch).shape == (5, 3)
     assert model.embed(batch).shape == (batch.num_nodes, 16)
     assert len(model.convs) == 2 and all(isinstance(conv, GCNConv) for conv in model.convs)
@@ -45,7 +46,7 @@ def test_output_shape_and_parts():
 def test_forward_is_head_of_readout_of_embedding():
     # What graph CAM relies on: out = head(readout(embed(data), batch)).
     batch = graph_batch(4, seed=1)
-    model = GCN(4, 2, hidden_channels=8).eval()
+    model = GNN(4, 2, conv="gcn", hidden_channels=8).eval()
     expected = model.head(model.readout(model.embed(batch), batch.batch, batch.num_graphs))
     torch.testing.assert_close(model(batch), expected)
 
@@ -53,7 +54,7 @@ def test_forward_is_head_of_readout_of_embedding():
 @pytest.mark.parametrize("readout", ["sum", "mean", "max", "meanmax", "attention", "set2set"])
 def test_graphs_in_a_batch_are_independent(readout):
     batch = graph_batch(4, seed=2)
-    model = GCN(4, 2, hidden_channels=8, readout=readout, edge_dim=3).eval()
+    model = GNN(4, 2, conv="gcn", hidden_channels=8, readout=readout, edge_dim=3).eval()
     separately = torch.cat([model(graph) for graph in batch.to_data_list()])
     torch.testing.assert_close(model(batch), separately)
 
@@ -61,7 +62,7 @@ def test_graphs_in_a_batch_are_independent(readout):
 def test_single_graph_without_batch_vector_and_tensor_inputs():
     graph = chain_graph(6, torch.Generator().manual_seed(3))
     assert graph.batch is None
-    model = GCN(4, 1, hidden_channels=8, edge_dim=3).eval()
+    model = GNN(4, 1, conv="gcn", hidden_channels=8, edge_dim=3).eval()
     out = model(graph)
     assert out.shape == (1, 1)
     torch.testing.assert_close(out, model(Batch.from_data_list([graph])))
@@ -74,7 +75,7 @@ def test_single_graph_without_batch_vector_and_tensor_inputs():
 
 def test_trailing_empty_graph_is_kept_with_num_graphs():
     batch = graph_batch(3, seed=4)
-    model = GCN(4, 2, hidden_channels=8, readout="sum").eval()
+    model = GNN(4, 2, conv="gcn", hidden_channels=8, readout="sum").eval()
     out = model(batch.x, batch.edge_index, batch=batch.batch, num_graphs=4)
     assert out.shape == (4, 2)
     torch.testing.assert_close(out[3], model.head.bias)  # an empty graph pools to zeros
@@ -82,7 +83,7 @@ def test_trailing_empty_graph_is_kept_with_num_graphs():
 
 def test_edge_features_set_learned_edge_weights():
     batch = graph_batch(3, seed=5)
-    model = GCN(4, 1, hidden_channels=8, edge_dim=3).eval()
+    model = GNN(4, 1, conv="gcn", hidden_channels=8, edge_dim=3).eval()
     out = model(batch)
     changed = batch.clone()
     changed.edge_attr = torch.rand_like(batch.edge_attr) * 10
@@ -93,22 +94,32 @@ def test_edge_features_set_learned_edge_weights():
 
 def test_residual_and_options():
     batch = graph_batch(3, seed=6)
-    model = GCN(4, 2, hidden_channels=4, num_layers=1, batch_norm=False, residual=True).eval()
+    model = GNN(
+        4, 2, conv="gcn", hidden_channels=4, num_layers=1, batch_norm=False, residual=True
+    ).eval()
     conv = model.convs[0]
     # in_channels == hidden_channels, so the first layer is residual too.
     expected_nodes = batch.x + torch.relu(conv(batch.x, batch.edge_index))
     torch.testing.assert_close(model.embed(batch), expected_nodes)
     assert all(isinstance(norm, nn.Identity) for norm in model.norms)
 
-    plain = GCN(4, 2, hidden_channels=4, num_layers=1, batch_norm=False, residual=False).eval()
+    plain = GNN(
+        4, 2, conv="gcn", hidden_channels=4, num_layers=1, batch_norm=False, residual=False
+    ).eval()
     plain.load_state_dict(model.state_dict())
     torch.testing.assert_close(plain.embed(batch), torch.relu(conv(batch.x, batch.edge_index)))
 
 
 def test_mlp_head_readout_module_and_dropout():
     batch = graph_batch(6, seed=7)
-    model = GCN(
-        4, 3, hidden_channels=8, readout=Set2SetReadout(8), head_hidden=(16, 12), dropout=0.5
+    model = GNN(
+        4,
+        3,
+        conv="gcn",
+        hidden_channels=8,
+        readout=Set2SetReadout(8),
+        head_hidden=(16, 12),
+        dropout=0.5,
     )
     assert isinstance(model.head, nn.Sequential)
     assert [layer.out_features for layer in model.head if isinstance(layer, nn.Linear)] == [
@@ -126,14 +137,23 @@ def test_mlp_head_readout_module_and_dropout():
 @pytest.mark.parametrize("readout", ["mean", "attention", "set2set"])
 def test_jumping_knowledge_reads_out_every_layer(readout):
     batch = graph_batch(4, seed=8)
-    model = GCN(
-        4, 2, hidden_channels=8, num_layers=3, readout=readout, edge_dim=3, jumping_knowledge=True
+    model = GNN(
+        4,
+        2,
+        conv="gcn",
+        hidden_channels=8,
+        num_layers=3,
+        readout=readout,
+        edge_dim=3,
+        jumping_knowledge=True,
     ).eval()
     assert model.embedding_channels == 24
     embedding = model.embed(batch)
     assert embedding.shape == (batch.num_nodes, 24)
     # The last block of the concatenation is the plain model's embedding (same weights).
-    plain = GCN(4, 2, hidden_channels=8, num_layers=3, readout="mean", edge_dim=3).eval()
+    plain = GNN(
+        4, 2, conv="gcn", hidden_channels=8, num_layers=3, readout="mean", edge_dim=3
+    ).eval()
     plain.load_state_dict(
         {k: v for k, v in model.state_dict().items() if not k.startswith(("readout", "head"))},
         strict=False,
@@ -145,12 +165,12 @@ def test_jumping_knowledge_reads_out_every_layer(readout):
     separately = torch.cat([model(graph) for graph in batch.to_data_list()])
     torch.testing.assert_close(model(batch), separately)
     assert "jumping_knowledge=True" in repr(model)
-    assert GCN(4, 2, hidden_channels=8).embedding_channels == 8
+    assert GNN(4, 2, conv="gcn", hidden_channels=8).embedding_channels == 8
 
 
 def test_single_node_graph_trains_with_batch_norm():
     graph = chain_graph(1, torch.Generator().manual_seed(8))
-    model = GCN(4, 1, hidden_channels=8).train()
+    model = GNN(4, 1, conv="gcn", hidden_channels=8).train()
     model(graph).sum().backward()
     assert all(parameter.grad is not None for parameter in model.convs.parameters())
 
@@ -168,7 +188,7 @@ def one_thread():
 def test_learns_a_sum_over_nodes_with_sum_readout(one_thread):
     torch.manual_seed(0)
     train, test = graph_batch(50, seed=10), graph_batch(20, seed=11)
-    model = GCN(4, 1, hidden_channels=32, num_layers=2, readout="sum")
+    model = GNN(4, 1, conv="gcn", hidden_channels=32, num_layers=2, readout="sum")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         optimizer.zero_grad()
@@ -193,7 +213,7 @@ def more_type0_than_type1(batch: Batch) -> torch.Tensor:
 def test_learns_graph_classification_above_chance(one_thread):
     torch.manual_seed(0)
     train, test = graph_batch(50, seed=12), graph_batch(30, seed=13)
-    model = GCN(4, 2, hidden_channels=16, num_layers=2, readout="attention")
+    model = GNN(4, 2, conv="gcn", hidden_channels=16, num_layers=2, readout="attention")
     assert isinstance(model.readout, AttentionReadout)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(100):
@@ -210,7 +230,9 @@ def test_learns_graph_classification_above_chance(one_thread):
 
 def test_reset_parameters_reinitialises_every_part():
     batch = graph_batch(4, seed=14)
-    model = GCN(4, 1, hidden_channels=8, edge_dim=3, readout="attention", head_hidden=(8,))
+    model = GNN(
+        4, 1, conv="gcn", hidden_channels=8, edge_dim=3, readout="attention", head_hidden=(8,)
+    )
     model(batch)  # training mode: updates the batch-norm running statistics
     before = {name: value.clone() for name, value in model.state_dict().items()}
     model.reset_parameters()
@@ -226,8 +248,12 @@ def test_reset_parameters_reinitialises_every_part():
 
 
 def test_repr():
-    assert repr(GCN(9, 1)) == "GCN(9, 1, hidden_channels=64, num_layers=3, readout=MeanReadout())"
-    assert "readout=Set2SetReadout(8" in repr(GCN(9, 1, hidden_channels=8, readout="set2set"))
+    assert repr(GNN(9, 1, conv="gcn")) == (
+        "GNN(9, 1, conv='gcn', hidden_channels=64, num_layers=3, readout=MeanReadout())"
+    )
+    assert "readout=Set2SetReadout(8" in repr(
+        GNN(9, 1, conv="gcn", hidden_channels=8, readout="set2set")
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,28 +276,28 @@ def test_repr():
     ],
 )
 def test_bad_arguments_are_rejected(kwargs, error, match):
-    arguments = {"in_channels": 4, "out_channels": 1} | kwargs
+    arguments = {"in_channels": 4, "out_channels": 1, "conv": "gcn"} | kwargs
     with pytest.raises(error, match=match):
-        GCN(**arguments)
+        GNN(**arguments)
 
 
 def test_bad_inputs_are_rejected():
     graph = chain_graph(4, torch.Generator().manual_seed(9))
     with pytest.raises(ValueError, match=r"node features of shape \(N, 5\), got \(4, 4\)"):
-        GCN(5, 1)(graph)
+        GNN(5, 1, conv="gcn")(graph)
     with pytest.raises(TypeError, match="floating-point node features, got dtype torch.int64"):
-        GCN(4, 1)(graph.x.long(), graph.edge_index)
+        GNN(4, 1, conv="gcn")(graph.x.long(), graph.edge_index)
     with pytest.raises(ValueError, match="without edge_index"):
-        GCN(4, 1)(graph.x)
+        GNN(4, 1, conv="gcn")(graph.x)
     with pytest.raises(
         TypeError, match="PyG Data/Batch or node features x with edge_index, got list"
     ):
-        GCN(4, 1)([graph])
+        GNN(4, 1, conv="gcn")([graph])
     with pytest.raises(ValueError, match="edge_dim=2 but got no edge_attr"):
-        GCN(4, 1, edge_dim=2)(graph.x, graph.edge_index)
+        GNN(4, 1, conv="gcn", edge_dim=2)(graph.x, graph.edge_index)
     with pytest.raises(ValueError, match=r"edge_attr of shape \(6, 2\), got \(6, 3\)"):
-        GCN(4, 1, edge_dim=2)(graph)
-    assert isinstance(GCN(4, 1).readout, Readout)
+        GNN(4, 1, conv="gcn", edge_dim=2)(graph)
+    assert isinstance(GNN(4, 1, conv="gcn").readout, Readout)
 
 
 # -- GNN: the D-MPNN and GINE encoders, molecule descriptors ---------------------------------
@@ -279,8 +305,6 @@ def test_bad_inputs_are_rejected():
 
 @pytest.mark.parametrize("conv", ["dmpnn", "gine"])
 def test_edge_conditioned_encoders_learn_a_sum_over_nodes(conv, one_thread):
-    from gconv.models import GNN
-
     torch.manual_seed(0)
     train, test = graph_batch(50, seed=10), graph_batch(20, seed=11)
     model = GNN(4, 1, conv=conv, hidden_channels=32, num_layers=2, readout="sum", edge_dim=3)
@@ -300,7 +324,6 @@ def test_dmpnn_model_is_its_conv_then_readout_and_head():
     from torch_geometric.nn import global_add_pool
 
     from gconv.layers import DMPNNConv
-    from gconv.models import GNN
 
     torch.manual_seed(0)
     batch = graph_batch(5, seed=1)
@@ -314,8 +337,6 @@ def test_dmpnn_model_is_its_conv_then_readout_and_head():
 
 
 def test_descriptors_are_concatenated_after_the_readout():
-    from gconv.models import GNN
-
     torch.manual_seed(0)
     batch = graph_batch(4, seed=2)
     batch.x_d = torch.randn(4, 3)
@@ -343,15 +364,11 @@ def test_descriptors_are_concatenated_after_the_readout():
     ],
 )
 def test_gnn_rejects_bad_arguments(kwargs, match):
-    from gconv.models import GNN
-
     with pytest.raises(ValueError, match=match):
         GNN(4, 1, **kwargs)
 
 
 def test_gnn_repr():
-    from gconv.models import GNN
-
     model = GNN(48, 1, hidden_channels=300, edge_dim=14, readout="sum", descriptor_dim=217)
     assert repr(model) == (
         "GNN(48, 1, conv='dmpnn', hidden_channels=300, num_layers=3, readout=SumReadout(), "

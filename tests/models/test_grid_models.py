@@ -1,75 +1,44 @@
-"""Tests for gconv.models.grid: CNN -> grid GNN conversion, GridGNN, GridGCN and its PyG twin."""
+"""Tests for gconv.models.grid: GridGNN (the CNN on the pixel grid), GridNet's input checks, and
+GridGCN (against its naive-PyG reference, benchmarks/pyg_grid_gcn.py)."""
+
+import importlib.util
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 from torch import nn
 from torch_geometric.data import Batch
 
-from gconv.data.grid import image_to_graph, images_to_nodes
-from gconv.layers import GridConv, GridGCNConv, MeanMaxReadout, MeanReadout
-from gconv.models.cnn import CNN, ConvNet
-from gconv.models.grid import (
-    GridGCN,
-    GridGNN,
-    GridNet,
-    GridResidualBlock,
-    NodeBatchNorm,
-    PyGGridGCN,
-    cnn_to_grid_gnn,
-    grid_gnn_to_cnn,
-)
+from gconv.data.grid import image_to_graph
+from gconv.layers import GridConv, MeanMaxReadout
+from gconv.models.cnn import CNN
+from gconv.models.grid import GridGCN, GridGNN, NodeBatchNorm
+
+REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "pyg_grid_gcn.py"
+
+
+@pytest.fixture(scope="module")
+def PyGGridGCN():  # noqa: N802 - the class under its own name
+    """The naive-PyG reference, loaded from the benchmarks folder (not part of the package)."""
+    spec = importlib.util.spec_from_file_location("benchmarks.pyg_grid_gcn", REFERENCE)
+    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module.PyGGridGCN
 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def trained_statistics(cnn: nn.Module, in_shape=(1, 12, 12)) -> nn.Module:
-    """Run a few training batches so batch-norm running statistics are not the identity."""
-    cnn.train()
-    with torch.no_grad():
-        for seed in range(3):
-            cnn(torch.rand(8, *in_shape, generator=torch.Generator().manual_seed(seed)))
-    return cnn.eval()
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        dict(head="flatten"),
-        dict(head="gap"),
-        dict(head="gap", batch_norm=True, dropout=0.3, pool="avg", activation="elu"),
-        dict(head="flatten", batch_norm=True, dropout=0.2, hidden=(16, 8), channels=(4, 6, 8)),
-        dict(head="gap", pool=None, kernel_size=5, channels=(3,)),
-    ],
-)
-def test_cnn_to_grid_gnn_gives_the_cnn_outputs(config):
-    torch.manual_seed(0)
-    config = {"channels": (4, 6), **config}
-    cnn = trained_statistics(CNN(in_shape=(1, 12, 12), num_classes=5, **config))
-    grid_model = cnn_to_grid_gnn(cnn)
-    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(9))
-    expected = cnn(images)
-    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
-    # node features in, same answer; message passing instead of the conv2d fast path, same answer
-    torch.testing.assert_close(grid_model(images_to_nodes(images)), expected, rtol=1e-4, atol=1e-5)
-    grid_model.fast = False
-    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
-    assert parameter_count(grid_model) == parameter_count(cnn)
-    assert not grid_model.training
-    if config["head"] == "gap":
-        assert isinstance(grid_model.readout, MeanReadout)
-        assert isinstance(grid_model.head, nn.Linear)  # CAM-ready
-    else:
-        assert isinstance(grid_model.readout, nn.Flatten)
-
-
 def test_grid_gnn_mirrors_cnn_and_loads_cnn_weights():
-    cnn = CNN(in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), hidden=(16,), batch_norm=True)
+    cnn = CNN(
+        in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), head_hidden=(16,), batch_norm=True
+    )
     grid_model = GridGNN(
-        in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), hidden=(16,), batch_norm=True
+        in_shape=(1, 12, 12), num_classes=3, channels=(4, 8), head_hidden=(16,), batch_norm=True
     )
     assert parameter_count(grid_model) == parameter_count(cnn)
     assert isinstance(grid_model.features[0].conv, GridConv)
@@ -102,33 +71,8 @@ def test_grid_models_reject_wrong_input():
         GridGCN(num_layers=2, pool_after=(3,))
 
 
-@pytest.mark.parametrize(
-    ("layer", "message"),
-    [
-        (nn.Conv2d(1, 4, 3, stride=2, padding=1), r"cannot convert 0 \(Conv2d.*stride"),
-        (nn.Dropout2d(0.1), r"cannot convert 0 \(Dropout2d.*no grid graph equivalent"),
-        (nn.AdaptiveAvgPool2d(2), r"cannot convert 0 \(AdaptiveAvgPool2d.*output_size=1"),
-        (nn.MaxPool2d(2, padding=1), r"cannot convert 0 \(MaxPool2d.*without\s+padding"),
-    ],
-)
-def test_cnn_to_grid_gnn_names_unsupported_layers(layer, message):
-    cnn = nn.Sequential(layer, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    cnn.in_shape = (1, 8, 8)
-    with pytest.raises(ValueError, match=message):
-        cnn_to_grid_gnn(cnn)
-
-
-def test_cnn_to_grid_gnn_needs_in_shape_and_a_head():
-    with pytest.raises(ValueError, match=r"needs the CNN's input shape as cnn.in_shape"):
-        cnn_to_grid_gnn(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1)))
-    no_head = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
-    no_head.in_shape = (1, 8, 8)
-    with pytest.raises(ValueError, match="ending in a global pool or Flatten followed by Linear"):
-        cnn_to_grid_gnn(no_head)
-
-
 @pytest.mark.parametrize("norm", ["layer", "batch", None])
-def test_grid_gcn_equals_naive_pyg_pipeline(norm):
+def test_grid_gcn_equals_naive_pyg_pipeline(norm, PyGGridGCN):  # noqa: N803
     torch.manual_seed(0)
     model = GridGCN(in_shape=(1, 8, 8), num_classes=4, hidden_channels=8, num_layers=3, norm=norm)
     reference = PyGGridGCN(model)
@@ -143,7 +87,7 @@ def test_grid_gcn_equals_naive_pyg_pipeline(norm):
 
 
 @pytest.mark.parametrize("pool_after", [(1, 2), (2,), ()])
-def test_grid_gcn_gradients_equal_naive_pyg_pipeline(pool_after):
+def test_grid_gcn_gradients_equal_naive_pyg_pipeline(pool_after, PyGGridGCN):  # noqa: N803
     # the fused convolution + pooling has its own backward pass: the PyG twin (autograd through
     # GCNConv and max_pool, parameters shared) must get the same gradients
     torch.manual_seed(0)
@@ -201,42 +145,13 @@ def test_grid_gnn_learns_orientation_that_gcn_cannot_see():
     assert accuracy > 0.9
 
 
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_cnn_to_grid_gnn_converts_residual_blocks(batch_norm):
-    torch.manual_seed(0)
-    cnn = CNN(
-        in_shape=(1, 12, 12),
-        num_classes=5,
-        channels=(4, 6),
-        blocks=2,
-        residual=True,
-        batch_norm=batch_norm,
-        head="gap",
-    )
-    cnn = trained_statistics(cnn)
-    grid_model = cnn_to_grid_gnn(cnn)
-    assert isinstance(grid_model.features[0].block, GridResidualBlock)
-    assert isinstance(grid_model.features[0].block.shortcut, nn.Sequential)  # 1 -> 4 channels
-    assert isinstance(grid_model.features[1].block.shortcut, nn.Identity)  # 4 -> 4
-    assert grid_model.features[2].block.shortcut[0].kernel_size == 1  # 4 -> 6: 1x1 projection
-    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(9))
-    expected = cnn(images)
-    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
-    grid_model.fast = False  # message passing, the 1x1 projection as a graph without edges
-    torch.testing.assert_close(grid_model(images), expected, rtol=1e-4, atol=1e-5)
-    # the feature parameters keep the CNN's names, so the state dicts line up
-    cnn_features = {k for k in cnn.state_dict() if k.startswith("features.")}
-    grid_features = {k for k in grid_model.state_dict() if k.startswith("features.")}
-    assert cnn_features == grid_features
-
-
 def test_grid_gnn_is_the_converted_cnn_with_the_cnn_init():
     for config in (dict(), dict(residual=True, batch_norm=True, head="gap", init="xavier")):
         torch.manual_seed(3)
-        cnn = CNN(in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), hidden=(16,), **config)
+        cnn = CNN(in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), head_hidden=(16,), **config)
         torch.manual_seed(3)
         grid_model = GridGNN(
-            in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), hidden=(16,), **config
+            in_shape=(1, 8, 8), num_classes=3, channels=(4, 8), head_hidden=(16,), **config
         )
         images = torch.rand(4, 1, 8, 8)
         cnn.eval(), grid_model.eval()
@@ -255,102 +170,3 @@ def test_grid_gcn_layer_norm_computes_the_same_in_train_and_eval_mode():
     torch.testing.assert_close(model.eval()(images), train_logits)
     with pytest.raises(ValueError, match="norm='group'; expected one of"):
         GridGCN(norm="group")
-
-
-cnn_configs = st.fixed_dictionaries(
-    {
-        "channels": st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
-        "kernel_size": st.sampled_from([1, 3, 5]),
-        "head": st.sampled_from(["flatten", "gap"]),
-        "hidden": st.lists(st.integers(1, 8), max_size=2).map(tuple),
-        "batch_norm": st.booleans(),
-        "dropout": st.sampled_from([0.0, 0.25]),
-        "pool": st.sampled_from(["max", "avg", None]),
-        "activation": st.sampled_from(["relu", "leaky_relu", "tanh"]),
-        "blocks": st.integers(1, 2),
-        "residual": st.booleans(),
-        "in_shape": st.tuples(st.integers(1, 2), st.integers(5, 13), st.integers(5, 13)),
-    }
-)
-
-
-@settings(max_examples=40, deadline=None)
-@given(cnn_configs)
-def test_grid_gnn_to_cnn_inverts_cnn_to_grid_gnn(config):
-    torch.manual_seed(0)
-    try:
-        cnn = CNN(num_classes=3, **config)
-    except ValueError:  # more pools than the image size allows: not a CNN
-        assume(False)
-    cnn = trained_statistics(cnn, config["in_shape"])
-    grid_model = cnn_to_grid_gnn(cnn)
-    rng = torch.random.get_rng_state()
-    back = grid_gnn_to_cnn(grid_model)
-    assert torch.equal(torch.random.get_rng_state(), rng)  # conversion draws no numbers
-    assert isinstance(back, ConvNet) and back.in_shape == cnn.in_shape and not back.training
-    # the same layers with the same names and the same values: CNN -> grid -> CNN is the identity
-    expected_state, state = cnn.state_dict(), back.state_dict()
-    assert list(state) == list(expected_state)
-    for key, value in expected_state.items():
-        assert torch.equal(state[key], value), key
-    images = torch.rand(5, *config["in_shape"], generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(back(images), cnn(images), rtol=0, atol=0)
-    # and once more to the grid: the ConvNet converts as the CNN did
-    torch.testing.assert_close(cnn_to_grid_gnn(back)(images), grid_model(images))
-    # the grid model itself, as message passing on the grid graphs, is that CNN too
-    grid_model.fast = False
-    torch.testing.assert_close(grid_model(images), cnn(images), rtol=1e-4, atol=1e-5)
-
-
-def test_grid_gnn_comes_back_as_the_cnn_it_was_built_from():
-    config = dict(in_shape=(1, 12, 12), num_classes=3, channels=(4, 6), hidden=(8,))
-    torch.manual_seed(0)
-    grid_model = GridGNN(batch_norm=True, **config)
-    images = torch.rand(16, 1, 12, 12, generator=torch.Generator().manual_seed(2))
-    labels = torch.arange(16) % 3
-    optimizer = torch.optim.SGD(grid_model.parameters(), lr=0.1)
-    for _ in range(3):  # trained on the grid: weights and batch-norm statistics move
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(grid_model(images), labels).backward()
-        optimizer.step()
-    optimizer.zero_grad()
-    cnn = grid_gnn_to_cnn(grid_model)
-    assert type(cnn) is CNN and str(cnn) == str(CNN(batch_norm=True, **config))
-    assert cnn.training
-    # training mode: the same batch statistics, outputs and gradients
-    out_grid, out_cnn = grid_model(images), cnn(images)
-    torch.testing.assert_close(out_cnn, out_grid, rtol=1e-4, atol=1e-5)
-    out_grid.square().sum().backward()
-    out_cnn.square().sum().backward()
-    grid_grads = dict(grid_model.named_parameters())
-    first_linear = (
-        "head.1.weight"  # the CNN head is Flatten, Linear, ...; the grid head Linear, ...
-    )
-    for name, parameter in cnn.named_parameters():
-        if name.startswith("features."):
-            torch.testing.assert_close(parameter.grad, grid_grads[name].grad, rtol=1e-4, atol=1e-5)
-    assert cnn.get_parameter(first_linear).grad.abs().sum() > 0
-    grid_model.eval(), cnn.eval()
-    torch.testing.assert_close(cnn(images), grid_model(images), rtol=1e-4, atol=1e-5)
-    # a GridGNN whose head was replaced comes back as a ConvNet of its actual layers
-    grid_model.head = nn.Sequential(nn.Linear(6 * 9, 8), nn.ReLU(), nn.Linear(8, 2))
-    assert type(grid_gnn_to_cnn(grid_model)) is ConvNet
-    # the weights are copies: training one model leaves the other alone
-    with torch.no_grad():
-        cnn.features[0].conv.weight.add_(1.0)
-    assert not torch.equal(cnn.features[0].conv.weight, grid_model.features[0].conv.weight)
-
-
-def test_grid_gnn_to_cnn_names_what_has_no_cnn_equivalent():
-    with pytest.raises(TypeError, match="expected a GridNet .* got GridGCN"):
-        grid_gnn_to_cnn(GridGCN(num_layers=2))
-    conv = GridConv(1, 4)
-    isotropic = GridNet((1, 8, 8), nn.Sequential(GridGCNConv(1, 4)), MeanReadout(), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match=r"cannot convert features\.0 \(GridGCNConv.*no CNN equiv"):
-        grid_gnn_to_cnn(isotropic)
-    mean_max = GridNet((1, 8, 8), nn.Sequential(conv), MeanMaxReadout(), nn.Linear(8, 2))
-    with pytest.raises(ValueError, match="cannot convert the readout MeanMaxReadout"):
-        grid_gnn_to_cnn(mean_max)
-    wrong_head = GridNet((1, 8, 8), nn.Sequential(conv), nn.Flatten(), nn.Linear(10, 2))
-    with pytest.raises(ValueError, match="first Linear takes 10 features, but the flattened 4 x 8"):
-        grid_gnn_to_cnn(wrong_head)

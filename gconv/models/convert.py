@@ -1,0 +1,453 @@
+r"""Model rewriting: a CNN into the equal grid GNN and back, with copied weights.
+
+:func:`cnn_to_grid_gnn` reads a CNN's layers in registration order and converts them one by one
+through a table of per-layer converters (``Conv2d`` -> :class:`~gconv.layers.GridConv`,
+``BatchNorm2d`` -> :class:`~gconv.models.NodeBatchNorm`, pools -> grid pools, a ResNet
+:class:`~gconv.models.BasicBlock` -> :class:`~gconv.models.GridResidualBlock`, pointwise layers
+as they are; then the readout table for the layer that ends the feature extractor), keeping the
+CNN's module names, into a :class:`~gconv.models.GridNet`. :func:`grid_gnn_to_cnn` is the inverse
+table and returns the :class:`~gconv.models.CNN` a :class:`~gconv.models.GridGNN` was built from,
+or a :class:`~gconv.models.ConvNet` for any other ``GridNet``; CNN -> grid -> CNN is the identity
+on state dicts.
+
+The rewriting lives apart from the models it converts between (as PyG keeps
+``to_hetero_transformer.py`` apart from its model files): :mod:`gconv.models.grid` holds the grid
+models, :mod:`gconv.models.cnn` the CNNs, this module only the tables between them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from gconv._utils import module_device
+from gconv.layers.activation import ACTIVATIONS
+from gconv.layers.grid import GridAvgPool, GridConv, GridMaxPool
+from gconv.layers.readout import MaxReadout, MeanReadout
+from gconv.models._utils import leaves, named_leaves
+from gconv.models.cnn import CNN, BasicBlock, ConvNet
+from gconv.models.grid import GridGNN, GridNet, GridResidualBlock, NodeBatchNorm
+from gconv.summary import pool_output_size
+
+__all__ = ["cnn_to_grid_gnn", "grid_gnn_to_cnn"]
+
+_POINTWISE = (*ACTIVATIONS.values(), nn.Identity, nn.Dropout)
+
+
+def _pool_args(pool: nn.Module) -> tuple[int, int] | None:
+    """(kernel, stride) of a square, unpadded, floor-mode 2-D pool, else None."""
+
+    def square(value: int | tuple[int, ...]) -> int | None:
+        if isinstance(value, int):
+            return value
+        return value[0] if len(set(value)) == 1 else None
+
+    kernel, stride = square(pool.kernel_size), square(pool.stride or pool.kernel_size)
+    if kernel is None or stride is None or pool.ceil_mode or square(pool.padding) != 0:
+        return None
+    if isinstance(pool, nn.MaxPool2d) and square(pool.dilation) != 1:
+        return None
+    if isinstance(pool, nn.AvgPool2d) and pool.divisor_override is not None:
+        return None
+    return kernel, stride
+
+
+class _FeatureMap:
+    """What the converters track: the channels and size of the CNN's current feature map."""
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        self.channels, self.height, self.width = channels, height, width
+
+    def pool(self, kernel_size: int, stride: int) -> None:
+        """The map after an unpadded, floor-mode pool (:func:`gconv.summary.pool_output_size`)."""
+        try:
+            self.height, self.width = pool_output_size(
+                (self.height, self.width), kernel_size, stride
+            )
+        except ValueError as error:
+            raise _CannotConvert(str(error)) from None
+
+
+class _CannotConvert(ValueError):
+    """A layer with no grid equivalent; cnn_to_grid_gnn prefixes the layer's name."""
+
+
+# ---- feature converters: one per CNN layer type, each (layer, feature map) -> grid layer
+
+
+def _convert_conv(conv: nn.Conv2d, fmap: _FeatureMap) -> nn.Module:
+    try:
+        grid_conv = GridConv.from_conv2d(conv)
+    except ValueError as error:
+        raise _CannotConvert(str(error)) from None
+    fmap.channels = conv.out_channels
+    return grid_conv
+
+
+def _convert_batch_norm(bn: nn.BatchNorm2d, fmap: _FeatureMap) -> nn.Module:
+    norm = NodeBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    norm.load_state_dict(bn.state_dict())
+    return norm
+
+
+def _convert_pool(pool: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    pool_args = _pool_args(pool)
+    if pool_args is None:
+        raise _CannotConvert(
+            "only square pools without padding, dilation or ceil_mode have a grid equivalent"
+        )
+    kernel, stride = pool_args
+    fmap.pool(kernel, stride)
+    return (GridMaxPool if isinstance(pool, nn.MaxPool2d) else GridAvgPool)(kernel, stride)
+
+
+def _convert_pointwise(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    return copy.deepcopy(layer)
+
+
+def _convert_basic_block(block: BasicBlock, fmap: _FeatureMap) -> nn.Module:
+    in_channels = fmap.channels
+
+    def convert(layer: nn.Module | None) -> nn.Module | None:
+        return None if layer is None else _convert_feature_layer(layer, fmap)
+
+    branch = [convert(block.conv1), convert(block.bn1), convert(block.act1)]
+    branch += [convert(block.conv2), convert(block.bn2)]
+    out_channels = fmap.channels
+    fmap.channels = in_channels  # the shortcut starts from the block's input again
+    shortcut = nn.Sequential(*(convert(layer) for layer in leaves(block.shortcut)))
+    if isinstance(block.shortcut, nn.Identity):
+        shortcut = nn.Identity()
+    fmap.channels = out_channels
+    return GridResidualBlock(*branch, shortcut, convert(block.act2))
+
+
+_FEATURE_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    nn.Conv2d: _convert_conv,
+    nn.BatchNorm2d: _convert_batch_norm,
+    nn.MaxPool2d: _convert_pool,
+    nn.AvgPool2d: _convert_pool,
+    BasicBlock: _convert_basic_block,
+    **dict.fromkeys(_POINTWISE, _convert_pointwise),
+}
+
+# ---- readout converters: the layer that ends the feature extractor -> a graph readout
+
+
+def _readout_global_pool(pool: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    if pool.output_size not in (1, (1, 1)):
+        raise _CannotConvert("only global pooling (output_size=1) is a graph readout")
+    return MeanReadout() if isinstance(pool, nn.AdaptiveAvgPool2d) else MaxReadout()
+
+
+def _readout_flatten(flatten: nn.Flatten, fmap: _FeatureMap) -> nn.Module:
+    if flatten.start_dim != 1:
+        raise _CannotConvert("only Flatten(start_dim=1) of the feature map is a readout")
+    return nn.Flatten(start_dim=1)
+
+
+_READOUT_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    nn.AdaptiveAvgPool2d: _readout_global_pool,
+    nn.AdaptiveMaxPool2d: _readout_global_pool,
+    nn.Flatten: _readout_flatten,
+}
+
+
+def _lookup(table: dict, layer: nn.Module) -> Callable | None:
+    """The table entry for the layer's class or its nearest base class."""
+    return next((table[cls] for cls in type(layer).__mro__ if cls in table), None)
+
+
+def _convert_feature_layer(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    converter = _lookup(_FEATURE_CONVERTERS, layer)
+    if converter is None:
+        raise _CannotConvert(
+            "no grid graph equivalent; supported are "
+            + ", ".join(cls.__name__ for cls in (*_FEATURE_CONVERTERS, *_READOUT_CONVERTERS))
+            + " and Linear"
+        )
+    return converter(layer, fmap)
+
+
+def _units(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Leaf layers and convertible blocks (a BasicBlock is one unit), in registration order."""
+    children = list(module.named_children())
+    if not children or (prefix and type(module) in _FEATURE_CONVERTERS):
+        yield prefix, module
+        return
+    for name, child in children:
+        yield from _units(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _nest(named_layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
+    """Rebuild nested ``nn.Sequential`` containers from dotted names, so the grid model's
+    parameters keep the CNN's names (``features.0.conv.weight``)."""
+    root = nn.Sequential()
+    for name, layer in named_layers:
+        *parents, leaf = name.split(".")
+        container = root
+        for part in parents:
+            if part not in container._modules:
+                container.add_module(part, nn.Sequential())
+            container = container._modules[part]
+        container.add_module(leaf, layer)
+    # a CNN keeps its extractor under one child (``features``): that child is the grid features
+    if len(root) == 1 and isinstance(root[0], nn.Sequential):
+        return root[0]
+    return root
+
+
+def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
+    r"""Converts a CNN into the equivalent grid GNN, with copied weights.
+
+    The CNN's layers are read in registration order (as ``nn.Sequential`` runs them; true for
+    :class:`~gconv.models.CNN`, whose ``features`` precede its ``head``) and converted one by one
+    through a table of per-layer converters (``_FEATURE_CONVERTERS``, then
+    ``_READOUT_CONVERTERS`` for the layer that ends the feature extractor):
+
+    ============================================  =============================================
+    CNN layer                                     grid GNN layer
+    ============================================  =============================================
+    ``Conv2d`` (odd k, stride 1, padding k // 2)  :meth:`GridConv.from_conv2d <gconv.layers.GridConv.from_conv2d>`
+    ``BatchNorm2d``                               :class:`~gconv.models.NodeBatchNorm` (statistics copied)
+    ``MaxPool2d`` / ``AvgPool2d`` (no padding)    :class:`~gconv.layers.GridMaxPool` / ``GridAvgPool``
+    :class:`~gconv.models.cnn.BasicBlock`         :class:`~gconv.models.GridResidualBlock` (its layers converted)
+    activations, ``Dropout``, ``Identity``        the same module
+    ``AdaptiveAvgPool2d(1)`` (+ ``Flatten``)      readout :class:`~gconv.layers.MeanReadout`
+    ``AdaptiveMaxPool2d(1)`` (+ ``Flatten``)      readout :class:`~gconv.layers.MaxReadout`
+    ``Flatten`` of the feature map                readout ``nn.Flatten`` (node-major), the next
+                                                  ``Linear``'s columns permuted from the CNN's
+                                                  channel-major order
+    ``Linear``, activations, ``Dropout`` after    the head
+    ============================================  =============================================
+
+    The feature layers keep their names (``features.0.conv``), so the grid model's state dict
+    matches the CNN's there. In eval mode the result gives the CNN's outputs to float tolerance.
+    The CNN's input shape is read from ``cnn.in_shape`` (as on :class:`~gconv.models.CNN`).
+
+    Raises:
+        ValueError: for a layer with no grid equivalent, naming it (e.g. a strided ``Conv2d``,
+            ``Dropout2d``, an ``AdaptiveAvgPool2d(2)``).
+    """
+    in_shape = getattr(cnn, "in_shape", None)
+    if in_shape is None or len(in_shape) != 3:
+        raise ValueError(
+            "cnn_to_grid_gnn needs the CNN's input shape as cnn.in_shape = (C, H, W), as on "
+            f"gconv.models.CNN; got {in_shape!r}"
+        )
+    fmap = _FeatureMap(*in_shape)
+    features: list[tuple[str, nn.Module]] = []
+    readout_layer: nn.Module | None = None
+    flatten_permute: tuple[int, int] | None = None  # (C, N) of a flattened feature map
+    head: list[nn.Module] = []
+
+    for name, layer in _units(cnn):
+        where = f"{name} ({layer})"
+        try:
+            if readout_layer is None:
+                readout_converter = _lookup(_READOUT_CONVERTERS, layer)
+                if readout_converter is None:
+                    features.append((name, _convert_feature_layer(layer, fmap)))
+                    continue
+                readout_layer = readout_converter(layer, fmap)
+                if isinstance(readout_layer, nn.Flatten):
+                    flatten_permute = (fmap.channels, fmap.height * fmap.width)
+            elif isinstance(layer, nn.Flatten) and not head and flatten_permute is None:
+                continue  # the flatten after a global pool: readouts already return [B, C]
+            elif isinstance(layer, nn.Linear):
+                linear = copy.deepcopy(layer)
+                if flatten_permute is not None and not any(isinstance(m, nn.Linear) for m in head):
+                    # CNN flatten is channel-major (c * N + n); node features flatten node-major
+                    # (n * C + c): permute the first Linear's input columns accordingly
+                    feature_channels, num_nodes = flatten_permute
+                    weight = layer.weight.detach().view(-1, feature_channels, num_nodes)
+                    with torch.no_grad():
+                        linear.weight.copy_(weight.transpose(1, 2).reshape(layer.weight.shape))
+                head.append(linear)
+            elif type(layer) in _POINTWISE:
+                head.append(copy.deepcopy(layer))
+            else:
+                raise _CannotConvert(
+                    "after the readout the head may hold Linear, activations and Dropout"
+                )
+        except _CannotConvert as error:
+            raise ValueError(f"cnn_to_grid_gnn cannot convert {where}: {error}") from None
+
+    if readout_layer is None or not any(isinstance(m, nn.Linear) for m in head):
+        raise ValueError(
+            "cnn_to_grid_gnn expected a CNN ending in a global pool or Flatten followed by "
+            f"Linear layers; found readout {readout_layer} and head {head}"
+        )
+    # a head of (Dropout ->) one Linear stays an nn.Linear, so the grid model is CAM-ready too
+    head_dropout = head.pop(0) if isinstance(head[0], nn.Dropout) and len(head) == 2 else None
+    head_module = head[0] if len(head) == 1 else nn.Sequential(*head)
+    model = GridNet(in_shape, _nest(features), readout_layer, head_module, head_dropout)
+    model.train(cnn.training)
+    return model.to(module_device(cnn))
+
+
+# ---- the way back: one converter per grid layer type, each (layer, feature map) -> CNN layer
+
+
+def _conv_from_grid(conv: GridConv, fmap: _FeatureMap) -> nn.Module:
+    fmap.channels = conv.out_channels
+    return conv.to_conv2d()
+
+
+def _batch_norm_from_grid(norm: NodeBatchNorm, fmap: _FeatureMap) -> nn.Module:
+    bn = nn.BatchNorm2d(
+        norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats
+    )
+    # copies, assigned: the statistics keep their device and dtype and share nothing
+    bn.load_state_dict({k: v.clone() for k, v in norm.state_dict().items()}, assign=True)
+    return bn
+
+
+def _pool_from_grid(pool: GridMaxPool | GridAvgPool, fmap: _FeatureMap) -> nn.Module:
+    fmap.pool(pool.kernel_size, pool.stride)
+    cls = nn.MaxPool2d if isinstance(pool, GridMaxPool) else nn.AvgPool2d
+    return cls(pool.kernel_size, pool.stride)
+
+
+def _basic_block_from_grid(block: GridResidualBlock, fmap: _FeatureMap) -> nn.Module:
+    in_channels = fmap.channels
+
+    def convert(layer: nn.Module | None) -> nn.Module | None:
+        return None if layer is None else _convert_grid_layer(layer, fmap)
+
+    layers = {"conv1": convert(block.conv1), "bn1": convert(block.bn1), "act1": convert(block.act1)}
+    layers.update(conv2=convert(block.conv2), bn2=convert(block.bn2))
+    out_channels = fmap.channels
+    fmap.channels = in_channels  # the shortcut starts from the block's input again
+    if isinstance(block.shortcut, nn.Identity):
+        layers["shortcut"] = nn.Identity()
+    else:
+        layers["shortcut"] = nn.Sequential(*(convert(layer) for layer in leaves(block.shortcut)))
+    fmap.channels = out_channels
+    layers["act2"] = convert(block.act2)
+    # a BasicBlock of the right shape (its own initialisation drawn under grid_gnn_to_cnn's
+    # forked random state), its layers then replaced by the converted ones
+    cnn_block = BasicBlock(
+        in_channels, out_channels, block.conv1.kernel_size, batch_norm=block.bn1 is not None
+    )
+    for name, layer in layers.items():
+        setattr(cnn_block, name, layer)
+    return cnn_block
+
+
+_CNN_CONVERTERS: dict[type[nn.Module], Callable[[nn.Module, _FeatureMap], nn.Module]] = {
+    GridConv: _conv_from_grid,
+    NodeBatchNorm: _batch_norm_from_grid,
+    GridMaxPool: _pool_from_grid,
+    GridAvgPool: _pool_from_grid,
+    GridResidualBlock: _basic_block_from_grid,
+    **dict.fromkeys(_POINTWISE, _convert_pointwise),
+}
+# readouts with a CNN equivalent: a global pool over the feature map (+ Flatten), or Flatten
+_CNN_READOUTS: dict[type[nn.Module], Callable[[], list[nn.Module]]] = {
+    MeanReadout: lambda: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
+    MaxReadout: lambda: [nn.AdaptiveMaxPool2d(1), nn.Flatten()],
+    nn.Flatten: lambda: [nn.Flatten()],
+}
+
+
+def _convert_grid_layer(layer: nn.Module, fmap: _FeatureMap) -> nn.Module:
+    converter = _CNN_CONVERTERS.get(type(layer))
+    if converter is None:
+        supported = ", ".join(cls.__name__ for cls in _CNN_CONVERTERS)
+        raise _CannotConvert(f"no CNN equivalent; supported are {supported}")
+    return converter(layer, fmap)
+
+
+def grid_gnn_to_cnn(model: GridNet) -> nn.Module:
+    r"""Converts a grid GNN back into the equivalent CNN, with copied weights: the inverse of
+    :func:`cnn_to_grid_gnn`.
+
+    ============================================  =============================================
+    grid GNN layer                                CNN layer
+    ============================================  =============================================
+    :class:`~gconv.layers.GridConv`               :meth:`GridConv.to_conv2d <gconv.layers.GridConv.to_conv2d>`
+    :class:`~gconv.models.NodeBatchNorm`                        ``BatchNorm2d`` (statistics copied)
+    ``GridMaxPool`` / ``GridAvgPool``             ``MaxPool2d`` / ``AvgPool2d``
+    :class:`~gconv.models.GridResidualBlock`                    :class:`~gconv.models.cnn.BasicBlock`
+    activations, ``Dropout``, ``Identity``        the same module
+    readout :class:`~gconv.layers.MeanReadout`    ``AdaptiveAvgPool2d(1)`` + ``Flatten``
+    readout :class:`~gconv.layers.MaxReadout`     ``AdaptiveMaxPool2d(1)`` + ``Flatten``
+    readout ``nn.Flatten`` (node-major)           ``Flatten`` (channel-major), the first
+                                                  ``Linear``'s columns permuted to match
+    ``dropout`` and ``head``                      the same modules after the readout
+    ============================================  =============================================
+
+    A :class:`~gconv.models.GridGNN` comes back as the :class:`~gconv.models.CNN` it was built from (its
+    arguments, the trained weights; unless its layers were replaced since); any other
+    :class:`~gconv.models.GridNet` as a
+    :class:`~gconv.models.cnn.ConvNet` whose ``features`` keep the grid model's names, so
+    ``grid_gnn_to_cnn(cnn_to_grid_gnn(cnn))`` has the state dict of a :class:`~gconv.models.CNN`
+    ``cnn``. In eval mode the result gives the grid GNN's outputs to float tolerance. The global
+    random state is left as it was.
+
+    Raises:
+        TypeError: for a model that is not a :class:`~gconv.models.GridNet` (the isotropic
+            :class:`~gconv.models.GridGCN` has no CNN equivalent).
+        ValueError: for a layer with no CNN equivalent, naming it (e.g. a
+            :class:`~gconv.layers.GridGCNConv`, a :class:`~gconv.layers.MeanMaxReadout`).
+    """
+    if not isinstance(model, GridNet):
+        raise TypeError(
+            f"grid_gnn_to_cnn expected a GridNet (from cnn_to_grid_gnn or GridGNN), got "
+            f"{type(model).__name__}"
+        )
+    fmap = _FeatureMap(*model.in_shape)
+    with torch.random.fork_rng(devices=[]):  # the new layers' own initialisation draws numbers
+        named = []
+        for name, layer in named_leaves(model.features, "features"):
+            try:
+                named.append((name, _convert_grid_layer(layer, fmap)))
+            except _CannotConvert as error:
+                raise ValueError(
+                    f"grid_gnn_to_cnn cannot convert {name} ({layer}): {error}"
+                ) from None
+        features = _nest(named) if isinstance(model.features, nn.Sequential) else named[0][1]
+        cnn: nn.Module = ConvNet(model.in_shape, features, _head_from_grid(model, fmap))
+        if isinstance(model, GridGNN):
+            args, kwargs = model.cnn_arguments
+            built = CNN(*args, **kwargs).to(next(model.parameters()).dtype)
+            try:
+                built.load_state_dict(cnn.state_dict())
+                cnn = built
+            except RuntimeError:  # layers changed since it was built: the ConvNet mirrors them
+                pass
+    cnn.train(model.training)
+    return cnn.to(module_device(model))
+
+
+def _head_from_grid(model: GridNet, fmap: _FeatureMap) -> nn.Sequential:
+    """The CNN head: the readout's CNN equivalent, then the grid model's dropout and head."""
+    make_readout = _CNN_READOUTS.get(type(model.readout))
+    if make_readout is None or getattr(model.readout, "start_dim", 1) != 1:
+        raise ValueError(
+            f"grid_gnn_to_cnn cannot convert the readout {model.readout}: only MeanReadout, "
+            "MaxReadout and Flatten(start_dim=1) have a CNN equivalent"
+        )
+    layers = make_readout()
+    if not isinstance(model.dropout, nn.Identity):
+        layers.append(copy.deepcopy(model.dropout))
+    head = [copy.deepcopy(layer) for layer in leaves(model.head)]
+    linears = [layer for layer in head if isinstance(layer, nn.Linear)]
+    if isinstance(model.readout, nn.Flatten) and linears:
+        # node features flatten node-major (n * C + c), a CNN's maps channel-major (c * N + n):
+        # permute the first Linear's input columns back
+        first, channels, nodes = linears[0], fmap.channels, fmap.height * fmap.width
+        if first.in_features != channels * nodes:
+            raise ValueError(
+                f"grid_gnn_to_cnn: the head's first Linear takes {first.in_features} features, "
+                f"but the flattened {channels} x {fmap.height} x {fmap.width} feature map has "
+                f"{channels * nodes}"
+            )
+        weight = first.weight.detach().view(-1, nodes, channels)
+        with torch.no_grad():
+            first.weight.copy_(weight.transpose(1, 2).reshape(first.weight.shape))
+    return nn.Sequential(*layers, *head)
