@@ -199,7 +199,7 @@ def deprecated_module_attributes(
     Example::
 
         __getattr__ = deprecated_module_attributes(
-            __name__, {"PyGGridGCN": ("benchmarks.bench_grid", "PyGGridGCN")}
+            __name__, {"cnn_to_grid_gnn": ("gconv.models.convert", "cnn_to_grid_gnn")}
         )
     """
 
