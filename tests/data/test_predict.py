@@ -44,3 +44,23 @@ def test_predict_smiles_restores_every_module_mode():
     modes = {name: m.training for name, m in model.named_modules()}
     predict_smiles(model, ["CCO", "c1ccccc1"])
     assert {name: m.training for name, m in model.named_modules()} == modes
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_predict_smiles_and_standardizer_on_the_gpu():
+    from gconv.data import ATOM_FEATURE_DIM
+    from gconv.models import GCN
+
+    torch.manual_seed(0)
+    model = GCN(ATOM_FEATURE_DIM, 2, hidden_channels=8).eval()
+    y = torch.tensor([[1.0, float("nan")], [3.0, 4.0], [5.0, 8.0]])
+    standardizer = Standardizer.fit(y)
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)[O-].[Na+]"]
+    on_cpu = predict_smiles(model, smiles, standardizer)
+    on_gpu = predict_smiles(model.cuda(), smiles, standardizer)  # the model's device by default
+    assert on_gpu.device.type == "cpu"  # returned on the CPU, in input order
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-4, atol=1e-4)
+    z = standardizer.transform(y.cuda())  # tensors are scaled on their own device
+    assert z.is_cuda
+    torch.testing.assert_close(z.cpu(), standardizer.transform(y), equal_nan=True)
