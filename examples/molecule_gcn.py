@@ -103,7 +103,6 @@ from torch_geometric.loader import DataLoader
 from gconv.data import (
     ATOM_FEATURE_DIM,
     BOND_FEATURE_DIM,
-    DescriptorScaler,
     MoleculeDataset,
     Standardizer,
     chembl_pic50,
@@ -324,7 +323,7 @@ def add_descriptors(
     parts: tuple[MoleculeDataset, ...], cache_dir: Path
 ) -> tuple[tuple[MoleculeDataset, ...], int]:
     values = [rdkit_descriptors(part.smiles, cache_dir=cache_dir) for part in parts]
-    scaler = DescriptorScaler.fit(values[0])  # the training split only
+    scaler = Standardizer.fit(values[0], clip=5.0, fill_nan=0.0)  # the training split only
     scaled = tuple(
         part.with_descriptors(scaler.transform(v)) for part, v in zip(parts, values, strict=True)
     )

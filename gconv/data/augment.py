@@ -21,6 +21,16 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+__all__ = [
+    "translate",
+    "affine",
+    "RandomShift",
+    "RandomAffine",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "Compose",
+]
+
 
 def _check_images(x: Tensor, owner: str) -> None:
     if not isinstance(x, Tensor) or x.dim() != 4:

@@ -1,15 +1,13 @@
-r"""Molecule data sets: SMILES + targets -> graphs, splits, target standardisation.
+r"""Molecule data sets: SMILES + targets -> graphs, from lists, files and embedded sources.
 
 * :class:`MoleculeDataset` from lists, a CSV file (:meth:`MoleculeDataset.from_csv`) or an
   SDF file (:meth:`MoleculeDataset.from_sdf`); a plain :class:`torch.utils.data.Dataset` of
   :class:`~torch_geometric.data.Data` graphs, batched with
-  :class:`torch_geometric.loader.DataLoader`.
+  :class:`torch_geometric.loader.DataLoader`. :meth:`MoleculeDataset.split` applies the splits
+  of :mod:`gconv.data.splitting`, :meth:`MoleculeDataset.standardized` a target
+  :class:`~gconv.data.Standardizer`.
 * Embedded offline sets from files shipped in RDKit's wheel: :func:`chembl_pic50` and
   :func:`nci_tpsa`; MoleculeNet sets through PyG's download table: :func:`moleculenet`.
-* Splits: :func:`random_split` and the Bemis-Murcko :func:`scaffold_split`, both seeded and
-  returning index lists; :meth:`MoleculeDataset.split` applies them.
-* :class:`Standardizer`: per-task mean/std fitted on the training split, NaN-aware, undone by
-  :func:`predict_smiles`.
 
 Targets are always a float32 tensor ``y`` of shape ``[1, num_tasks]`` per graph (so a batch has
 ``[num_graphs, num_tasks]``). Missing labels stay ``NaN``, to be masked in the loss (the
@@ -28,170 +26,54 @@ from __future__ import annotations
 
 import copy
 import csv
-import math
 import os
 import shutil
 import tempfile
 import warnings
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from rdkit import Chem, RDConfig, rdBase
-from rdkit.Chem.Scaffolds import MurckoScaffold
 from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from gconv._utils import evaluating
-from gconv.data.molecules import featurize, mol_to_graph
+from gconv._utils import deprecated_module_attributes
+from gconv.data.cache import featurize
+from gconv.data.featurizers import mol_to_graph
+from gconv.data.splitting import random_split_indices, scaffold_split_indices
+
+if TYPE_CHECKING:
+    from gconv.data.scaling import Standardizer
 
 __all__ = [
     "MoleculeDataset",
-    "Standardizer",
-    "random_split",
-    "scaffold_split",
-    "murcko_scaffold",
     "chembl_pic50",
     "nci_tpsa",
     "moleculenet",
-    "predict_smiles",
+    "CHEMBL_DIR",
+    "NCI_TPSA_FILE",
 ]
+
+# Names that lived here in gconv 0.1 (removed in 0.3): a DeprecationWarning names the new one.
+__getattr__ = deprecated_module_attributes(
+    __name__,
+    {
+        "Standardizer": ("gconv.data", "Standardizer"),
+        "murcko_scaffold": ("gconv.data", "murcko_scaffold"),
+        "predict_smiles": ("gconv.data", "predict_smiles"),
+        "random_split": ("gconv.data", "random_split_indices"),
+        "scaffold_split": ("gconv.data", "scaffold_split_indices"),
+    },
+)
 
 OnError = Literal["raise", "skip"]
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
 # split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-class Standardizer:
-    r"""Per-task standardisation :math:`z = (y - \mu) / \sigma`, ignoring NaN targets.
-
-    Fit it on the training targets only; :meth:`inverse_transform` maps model outputs back
-    to the original units. A task with zero spread (or a single label) gets :math:`\sigma = 1`.
-
-    Args:
-        mean (Tensor): Per-task means, shape ``[T]``.
-        std (Tensor): Per-task standard deviations, shape ``[T]``.
-    """
-
-    def __init__(self, mean: Tensor, std: Tensor) -> None:
-        self.mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        self.std = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if self.mean.shape != self.std.shape:
-            raise ValueError(
-                f"Standardizer expected mean and std of equal shape, got "
-                f"{tuple(self.mean.shape)} and {tuple(self.std.shape)}"
-            )
-
-    @classmethod
-    def fit(cls, y: Tensor) -> Standardizer:
-        """Fits mean and (population) std per column of ``y`` (``[N, T]`` or ``[N]``)."""
-        y = torch.as_tensor(y, dtype=torch.float64)
-        y = y.unsqueeze(1) if y.dim() == 1 else y
-        if y.dim() != 2 or y.size(0) == 0:
-            raise ValueError(f"Standardizer.fit expected targets [N, T], got {tuple(y.shape)}")
-        observed = ~torch.isnan(y)
-        if not observed.any(dim=0).all():
-            empty = (~observed.any(dim=0)).nonzero().flatten().tolist()
-            raise ValueError(f"Standardizer.fit got no labelled values for tasks {empty}")
-        count = observed.sum(dim=0)
-        mean = torch.where(observed, y, 0.0).sum(dim=0) / count
-        var = torch.where(observed, (y - mean) ** 2, 0.0).sum(dim=0) / count
-        std = var.sqrt()
-        std = torch.where(std > 0, std, torch.ones_like(std))
-        return cls(mean.float(), std.float())
-
-    def transform(self, y: Tensor) -> Tensor:
-        return (y - self.mean.to(y.device)) / self.std.to(y.device)
-
-    def inverse_transform(self, z: Tensor) -> Tensor:
-        return z * self.std.to(z.device) + self.mean.to(z.device)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"mean": self.mean.clone(), "std": self.std.clone()}
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Tensor]) -> Standardizer:
-        return cls(state["mean"], state["std"])
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(mean={self.mean.tolist()}, std={self.std.tolist()})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Splits
-# ---------------------------------------------------------------------------------------------
-
-
-def _split_sizes(num_items: int, sizes: Sequence[float]) -> tuple[int, int, int]:
-    if len(sizes) != 3 or any(s < 0 for s in sizes) or not math.isclose(sum(sizes), 1.0):
-        raise ValueError(f"sizes must be three non-negative fractions summing to 1, got {sizes}")
-    num_train = int(round(sizes[0] * num_items))
-    num_val = int(round(sizes[1] * num_items))
-    return num_train, num_val, num_items - num_train - num_val
-
-
-def random_split(
-    num_items: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[list[int], list[int], list[int]]:
-    """Seeded random ``(train, val, test)`` index lists with the given fractions."""
-    num_train, num_val, _ = _split_sizes(num_items, sizes)
-    order = np.random.default_rng(seed).permutation(num_items).tolist()
-    return order[:num_train], order[num_train : num_train + num_val], order[num_train + num_val :]
-
-
-def murcko_scaffold(smiles: str) -> str:
-    """Bemis-Murcko scaffold SMILES (ring systems + linkers; ``""`` for acyclic molecules)."""
-    with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise ValueError(f"murcko_scaffold could not parse SMILES {smiles!r}")
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
-
-
-def scaffold_split(
-    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[list[int], list[int], list[int]]:
-    """Bemis-Murcko scaffold split: every scaffold group lands in exactly one split.
-
-    As in chemprop's balanced scaffold split: groups too big for the validation or test
-    budget (more than half of it) go first, largest first, so they end up in train; the
-    remaining groups follow in a seeded random order. Each group goes to train while it fits,
-    else to validation while it fits, else to test. All acyclic molecules share the empty
-    scaffold and form one group.
-
-    Returns:
-        ``(train, val, test)`` index lists into ``smiles``.
-    """
-    num_train, num_val, num_test = _split_sizes(len(smiles), sizes)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, s in enumerate(smiles):
-        groups[murcko_scaffold(s)].append(index)
-    # Sort scaffolds first so that the seeded shuffle does not depend on dict insertion order.
-    scaffold_sets = [groups[key] for key in sorted(groups)]
-    rng = np.random.default_rng(seed)
-    big_limit = min(num_val, num_test) / 2
-    big = [g for g in scaffold_sets if len(g) > big_limit]
-    small = [g for g in scaffold_sets if len(g) <= big_limit]
-    big = [big[i] for i in rng.permutation(len(big))]
-    big.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
-    small = [small[i] for i in rng.permutation(len(small))]
-
-    train: list[int] = []
-    val: list[int] = []
-    test: list[int] = []
-    for group in big + small:
-        if len(train) + len(group) <= num_train:
-            train.extend(group)
-        elif len(val) + len(group) <= num_val:
-            val.extend(group)
-        else:
-            test.extend(group)
-    return train, val, test
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,11 +331,12 @@ class MoleculeDataset(Dataset):
         sizes: Sequence[float] = (0.8, 0.1, 0.1),
         seed: int = 0,
     ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
-        """``(train, val, test)`` by :func:`scaffold_split` or :func:`random_split`."""
+        """``(train, val, test)`` by :func:`~gconv.data.scaffold_split_indices` or
+        :func:`~gconv.data.random_split_indices`."""
         if method == "scaffold":
-            parts = scaffold_split(self.smiles, sizes, seed)
+            parts = scaffold_split_indices(self.smiles, sizes, seed)
         elif method == "random":
-            parts = random_split(len(self), sizes, seed)
+            parts = random_split_indices(len(self), sizes, seed)
         else:
             raise ValueError(f"split method must be 'scaffold' or 'random', got {method!r}")
         return tuple(self[list(part)] for part in parts)  # type: ignore[return-value]
@@ -695,51 +578,3 @@ def moleculenet(
         n_jobs=n_jobs,
         cache_dir=Path(root) / key / "processed",
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def predict_smiles(
-    model: torch.nn.Module,
-    smiles: str | Sequence[str],
-    standardizer: Standardizer | None = None,
-    device: str | torch.device | None = None,
-    batch_size: int = 256,
-) -> Tensor:
-    r"""Predicts properties of molecules given as SMILES, in the targets' original units.
-
-    Args:
-        model (torch.nn.Module): A graph model, ``model(batch) -> [num_graphs, T]``.
-        smiles (str or Sequence[str]): One SMILES or a list of them.
-        standardizer (Standardizer, optional): The one the model was trained with; its
-            :meth:`~Standardizer.inverse_transform` is applied to the outputs.
-            (default: :obj:`None`)
-        device (str or torch.device, optional): Where to run the model. (default: the
-            device of the model's parameters)
-        batch_size (int, optional): Molecules per forward pass. (default: :obj:`256`)
-
-    Returns:
-        Tensor ``[len(smiles), T]`` on the CPU, in input order.
-
-    Raises:
-        ValueError: naming the position and the string of the first SMILES that fails.
-    """
-    from torch_geometric.loader import DataLoader
-
-    smiles = [smiles] if isinstance(smiles, str) else list(smiles)
-    graphs = featurize(smiles, on_error="raise").graphs
-    if device is None:
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-    with evaluating(model):  # every module's own train/eval flag comes back afterwards
-        outputs = [
-            model(batch.to(device, non_blocking=True)).float()
-            for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
-        ]
-    # one device-to-host copy at the end, not one per batch
-    prediction = torch.cat(outputs).cpu() if outputs else torch.empty(0)
-    return standardizer.inverse_transform(prediction) if standardizer is not None else prediction

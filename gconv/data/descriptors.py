@@ -3,14 +3,16 @@ r"""Molecule-level descriptors: RDKit's 2D descriptors as extra graph features (
 A graph network sees atoms and bonds; some properties also depend on whole-molecule quantities
 (logP estimates, molar refractivity, ring counts) that a few message-passing steps reconstruct only
 roughly. :func:`rdkit_descriptors` computes RDKit's 2D descriptor set once per molecule (cached on
-disk, keyed by the SMILES, the descriptor names and the RDKit version); :class:`DescriptorScaler`
-standardises them on the training split, so that :class:`gconv.models.GNN` can concatenate them to
-the pooled graph embedding (``descriptor_dim=``, ``data.x_d``).
+disk, keyed by the SMILES, the descriptor names and the RDKit version); a
+:class:`~gconv.data.Standardizer` fitted on the training split (``clip=5.0, fill_nan=0.0``) scales
+them, so that :class:`gconv.models.GNN` can concatenate them to the pooled graph embedding
+(``descriptor_dim=``, ``data.x_d``). :func:`morgan_fingerprints` are the classical baselines'
+features.
 
 Example::
 
     >>> train, val, test = chembl_pic50().split("scaffold")
-    >>> scaler = DescriptorScaler.fit(rdkit_descriptors(train.smiles))
+    >>> scaler = Standardizer.fit(rdkit_descriptors(train.smiles), clip=5.0, fill_nan=0.0)
     >>> train = train.with_descriptors(scaler.transform(rdkit_descriptors(train.smiles)))
 """
 
@@ -28,9 +30,10 @@ import torch
 from rdkit import Chem, rdBase
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
-from gconv._utils import atomic_save
+from gconv._utils import atomic_save, warn_deprecated
+from gconv.data.scaling import Standardizer
 
-__all__ = ["DESCRIPTOR_NAMES", "rdkit_descriptors", "morgan_fingerprints", "DescriptorScaler"]
+__all__ = ["DESCRIPTOR_NAMES", "rdkit_descriptors", "morgan_fingerprints"]
 
 #: Names of RDKit's 2D descriptors (``rdkit.Chem.Descriptors._descList``), in column order; 217 in
 #: RDKit 2025-2026. The list follows the installed RDKit, whose version is in the cache key.
@@ -46,8 +49,8 @@ def rdkit_descriptors(
     r"""RDKit 2D descriptors, float32 ``[len(smiles), len(names)]``.
 
     A descriptor RDKit cannot compute for a molecule (it raises, or gives NaN or an infinite or
-    float32-overflowing value such as ``Ipc`` of a large molecule) is NaN; :class:`DescriptorScaler`
-    fills those with the training mean. About 10 ms per molecule, hence the cache.
+    float32-overflowing value such as ``Ipc`` of a large molecule) is NaN; a
+    :class:`~gconv.data.Standardizer` with ``fill_nan=0.0`` fills those with the training mean. About 10 ms per molecule, hence the cache.
 
     Args:
         smiles (Sequence[str]): SMILES strings (each must parse; featurise with
@@ -122,42 +125,28 @@ def morgan_fingerprints(
     return np.stack(rows) if rows else np.zeros((0, n_bits), dtype=np.uint8)
 
 
-class DescriptorScaler:
-    r"""Standardises descriptors with statistics of the training split:
-    :math:`z = \mathrm{clip}((d - \mu) / \sigma, -c, c)`, NaN replaced by :math:`0` (the mean).
+# ---- deprecated (gconv 0.2, removed in 0.3) ------------------------------------------------------
 
-    Uses scikit-learn's :class:`~sklearn.preprocessing.StandardScaler` (which ignores NaN when
-    fitting). Columns constant on the training split get :math:`\sigma = 1`; the clip at
-    :math:`c` keeps heavy-tailed descriptors (``Ipc``, ``BertzCT`` of odd molecules) from
-    dominating the head.
 
-    Args:
-        clip (float, optional): The bound :math:`c`. (default: :obj:`5.0`)
+class DescriptorScaler(Standardizer):
+    """Deprecated: use ``Standardizer.fit(values, clip=5.0, fill_nan=0.0)``.
+
+    The 0.1 descriptor scaler, now a :class:`~gconv.data.Standardizer` with its defaults
+    (NaN -> 0, clipped at ``clip``), its array-only checks and its messages. :meth:`fit` warns.
     """
 
-    def __init__(self, clip: float = 5.0) -> None:
-        from sklearn.preprocessing import StandardScaler
-
-        if not clip > 0:
-            raise ValueError(f"DescriptorScaler expected clip > 0, got {clip!r}")
-        self.clip = float(clip)
-        self._scaler = StandardScaler()
-
     @classmethod
-    def fit(cls, values: np.ndarray, clip: float = 5.0) -> DescriptorScaler:
-        """Fits on the training split's descriptors ``[N, D]``."""
+    def fit(cls, values: np.ndarray, clip: float = 5.0) -> DescriptorScaler:  # type: ignore[override]
+        warn_deprecated(
+            "gconv.data.DescriptorScaler.fit(values, clip)",
+            "gconv.data.Standardizer.fit(values, clip=clip, fill_nan=0.0)",
+        )
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[0] == 0:
             raise ValueError(
                 f"DescriptorScaler.fit expected descriptors [N, D] with N > 0, got {values.shape}"
             )
-        scaler = cls(clip)
-        scaler._scaler.fit(values)
-        return scaler
-
-    @property
-    def num_features(self) -> int:
-        return int(self._scaler.n_features_in_)
+        return super().fit(values, clip=clip, fill_nan=0.0)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """``[N, D]`` descriptors -> standardised float32 ``[N, D]`` without NaN."""
@@ -167,8 +156,7 @@ class DescriptorScaler:
                 f"DescriptorScaler expected descriptors [N, {self.num_features}], "
                 f"got {values.shape}"
             )
-        z = self._scaler.transform(values)
-        return np.clip(np.nan_to_num(z, nan=0.0), -self.clip, self.clip).astype(np.float32)
+        return super().transform(values)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(num_features={self.num_features}, clip={self.clip})"

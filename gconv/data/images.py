@@ -23,6 +23,20 @@ import torchvision
 from torch import Tensor
 from torch.utils.data import Dataset
 
+__all__ = [
+    "MNIST_CLASSES",
+    "FASHION_CLASSES",
+    "STL10_CLASSES",
+    "IMAGE_DATASETS",
+    "CLASS_NAMES",
+    "mnist5k",
+    "MNIST",
+    "FashionMNIST",
+    "STL10",
+    "to_tensors",
+    "load_image_dataset",
+]
+
 DEFAULT_ROOT = "datasets/"
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
@@ -160,7 +174,6 @@ class MNIST(torchvision.datasets.MNIST):
     ) -> None:
         _init_with_clear_errors(
             self,
-            torchvision.datasets.MNIST,
             root,
             dict(
                 train=train,
@@ -171,33 +184,15 @@ class MNIST(torchvision.datasets.MNIST):
         )
 
 
-class FashionMNIST(torchvision.datasets.FashionMNIST):
+class FashionMNIST(MNIST, torchvision.datasets.FashionMNIST):
     """`Fashion-MNIST <https://github.com/zalandoresearch/fashion-mnist>`_ through torchvision,
     stored under ``root/FashionMNIST/raw``: 28x28 greyscale images of 10 kinds of clothing
     (:data:`FASHION_CLASSES`), 60,000 for training and 10,000 for testing.
 
-    Arguments and errors as :class:`MNIST`.
+    Arguments and errors as :class:`MNIST`, whose ``__init__`` it shares; the files, mirrors and
+    class names are torchvision's :class:`~torchvision.datasets.FashionMNIST`'s (which is a
+    subclass of torchvision's ``MNIST`` too).
     """
-
-    def __init__(
-        self,
-        root: str | Path = DEFAULT_ROOT,
-        train: bool = True,
-        transform: Callable | None = None,
-        target_transform: Callable | None = None,
-        download: bool = False,
-    ) -> None:
-        _init_with_clear_errors(
-            self,
-            torchvision.datasets.FashionMNIST,
-            root,
-            dict(
-                train=train,
-                transform=transform,
-                target_transform=target_transform,
-                download=download,
-            ),
-        )
 
 
 class STL10(torchvision.datasets.STL10):
@@ -229,7 +224,6 @@ class STL10(torchvision.datasets.STL10):
             )
         _init_with_clear_errors(
             self,
-            torchvision.datasets.STL10,
             root,
             dict(
                 split=split,
@@ -246,13 +240,13 @@ class STL10(torchvision.datasets.STL10):
         return self.labels
 
 
-def _init_with_clear_errors(
-    dataset: Dataset, base: type, root: str | Path, kwargs: dict[str, Any]
-) -> None:
-    """Run torchvision's ``__init__`` and turn its missing-file / download errors into ones that
-    name the folder, ``download=True`` and :func:`mnist5k`; a failed download leaves no empty
-    folders behind."""
+def _init_with_clear_errors(dataset: Dataset, root: str | Path, kwargs: dict[str, Any]) -> None:
+    """Run the ``__init__`` of the torchvision class that ``dataset`` derives from and turn its
+    missing-file / download errors into ones that name the folder, ``download=True`` and
+    :func:`mnist5k`; a failed download leaves no empty folders behind."""
     name = type(dataset).__name__
+    # the first torchvision class in the MRO: torchvision's FashionMNIST for gconv's FashionMNIST
+    base = next(c for c in type(dataset).__mro__ if c.__module__.startswith("torchvision."))
     # torchvision names the folder after the class (MNIST/FashionMNIST) or sets base_folder.
     folder = os.path.join(root, getattr(base, "base_folder", base.__name__))
     existing = _existing_ancestor(Path(folder))

@@ -1,25 +1,16 @@
-"""Tests for gconv.data.datasets: CSV/SDF/list loading, bad rows, splits, standardiser, sets."""
+"""Tests for gconv.data.datasets: CSV/SDF/list loading, bad rows, dataset methods, embedded sets."""
 
 import math
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 from rdkit import Chem
 from torch_geometric.loader import DataLoader
 
 import gconv.data.datasets as datasets
-from gconv.data.datasets import (
-    MoleculeDataset,
-    Standardizer,
-    chembl_pic50,
-    moleculenet,
-    murcko_scaffold,
-    nci_tpsa,
-    predict_smiles,
-    random_split,
-    scaffold_split,
-)
+from gconv.data.datasets import MoleculeDataset, chembl_pic50, moleculenet, nci_tpsa
 
 CSV_TEXT = """smiles,logp,tpsa
 CCO,-0.1,20.2
@@ -104,114 +95,6 @@ def test_from_sdf_with_property(tmp_path):
     assert y[0] == 1.5 and math.isnan(y[1]) and y[2] == -2.0
 
 
-# -- splits ---------------------------------------------------------------------------------
-
-SERIES = [
-    "c1ccccc1C",
-    "c1ccccc1CC",
-    "c1ccccc1CCC",
-    "c1ccccc1O",
-    "c1ccncc1C",
-    "c1ccncc1N",
-    "C1CCCCC1C",
-    "C1CCCCC1O",
-    "CCO",
-    "CCN",
-    "c1ccc2ccccc2c1",
-    "c1ccc2ccccc2c1C",
-    "C1CCNCC1",
-    "C1CCOC1",
-    "c1ccoc1",
-    "c1ccsc1",
-    "C1CC1",
-    "C1CCC1",
-    "c1cnc2ccccc2c1",
-    "O=C1CCCN1",
-]
-
-
-def test_scaffold_split_keeps_groups_together_and_is_deterministic():
-    parts = scaffold_split(SERIES, sizes=(0.6, 0.2, 0.2), seed=3)
-    assert sorted(sum(parts, [])) == list(range(len(SERIES)))
-    scaffolds = [{murcko_scaffold(SERIES[i]) for i in part} for part in parts]
-    assert not (scaffolds[0] & scaffolds[1] or scaffolds[0] & scaffolds[2])
-    assert not scaffolds[1] & scaffolds[2]
-    assert scaffold_split(SERIES, sizes=(0.6, 0.2, 0.2), seed=3) == parts
-    # the largest group (benzene, 4 molecules) is in train
-    assert {0, 1, 2, 3} <= set(parts[0])
-
-
-def test_scaffold_split_seed_changes_small_groups():
-    splits = {tuple(map(tuple, scaffold_split(SERIES, (0.6, 0.2, 0.2), seed=s))) for s in range(5)}
-    assert len(splits) > 1
-
-
-def test_random_split_deterministic_and_complete():
-    train, val, test = random_split(100, (0.8, 0.1, 0.1), seed=7)
-    assert (len(train), len(val), len(test)) == (80, 10, 10)
-    assert sorted(train + val + test) == list(range(100))
-    assert random_split(100, (0.8, 0.1, 0.1), seed=7) == (train, val, test)
-    assert random_split(100, (0.8, 0.1, 0.1), seed=8) != (train, val, test)
-    with pytest.raises(ValueError, match="summing to 1"):
-        random_split(10, (0.8, 0.1, 0.2))
-
-
-def test_dataset_split_methods():
-    dataset = MoleculeDataset(SERIES, list(range(len(SERIES))))
-    train, val, test = dataset.split("scaffold", sizes=(0.6, 0.2, 0.2), seed=0)
-    assert len(train) + len(val) + len(test) == len(SERIES)
-    # targets follow their molecules
-    for part in (train, val, test):
-        assert part.y.flatten().tolist() == [float(row) for row in part.rows]
-    with pytest.raises(ValueError, match="'scaffold' or 'random', got 'stratified'"):
-        dataset.split("stratified")
-
-
-# -- standardiser ---------------------------------------------------------------------------
-
-
-def test_standardizer_round_trip_ignores_nan():
-    y = torch.tensor([[1.0, 10.0], [3.0, float("nan")], [5.0, 30.0]])
-    standardizer = Standardizer.fit(y)
-    assert standardizer.mean.tolist() == pytest.approx([3.0, 20.0])
-    assert standardizer.std.tolist() == pytest.approx([math.sqrt(8 / 3), 10.0])
-    z = standardizer.transform(y)
-    assert torch.isnan(z[1, 1]) and z[[0, 2], 0].tolist() == pytest.approx([-1.2247, 1.2247], 1e-4)
-    torch.testing.assert_close(standardizer.inverse_transform(z), y, equal_nan=True)
-    restored = Standardizer.from_state_dict(standardizer.state_dict())
-    torch.testing.assert_close(restored.mean, standardizer.mean)
-    assert Standardizer.fit(torch.ones(4, 1)).std.item() == 1.0  # no spread -> unit std
-    with pytest.raises(ValueError, match=r"no labelled values for tasks \[1\]"):
-        Standardizer.fit(torch.tensor([[1.0, float("nan")]]))
-
-
-def test_standardized_dataset_and_predict_smiles_undo_it():
-    dataset = MoleculeDataset(["CCO", "CCCO", "CCCCO"], [[2.0], [4.0], [6.0]])
-    standardizer = Standardizer.fit(dataset.y)
-    scaled = dataset.standardized(standardizer)
-    assert scaled.y.flatten().tolist() == pytest.approx([-1.2247, 0.0, 1.2247], 1e-4)
-    assert dataset.y.flatten().tolist() == [2.0, 4.0, 6.0]  # the original is untouched
-
-    class CarbonCount(torch.nn.Module):
-        """Predicts (#carbons - 3) in standardised units: exact for the data above."""
-
-        def __init__(self):
-            super().__init__()
-            self.scale = torch.nn.Parameter(torch.tensor(1.2247449))
-
-        def forward(self, batch):
-            carbons = torch.zeros(batch.num_graphs).index_add_(0, batch.batch, batch.x[:, 2])
-            return ((carbons - 3.0) * self.scale).unsqueeze(1)
-
-    model = CarbonCount().train()
-    prediction = predict_smiles(model, ["CCO", "CCCCO", "CCCO"], standardizer=standardizer)
-    assert prediction.flatten().tolist() == pytest.approx([2.0, 6.0, 4.0], 1e-4)
-    assert model.training  # state restored
-    assert predict_smiles(model, "CCCO", standardizer).shape == (1, 1)
-    with pytest.raises(ValueError, match=r"molecule 1 \('C1CC'\)"):
-        predict_smiles(model, ["CCO", "C1CC"])
-
-
 # -- embedded and downloadable sets -----------------------------------------------------------
 
 
@@ -269,12 +152,28 @@ def test_module_constants_point_at_rdkit_files():
     assert datasets.NCI_TPSA_FILE.exists()
 
 
-def test_predict_smiles_restores_every_module_mode():
-    from gconv.data import ATOM_FEATURE_DIM, predict_smiles
-    from gconv.models import GNN
+# -- molecule-level features and predefined splits ------------------------------------------
 
-    model = GNN(ATOM_FEATURE_DIM, 1, conv="gcn", hidden_channels=8).train()
-    model.norms[0].eval()  # a BatchNorm the user froze on purpose
-    modes = {name: m.training for name, m in model.named_modules()}
-    predict_smiles(model, ["CCO", "c1ccccc1"])
-    assert {name: m.training for name, m in model.named_modules()} == modes
+DESCRIPTOR_SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]"]
+
+
+def test_dataset_with_descriptors_batches_x_d():
+    from torch_geometric.loader import DataLoader
+
+    dataset = MoleculeDataset(DESCRIPTOR_SMILES, [1.0, 2.0, 3.0, 4.0])
+    with_d = dataset.with_descriptors(np.arange(8, dtype=np.float32).reshape(4, 2))
+    batch = next(iter(DataLoader(with_d, batch_size=4)))
+    assert batch.x_d.shape == (4, 2) and batch.x_d[3, 1] == 7.0
+    assert not hasattr(dataset[0], "x_d") or dataset[0].x_d is None  # the original is untouched
+    with pytest.raises(ValueError, match=r"descriptors \[4, D\], got \(3, 2\)"):
+        dataset.with_descriptors(np.zeros((3, 2)))
+
+
+def test_split_by_labels_names_the_bad_row():
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        dataset = MoleculeDataset(["CCO", "C1CC", "CCN", "CCC"], [1, 2, 3, 4], on_error="skip")
+    train, val, test = dataset.split_by(["train", "Valid", "TEST"])
+    assert (train.smiles, val.smiles, test.smiles) == (["CCO"], ["CCN"], ["CCC"])
+    assert test.rows == [3]
+    with pytest.raises(ValueError, match=r"row 2 \('CCN'\): split label 'dev' is not one of"):
+        dataset.split_by(["train", "dev", "test"])

@@ -1,5 +1,8 @@
-"""Tests for gconv.data.molecules: features of known molecules, bad input, cache, parallel path."""
+"""Tests for gconv.data.featurizers: features of known molecules, bad input, feature tables."""
 
+import pickle
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -7,16 +10,19 @@ from hypothesis import strategies as st
 from rdkit import Chem
 from torch_geometric.utils import is_undirected
 
-import gconv.data.molecules as molecules
-from gconv.data.molecules import (
+from gconv.data.featurizers import (
     ATOM_FEATURE_DIM,
     ATOM_FEATURE_NAMES,
+    ATOM_FEATURES,
     BOND_FEATURE_DIM,
     BOND_FEATURE_NAMES,
+    BOND_FEATURES,
     FEATURIZER_VERSION,
     AtomFeaturizer,
     BondFeaturizer,
-    featurize,
+    Feature,
+    GraphArrays,
+    GraphFeaturizer,
     mol_to_graph,
     smiles_to_graph,
 )
@@ -192,82 +198,10 @@ def test_graph_invariants(smiles):
     assert torch.equal(data.x.sum(1) - flags, torch.full((data.num_nodes,), 6.0))
 
 
-# -- many molecules -------------------------------------------------------------------------
-
-SMILES = ["CCO", "c1ccccc1O", "[NH4+]", "CC(=O)[O-].[Na+]", "C1CCNCC1", "FC(F)F", "C#N", "O"]
-
-
-def assert_same_graphs(left, right):
-    assert len(left) == len(right)
-    for a, b in zip(left, right, strict=True):
-        assert torch.equal(a.x, b.x)
-        assert torch.equal(a.edge_index, b.edge_index)
-        assert torch.equal(a.edge_attr, b.edge_attr)
-        assert a.smiles == b.smiles
-
-
-def test_featurize_equals_smiles_to_graph():
-    result = featurize(SMILES)
-    assert result.indices == list(range(len(SMILES))) and result.skipped == []
-    assert_same_graphs(result.graphs, [smiles_to_graph(s) for s in SMILES])
-
-
-def test_featurize_on_error():
-    smiles = ["CCO", "C1CC", None, "c1ccccc1"]
-    with pytest.raises(ValueError, match="molecule 1 \\('C1CC'\\)"):
-        featurize(smiles)
-    result = featurize(smiles, on_error="skip")
-    assert result.indices == [0, 3]
-    assert [(i, s) for i, s, _ in result.skipped] == [(1, "C1CC"), (2, "None")]
-    assert "syntax error" in result.skipped[0][2]
-    with pytest.raises(ValueError, match="on_error must be"):
-        featurize(smiles, on_error="ignore")
-    with pytest.raises(TypeError, match="single string"):
-        featurize("CCO")
-
-
-def test_featurize_parallel_equals_serial():
-    smiles = SMILES * 3 + ["C1CC"]
-    serial = featurize(smiles, on_error="skip")
-    parallel = featurize(smiles, n_jobs=2, on_error="skip")
-    assert parallel.indices == serial.indices and parallel.skipped == serial.skipped
-    assert_same_graphs(parallel.graphs, serial.graphs)
-
-
-def test_featurize_cache_round_trip_and_hit(tmp_path, monkeypatch):
-    smiles = SMILES + ["C1CC"]
-    first = featurize(smiles, on_error="skip", cache_dir=tmp_path)
-    files = list(tmp_path.glob("molgraphs-*.pt"))
-    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
-
-    # A cache hit must not featurise anything.
-    def fail(*args, **kwargs):
-        raise AssertionError("featurised despite a cache hit")
-
-    monkeypatch.setattr(molecules, "_run_chunks", fail)
-    second = featurize(smiles, on_error="skip", cache_dir=tmp_path)
-    assert_same_graphs(second.graphs, first.graphs)
-    assert second.indices == first.indices and second.skipped == first.skipped
-    # the cached skip list still raises in "raise" mode
-    with pytest.raises(ValueError, match="'C1CC'"):
-        featurize(smiles, cache_dir=tmp_path)
-    # a different list (or option) is a different key, hence a miss
-    with pytest.raises(AssertionError, match="cache hit"):
-        featurize(smiles[:-1], cache_dir=tmp_path)
-    with pytest.raises(AssertionError, match="cache hit"):
-        featurize(smiles, on_error="skip", cache_dir=tmp_path, largest_fragment=True)
-
-
 # -- swappable feature tables --------------------------------------------------------------
 
 
-def _ring3(atom) -> int:  # module level: picklable for worker processes
-    return atom.IsInRingSize(3)
-
-
 def test_default_tables_give_the_documented_columns():
-    from gconv.data.molecules import ATOM_FEATURES, BOND_FEATURES
-
     assert [f.name for f in BOND_FEATURES] == ["bond_type", "conjugated", "in_ring", "stereo"]
 
     assert [f.name for f in ATOM_FEATURES][:3] == ["element", "degree", "formal_charge"]
@@ -277,28 +211,8 @@ def test_default_tables_give_the_documented_columns():
     assert repr(AtomFeaturizer()) == f"AtomFeaturizer(version={FEATURIZER_VERSION!r}, dim=48)"
 
 
-def test_custom_atom_table_adds_a_column_and_its_own_version(tmp_path):
-    from gconv.data import Feature, featurize
-    from gconv.data.molecules import ATOM_FEATURES
-
-    custom = AtomFeaturizer((*ATOM_FEATURES, Feature("ring3", _ring3)))
-    assert len(custom) == 49 and custom.feature_names[-1] == "ring3"
-    assert custom.version.startswith("custom-") and custom.version != FEATURIZER_VERSION
-    smiles = ["C1CC1CO", "CCO"]
-    default = featurize(smiles, cache_dir=tmp_path)
-    result = featurize(smiles, atom_featurizer=custom, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("molgraphs-*.pt"))) == 2  # one cache file per featuriser
-    for plain, extended in zip(default.graphs, result.graphs, strict=True):
-        torch.testing.assert_close(extended.x[:, :48], plain.x)
-    assert result.graphs[0].x[:, -1].tolist() == [1, 1, 1, 0, 0]
-    cached = featurize(smiles, atom_featurizer=custom, cache_dir=tmp_path)
-    torch.testing.assert_close(cached.graphs[0].x, result.graphs[0].x)
-    parallel = featurize(smiles * 4, atom_featurizer=custom, n_jobs=2)
-    torch.testing.assert_close(parallel.graphs[4].x, result.graphs[0].x)
-
-
 def test_feature_table_errors():
-    from gconv.data import Feature
+    from gconv.data import featurize
 
     with pytest.raises(TypeError, match="non-empty sequence of gconv.data.Feature"):
         AtomFeaturizer([("degree", None)])
@@ -306,3 +220,42 @@ def test_feature_table_errors():
         AtomFeaturizer([Feature("degree", Chem.Atom.GetDegree, (0, 1), codes=(0,))])
     with pytest.raises(TypeError, match="atom_featurizer must be an AtomFeaturizer"):
         featurize(["CCO"], atom_featurizer=BondFeaturizer())
+    with pytest.raises(TypeError, match="bond_featurizer must be a BondFeaturizer"):
+        GraphFeaturizer(bond_featurizer=AtomFeaturizer())
+
+
+# -- a pair of featurisers, many molecules at a time -------------------------------------------
+
+
+def test_graph_featurizer_batch_equals_one_molecule_at_a_time():
+    smiles = ["CCO", "[NH4+]", "c1ccccc1O", "CC(=O)[O-].[Na+]", "F/C=C/F", "O"]
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    featurizer = GraphFeaturizer()
+    assert featurizer.versions == [FEATURIZER_VERSION, FEATURIZER_VERSION]
+    for largest_fragment in (False, True):
+        batch = featurizer.arrays(mols, largest_fragment=largest_fragment)
+        assert len(batch) == len(mols)
+        for arrays, mol, s in zip(batch, mols, smiles, strict=True):
+            assert isinstance(arrays, GraphArrays)
+            alone = featurizer.arrays([mol], largest_fragment=largest_fragment)[0]
+            for left, right in zip(arrays, alone, strict=True):
+                np.testing.assert_array_equal(left, right)
+            graph, reference = arrays.to_data(s), smiles_to_graph(s, largest_fragment)
+            assert torch.equal(graph.x, reference.x) and graph.smiles == s
+            assert torch.equal(graph.edge_index, reference.edge_index)
+            assert torch.equal(graph.edge_attr, reference.edge_attr)
+
+
+def test_graph_featurizer_pickles_defaults_as_none():
+    default = GraphFeaturizer()
+    assert default.__reduce__() == (GraphFeaturizer, (None, None))
+    again = pickle.loads(pickle.dumps(default))
+    assert again.atom_featurizer is default.atom_featurizer  # the module's own instance
+    custom = AtomFeaturizer((*ATOM_FEATURES, Feature("in_ring3", Chem.Atom.IsInRingSize)))
+    restored = pickle.loads(pickle.dumps(GraphFeaturizer(custom)))
+    assert restored.versions == [custom.version, FEATURIZER_VERSION]
+    assert restored.bond_featurizer is default.bond_featurizer
+    assert repr(default) == (
+        f"GraphFeaturizer(AtomFeaturizer(version={FEATURIZER_VERSION!r}, dim=48), "
+        f"BondFeaturizer(version={FEATURIZER_VERSION!r}, dim=14))"
+    )

@@ -1,0 +1,96 @@
+r"""Train / validation / test splits of molecule data sets, as index lists.
+
+* :func:`random_split_indices`: a seeded random permutation cut by the given fractions.
+* :func:`scaffold_split_indices`: chemprop's balanced Bemis-Murcko scaffold split, in which every
+  scaffold group lands in exactly one part (:func:`murcko_scaffold` gives the groups).
+
+Both return ``(train, val, test)`` lists of indices; :meth:`gconv.data.MoleculeDataset.split`
+applies them. The names say what comes back: :func:`torch.utils.data.random_split` splits a
+``Dataset`` into subsets, these split a count (or a list of SMILES) into index lists.
+
+Example::
+
+    >>> train, val, test = scaffold_split_indices(dataset.smiles, (0.8, 0.1, 0.1), seed=0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem.Scaffolds import MurckoScaffold
+
+__all__ = ["random_split_indices", "scaffold_split_indices", "murcko_scaffold"]
+
+SplitIndices = tuple[list[int], list[int], list[int]]
+
+
+def _split_sizes(num_items: int, sizes: Sequence[float]) -> tuple[int, int, int]:
+    if len(sizes) != 3 or any(s < 0 for s in sizes) or not math.isclose(sum(sizes), 1.0):
+        raise ValueError(f"sizes must be three non-negative fractions summing to 1, got {sizes}")
+    num_train = int(round(sizes[0] * num_items))
+    num_val = int(round(sizes[1] * num_items))
+    return num_train, num_val, num_items - num_train - num_val
+
+
+def random_split_indices(
+    num_items: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> SplitIndices:
+    """Seeded random ``(train, val, test)`` index lists of ``range(num_items)`` with the given
+    fractions (``np.random.default_rng(seed).permutation``, cut in order)."""
+    num_train, num_val, _ = _split_sizes(num_items, sizes)
+    order = np.random.default_rng(seed).permutation(num_items).tolist()
+    return order[:num_train], order[num_train : num_train + num_val], order[num_train + num_val :]
+
+
+def murcko_scaffold(smiles: str) -> str:
+    """Bemis-Murcko scaffold SMILES (ring systems + linkers; ``""`` for acyclic molecules)."""
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError(f"murcko_scaffold could not parse SMILES {smiles!r}")
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+
+
+def scaffold_split_indices(
+    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> SplitIndices:
+    """Bemis-Murcko scaffold split: every scaffold group lands in exactly one split.
+
+    As in chemprop's balanced scaffold split: groups too big for the validation or test
+    budget (more than half of it) go first, largest first, so they end up in train; the
+    remaining groups follow in a seeded random order. Each group goes to train while it fits,
+    else to validation while it fits, else to test. All acyclic molecules share the empty
+    scaffold and form one group.
+
+    Returns:
+        ``(train, val, test)`` index lists into ``smiles``.
+    """
+    num_train, num_val, num_test = _split_sizes(len(smiles), sizes)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, s in enumerate(smiles):
+        groups[murcko_scaffold(s)].append(index)
+    # Sort scaffolds first so that the seeded shuffle does not depend on dict insertion order.
+    scaffold_sets = [groups[key] for key in sorted(groups)]
+    rng = np.random.default_rng(seed)
+    big_limit = min(num_val, num_test) / 2
+    big = [g for g in scaffold_sets if len(g) > big_limit]
+    small = [g for g in scaffold_sets if len(g) <= big_limit]
+    big = [big[i] for i in rng.permutation(len(big))]
+    big.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    small = [small[i] for i in rng.permutation(len(small))]
+
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
+    for group in big + small:
+        if len(train) + len(group) <= num_train:
+            train.extend(group)
+        elif len(val) + len(group) <= num_val:
+            val.extend(group)
+        else:
+            test.extend(group)
+    return train, val, test

@@ -1,0 +1,66 @@
+"""Tests for gconv.data.predict: predictions from SMILES in the targets' original units."""
+
+import pytest
+import torch
+
+from gconv.data.datasets import MoleculeDataset
+from gconv.data.predict import predict_smiles
+from gconv.data.scaling import Standardizer
+
+
+def test_standardized_dataset_and_predict_smiles_undo_it():
+    dataset = MoleculeDataset(["CCO", "CCCO", "CCCCO"], [[2.0], [4.0], [6.0]])
+    standardizer = Standardizer.fit(dataset.y)
+    scaled = dataset.standardized(standardizer)
+    assert scaled.y.flatten().tolist() == pytest.approx([-1.2247, 0.0, 1.2247], 1e-4)
+    assert dataset.y.flatten().tolist() == [2.0, 4.0, 6.0]  # the original is untouched
+
+    class CarbonCount(torch.nn.Module):
+        """Predicts (#carbons - 3) in standardised units: exact for the data above."""
+
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(1.2247449))
+
+        def forward(self, batch):
+            carbons = torch.zeros(batch.num_graphs).index_add_(0, batch.batch, batch.x[:, 2])
+            return ((carbons - 3.0) * self.scale).unsqueeze(1)
+
+    model = CarbonCount().train()
+    prediction = predict_smiles(model, ["CCO", "CCCCO", "CCCO"], standardizer=standardizer)
+    assert prediction.flatten().tolist() == pytest.approx([2.0, 6.0, 4.0], 1e-4)
+    assert model.training  # state restored
+    assert predict_smiles(model, "CCCO", standardizer).shape == (1, 1)
+    with pytest.raises(ValueError, match=r"molecule 1 \('C1CC'\)"):
+        predict_smiles(model, ["CCO", "C1CC"])
+
+
+def test_predict_smiles_restores_every_module_mode():
+    from gconv.data import ATOM_FEATURE_DIM
+    from gconv.models import GNN
+
+    model = GNN(ATOM_FEATURE_DIM, 1, conv="gcn", hidden_channels=8).train()
+    model.norms[0].eval()  # a BatchNorm the user froze on purpose
+    modes = {name: m.training for name, m in model.named_modules()}
+    predict_smiles(model, ["CCO", "c1ccccc1"])
+    assert {name: m.training for name, m in model.named_modules()} == modes
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_predict_smiles_and_standardizer_on_the_gpu():
+    from gconv.data import ATOM_FEATURE_DIM
+    from gconv.models import GNN
+
+    torch.manual_seed(0)
+    model = GNN(ATOM_FEATURE_DIM, 2, conv="gcn", hidden_channels=8).eval()
+    y = torch.tensor([[1.0, float("nan")], [3.0, 4.0], [5.0, 8.0]])
+    standardizer = Standardizer.fit(y)
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)[O-].[Na+]"]
+    on_cpu = predict_smiles(model, smiles, standardizer)
+    on_gpu = predict_smiles(model.cuda(), smiles, standardizer)  # the model's device by default
+    assert on_gpu.device.type == "cpu"  # returned on the CPU, in input order
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-4, atol=1e-4)
+    z = standardizer.transform(y.cuda())  # tensors are scaled on their own device
+    assert z.is_cuda
+    torch.testing.assert_close(z.cpu(), standardizer.transform(y), equal_nan=True)
