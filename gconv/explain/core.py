@@ -27,10 +27,10 @@ and min-max normalisation per image (per graph for graph inputs); a test re-deri
 gradients with :func:`torch.autograd.grad` (parameter ``.grad`` is never written). The class also
 works as a context manager, for symmetry with pytorch-grad-cam; nothing needs releasing.
 
-**Target layer.** Given by name or module, or found by :func:`~gconv.explain.find_layers.
-find_target_layer` (execution order); the choice is kept in ``.target_layer`` /
-``.target_layer_name`` and logged. The map of a grid model comes back on the grid of the hooked
-layer: its real shape for ``[B, C, h, w]`` maps, and for grid nodes ``[B, N, C]`` the
+**Target layer.** Given by name or module, or found by execution order
+(:func:`~gconv.explain.find_layers.find_target_layer`); the choice is kept in ``.target_layer``
+/ ``.target_layer_name`` and logged. The map of a grid model comes back on the grid of the
+hooked layer: its real shape for ``[B, C, h, w]`` maps, and for grid nodes ``[B, N, C]`` the
 ``grid_size`` that the grid layers passed around.
 
 Shared with the gradient attributions (:mod:`gconv.explain.gradient`): :func:`graph_batch`,
