@@ -26,7 +26,7 @@ from gconv.explain import CAM, GradCAM, GradCAMPlusPlus, viz
 from gconv.explain.faithfulness import (
     faithfulness_report,
     image_curve,
-    model_randomisation,
+    model_randomization_check,
     random_importance,
 )
 from gconv.models import CNN, cnn_to_grid_gnn
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
             images[show],
             [maps["CAM"][show], maps["Grad-CAM"][show]],
             labels=titles,
-            map_titles=["CAM", "Grad-CAM"],
+            heatmap_titles=["CAM", "Grad-CAM"],
             ncols=4,
         ),
         args.out / "cam.png",
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
             images[:8],
             [maps["CAM"][:8], grid_display[:8]],
             labels=titles[:8],
-            map_titles=["CNN CAM", "grid graph CAM"],
+            heatmap_titles=["CNN CAM", "grid graph CAM"],
             ncols=4,
         ),
         args.out / "grid_cam.png",
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
         # raw (signed, pre-ReLU) maps: a random model's ReLU-ed maps are often all zero
         return GradCAM(m)(x, target=preds, raw=True)
 
-    randomisation = model_randomisation(model, grad_cam_maps, images, seed=args.seed)
+    randomisation = model_randomization_check(model, grad_cam_maps, images, seed=args.seed)
 
     # ------------------------------------------------------------------------- report
     grad = reports["Grad-CAM"]

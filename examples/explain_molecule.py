@@ -37,7 +37,7 @@ from gconv.explain import CAM, IntegratedGradients, viz
 from gconv.explain.faithfulness import (
     faithfulness_report,
     graph_curve,
-    model_randomisation,
+    model_randomization_check,
     random_importance,
 )
 from gconv.models import GNN
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         args.out / "deletion.png",
     )
-    randomisation = model_randomisation(
+    randomisation = model_randomization_check(
         model, lambda m, data: CAM(m)(data, target=0, raw=True), batch, seed=args.seed
     )
 

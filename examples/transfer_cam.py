@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_history(history, path=args.out / "history.png")
-    figure = viz.image_grid(display(images), maps.cpu(), labels=labels, ncols=4, map_titles=["CAM"])
+    figure = viz.image_grid(
+        display(images), maps.cpu(), labels=labels, ncols=4, heatmap_titles=["CAM"]
+    )
     viz.save_figure(figure, args.out / "cam.png")
     if not args.quiet:
         print(

@@ -1,56 +1,148 @@
-"""Explainability for grid and graph models on one core: CAM, Grad-CAM, Grad-CAM++ and
-Score-CAM (:mod:`.cam`) and saliency / integrated gradients (:mod:`.graph`) take images
-``[B, C, H, W]`` (-> maps ``[B, H, W]``) and PyG batches (-> one PyG ``Explanation`` per graph)
-alike; pictures in :mod:`.viz`, faithfulness checks in :mod:`.faithfulness`."""
+"""Explainability for grid and graph models on one core. Every explainer is a class called on
+inputs, ``Method(model)(inputs, target=None)``, and takes images ``[B, C, H, W]`` (-> maps
+``[B, H, W]``) and PyG batches (-> one PyG ``Explanation`` per graph) alike.
 
-from gconv.explain import faithfulness, graph, viz
-from gconv.explain.cam import (
-    CAM,
-    ActivationsAndGradients,
+Rooms, as torchcam and pytorch-grad-cam keep them:
+
+* :mod:`.cam` — the methods: ``CAM``, ``GradCAM``, ``GradCAMPlusPlus``, ``ScoreCAM``;
+* :mod:`.gradient` — gradient attributions: ``Saliency``, ``IntegratedGradients``;
+* :mod:`.core` — ``BaseCAM`` (the shared algorithm), normalisation, ``Explanation`` per graph;
+* :mod:`.targets` — what is explained (``ClassifierOutputTarget``; default: the prediction);
+* :mod:`.hooks` — the hook on the target layer (``ActivationsAndGradients``);
+* :mod:`.find_layers` — the target layer by name or by execution order;
+* :mod:`.faithfulness` — deletion / insertion curves and the model-randomisation check;
+* :mod:`.viz` — pictures (``heatmap`` per pixel, ``node_mask`` per node, ``cmap``).
+
+The 0.1 names ``saliency()``, ``integrated_gradients()``, ``model_randomisation`` and the module
+``gconv.explain.graph`` still work until gconv 0.3, with a :class:`DeprecationWarning` that names
+the new one.
+"""
+
+from gconv._utils import deprecated_module_attributes
+from gconv.explain import cam, core, faithfulness, find_layers, gradient, hooks, targets, viz
+from gconv.explain.cam import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, normalize_per_channel
+from gconv.explain.core import (
     BaseCAM,
-    ClassifierOutputTarget,
-    GradCAM,
-    GradCAMPlusPlus,
-    ScoreCAM,
-    candidate_layers,
-    find_target_layer,
+    graph_batch,
+    graph_explanations,
+    normalize_maps,
+    normalize_per_graph,
+    with_features,
 )
 from gconv.explain.faithfulness import (
+    FaithfulnessCurve,
     faithfulness_report,
     graph_curve,
     image_curve,
-    model_randomisation,
+    model_randomization_check,
+    random_importance,
+    randomize_model,
 )
-from gconv.explain.graph import (
+from gconv.explain.find_layers import (
+    candidate_layers,
+    find_target_layer,
+    resolve_layer,
+    resolve_named_layer,
+)
+from gconv.explain.gradient import (
     IntegratedGradients,
     Saliency,
-    integrated_gradients,
-    saliency,
+    constant_features,
+    integrated_gradients,  # deprecated: warns on call; not in __all__
+    saliency,  # deprecated: warns on call; not in __all__
 )
-from gconv.explain.viz import draw_graph, draw_matrices, prediction_grid
+from gconv.explain.hooks import ActivationsAndGradients, NodeActivations
+from gconv.explain.targets import (
+    ClassifierOutputTarget,
+    Target,
+    TargetSpec,
+    as_target,
+    target_index,
+)
+from gconv.explain.viz import (
+    draw_graph,
+    draw_matrices,
+    draw_molecule_importance,
+    faithfulness_curves,
+    feature_maps,
+    first_layer_filters,
+    grid_node_importance,
+    heatmap_overlay,
+    image_grid,
+    molecule_grid,
+    overlay,
+    prediction_grid,
+    save_figure,
+    weight_histograms,
+)
 
 __all__ = [
+    # modules
+    "cam",
+    "core",
     "faithfulness",
-    "graph",
+    "find_layers",
+    "gradient",
+    "hooks",
+    "targets",
     "viz",
-    "ActivationsAndGradients",
-    "BaseCAM",
+    # methods
     "CAM",
-    "ClassifierOutputTarget",
     "GradCAM",
     "GradCAMPlusPlus",
     "ScoreCAM",
     "Saliency",
     "IntegratedGradients",
+    # the core and its parts
+    "BaseCAM",
+    "ActivationsAndGradients",
+    "NodeActivations",
+    "ClassifierOutputTarget",
+    "Target",
+    "TargetSpec",
+    "as_target",
+    "target_index",
     "candidate_layers",
     "find_target_layer",
-    "saliency",
-    "integrated_gradients",
+    "resolve_layer",
+    "resolve_named_layer",
+    "normalize_maps",
+    "normalize_per_graph",
+    "normalize_per_channel",
+    "graph_batch",
+    "with_features",
+    "graph_explanations",
+    "constant_features",
+    # faithfulness
+    "FaithfulnessCurve",
     "image_curve",
     "graph_curve",
+    "random_importance",
     "faithfulness_report",
-    "model_randomisation",
+    "randomize_model",
+    "model_randomization_check",
+    # pictures
+    "overlay",
+    "heatmap_overlay",
+    "image_grid",
     "prediction_grid",
+    "feature_maps",
+    "first_layer_filters",
+    "weight_histograms",
+    "grid_node_importance",
+    "faithfulness_curves",
     "draw_graph",
     "draw_matrices",
+    "draw_molecule_importance",
+    "molecule_grid",
+    "save_figure",
 ]
+
+# 0.1 names (gconv.explain.X warns until 0.3): the old module and a renamed function
+__getattr__ = deprecated_module_attributes(
+    __name__,
+    {
+        "graph": ("gconv.explain", "gradient"),
+        "model_randomisation": ("gconv.explain.faithfulness", "model_randomization_check"),
+    },
+)

@@ -23,9 +23,10 @@ beat. The x-axis is the removed/inserted fraction in [0, 1], so AUCs are in scor
   saw, so the old "deletion" curve *rose*), all atoms set to the training set's mean atom -4.0 SD,
   all atoms removed -0.07 SD. Hence ``"remove"``; the example reports all three.
 
-**Model randomisation** (`Adebayo et al., 2018 <https://arxiv.org/abs/1810.03292>`_): explain
-the same inputs with a deep copy of the model whose weights are re-initialised; a map that
-depends on what the model learned has a low Spearman rank correlation with the randomised one.
+**Model randomisation** (`Adebayo et al., 2018 <https://arxiv.org/abs/1810.03292>`_,
+:func:`model_randomization_check`): explain the same inputs with a deep copy of the model whose
+weights are re-initialised (:func:`randomize_model`, which returns that copy); a map that depends
+on what the model learned has a low Spearman rank correlation with the randomised one.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
 from torch_geometric.utils import subgraph
 
-from gconv._utils import evaluating
-from gconv.explain.cam import as_target
+from gconv._utils import deprecated_module_attributes, evaluating
+from gconv.explain.targets import as_target
 
 __all__ = [
     "FaithfulnessCurve",
@@ -52,8 +53,14 @@ __all__ = [
     "random_importance",
     "faithfulness_report",
     "randomize_model",
-    "model_randomisation",
+    "model_randomization_check",
 ]
+
+# 0.1 names (gconv.explain.faithfulness.X warns until 0.3)
+__getattr__ = deprecated_module_attributes(
+    __name__,
+    {"model_randomisation": ("gconv.explain.faithfulness", "model_randomization_check")},
+)
 
 _SCORES = ("softmax", "raw")
 
@@ -329,7 +336,8 @@ def faithfulness_report(
 # ---------------------------------------------------------------------------------------------
 def randomize_model(model: nn.Module, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with every parameter re-initialised (``reset_parameters()``
-    where a module has it, a normal draw otherwise), seeded without touching the global RNG."""
+    where a module has it, a normal draw otherwise), seeded without touching the global RNG;
+    ``model`` itself is left as it is. The copy that :func:`model_randomization_check` explains."""
     randomized = copy.deepcopy(model)
     cuda_devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda_devices):
@@ -353,7 +361,7 @@ def _per_sample(maps: Tensor | Explanation) -> list[np.ndarray]:
     return [m.detach().reshape(-1).cpu().numpy() for m in maps]
 
 
-def model_randomisation(
+def model_randomization_check(
     model: nn.Module,
     explain: Callable[[nn.Module, Tensor | BaseData], Tensor | Explanation],
     inputs: Tensor | BaseData,

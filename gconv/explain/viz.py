@@ -7,13 +7,21 @@ Every function returns a :class:`matplotlib.figure.Figure` (RDKit drawings retur
 bytes / text) and never touches pyplot's global state: figures are created with
 :class:`~matplotlib.figure.Figure` directly, which renders with the Agg canvas, so the module
 works headless and in notebooks alike. Save with :func:`save_figure` or ``fig.savefig(path)``.
+
+One word per thing drawn: a per-pixel map (an image's CAM or saliency, ``[H, W]``, or one per
+image ``[B, H, W]``) is a ``heatmap`` (``heatmaps`` for several); a per-node importance (a graph's
+or a molecule's, ``[N]`` or ``[N, F]``) is a ``node_mask``, PyG's word (``node_masks`` for
+several); a colour map is ``cmap``, matplotlib's word. The 0.1 keywords (``maps=``,
+``map_titles=``, ``atom_importance=``, ``atom_importances=``, ``colormap=``) still work until
+gconv 0.3, with a :class:`DeprecationWarning` naming the new one.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,7 +34,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from gconv._utils import evaluating
+from gconv._utils import evaluating, renamed_arguments
 
 __all__ = [
     "overlay",
@@ -49,6 +57,22 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+def _renamed_keywords(renames: dict[str, str]) -> Callable[[Callable], Callable]:
+    """Lets a function take its 0.1 keyword names (old -> new), each with a
+    :class:`DeprecationWarning` that names the new keyword (:func:`gconv._utils.renamed_arguments`)."""
+
+    def decorate(function: Callable) -> Callable:
+        owner = f"gconv.explain.viz.{function.__name__}"
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return function(*args, **renamed_arguments(owner, kwargs, renames))
+
+        return wrapper
+
+    return decorate
+
+
 def _to_hwc(image: Tensor | np.ndarray) -> np.ndarray:
     """Image ``[C, H, W]``, ``[H, W, C]`` or ``[H, W]`` -> float numpy ``[H, W]`` or ``[H, W, 3]``
     scaled to [0, 1] for display."""
@@ -161,35 +185,37 @@ def heatmap_overlay(
     return fig
 
 
+@_renamed_keywords({"maps": "heatmaps", "map_titles": "heatmap_titles"})
 def image_grid(
     images: Tensor,
-    maps: Tensor | Sequence[Tensor] | None = None,
+    heatmaps: Tensor | Sequence[Tensor] | None = None,
     labels: Sequence[str] | None = None,
     ncols: int = 8,
     cmap: str = "jet",
     alpha: float = 0.5,
-    map_titles: Sequence[str] | None = None,
+    heatmap_titles: Sequence[str] | None = None,
 ) -> Figure:
     r"""Grid of images, each followed by its heat-map overlays.
 
     Args:
         images (Tensor): images ``[B, C, H, W]`` or ``[B, H, W]``.
-        maps (Tensor or list of Tensor, optional): one ``[B, H, W]`` map tensor, or several (e.g.
-            CAM and Grad-CAM) shown side by side after each image. (default: :obj:`None`)
+        heatmaps (Tensor or list of Tensor, optional): one ``[B, H, W]`` heatmap tensor, or
+            several (e.g. CAM and Grad-CAM) shown side by side after each image.
+            (default: :obj:`None`)
         labels (list of str, optional): a title per image. (default: :obj:`None`)
-        ncols (int, optional): images per row (each image takes ``1 + len(maps)`` cells).
+        ncols (int, optional): images per row (each image takes ``1 + len(heatmaps)`` cells).
             (default: :obj:`8`)
         cmap (str, optional): colormap of the overlays. (default: :obj:`"jet"`)
         alpha (float, optional): overlay weight. (default: :obj:`0.5`)
-        map_titles (list of str, optional): a name per map tensor, shown on the first row.
-            (default: :obj:`None`)
+        heatmap_titles (list of str, optional): a name per heatmap tensor, shown on the first
+            row. (default: :obj:`None`)
     """
-    if maps is None:
+    if heatmaps is None:
         map_list: list[Tensor] = []
-    elif isinstance(maps, Tensor):
-        map_list = [maps]
+    elif isinstance(heatmaps, Tensor):
+        map_list = [heatmaps]
     else:
-        map_list = list(maps)
+        map_list = list(heatmaps)
     num_images = len(images)
     for m in map_list:
         if len(m) != num_images:
@@ -207,8 +233,8 @@ def image_grid(
         for j, m in enumerate(map_list):
             ax = axes[i * per_image + 1 + j]
             ax.imshow(overlay(image, m[i], cmap=cmap, alpha=alpha), interpolation="nearest")
-            if map_titles is not None and i < ncols:
-                ax.set_title(str(map_titles[j]), fontsize=8)
+            if heatmap_titles is not None and i < ncols:
+                ax.set_title(str(heatmap_titles[j]), fontsize=8)
     return fig
 
 
@@ -276,7 +302,7 @@ def feature_maps(
         ncols (int, optional): panels per row. (default: :obj:`8`)
         cmap (str, optional): colormap. (default: :obj:`"viridis"`)
     """
-    from gconv.explain.cam import resolve_layer  # viz is importable without the hook machinery
+    from gconv.explain.find_layers import resolve_layer  # viz imports no explainer eagerly
 
     module = resolve_layer(model, layer)
     x = image[None] if image.dim() == 3 else image
@@ -378,38 +404,39 @@ def faithfulness_curves(
     return fig
 
 
+@_renamed_keywords({"maps": "heatmaps"})
 def grid_node_importance(
-    maps: Tensor,
+    heatmaps: Tensor,
     images: Tensor | None = None,
     labels: Sequence[str] | None = None,
     cmap: str = "jet",
     alpha: float = 0.5,
     ncols: int = 8,
 ) -> Figure:
-    r"""Maps on the grid ``[B, h, w]`` (e.g. ``GradCAM(grid_gnn)(images, raw=True)``) drawn as
-    image heat maps, alone or resized to the inputs and laid over them.
+    r"""Heatmaps on the grid ``[B, h, w]`` (e.g. ``GradCAM(grid_gnn)(images, raw=True)``) drawn
+    as images, alone or resized to the inputs and laid over them.
 
     Args:
-        maps (Tensor): one map per image ``[B, h, w]``.
-        images (Tensor, optional): the inputs ``[B, C, H, W]``: maps are resized to them and
-            laid over them. (default: :obj:`None`, maps alone)
-        labels (list of str, optional): a title per map. (default: :obj:`None`)
+        heatmaps (Tensor): one heatmap per image ``[B, h, w]``.
+        images (Tensor, optional): the inputs ``[B, C, H, W]``: heatmaps are resized to them and
+            laid over them. (default: :obj:`None`, heatmaps alone)
+        labels (list of str, optional): a title per heatmap. (default: :obj:`None`)
         cmap (str, optional): colormap. (default: :obj:`"jet"`)
         alpha (float, optional): overlay weight. (default: :obj:`0.5`)
         ncols (int, optional): panels per row. (default: :obj:`8`)
     """
-    if not isinstance(maps, Tensor) or maps.dim() != 3:
+    if not isinstance(heatmaps, Tensor) or heatmaps.dim() != 3:
         raise ValueError(
-            f"expected maps [B, h, w], got {getattr(maps, 'shape', type(maps).__name__)}"
+            f"expected maps [B, h, w], got {getattr(heatmaps, 'shape', type(heatmaps).__name__)}"
         )
     if images is not None:
-        if maps.shape[-2:] != images.shape[-2:]:
-            maps = torch.nn.functional.interpolate(
-                maps[:, None].float(), size=images.shape[-2:], mode="bilinear"
+        if heatmaps.shape[-2:] != images.shape[-2:]:
+            heatmaps = torch.nn.functional.interpolate(
+                heatmaps[:, None].float(), size=images.shape[-2:], mode="bilinear"
             )[:, 0]
-        return image_grid(images, maps, labels=labels, ncols=ncols, cmap=cmap, alpha=alpha)
-    fig, axes = _grid(len(maps), ncols)
-    for index, (ax, heat) in enumerate(zip(axes, maps, strict=False)):
+        return image_grid(images, heatmaps, labels=labels, ncols=ncols, cmap=cmap, alpha=alpha)
+    fig, axes = _grid(len(heatmaps), ncols)
+    for index, (ax, heat) in enumerate(zip(axes, heatmaps, strict=False)):
         ax.imshow(heat.detach().cpu().numpy(), cmap=cmap, interpolation="nearest")
         if labels is not None:
             ax.set_title(str(labels[index]), fontsize=8)
@@ -613,23 +640,24 @@ def draw_matrices(data, cmap: str = "Greys", max_features: int = 64) -> Figure:
     return fig
 
 
+@_renamed_keywords({"atom_importance": "node_mask", "colormap": "cmap"})
 def draw_molecule_importance(
     mol,
-    atom_importance: Tensor | Sequence[float],
+    node_mask: Tensor | Sequence[float],
     image_format: str = "png",
     size: tuple[int, int] = (400, 300),
-    colormap: str = "bwr",
+    cmap: str = "bwr",
 ) -> bytes | str:
     r"""Atoms coloured by importance in RDKit's similarity-map style (Gaussians per atom with
     contour lines, drawn with ``rdMolDraw2D``).
 
     Args:
         mol (rdkit.Chem.Mol or str): molecule or SMILES.
-        atom_importance (Tensor or list of float): one value per heavy atom ``[N]`` or ``[N, 1]``
-            (e.g. ``explanation.node_mask`` of one molecule); positive red, negative blue.
+        node_mask (Tensor or list of float): importance per heavy atom ``[N]`` or ``[N, 1]``
+            (e.g. ``explanation[g].node_mask`` of one molecule); positive red, negative blue.
         image_format (str, optional): ``"png"`` (bytes) or ``"svg"`` (text). (default: :obj:`"png"`)
         size (tuple of int, optional): width and height in pixels. (default: :obj:`(400, 300)`)
-        colormap (str, optional): matplotlib colormap for the similarity map.
+        cmap (str, optional): matplotlib colormap for the similarity map.
             (default: :obj:`"bwr"`)
     """
     from rdkit import Chem
@@ -639,7 +667,7 @@ def draw_molecule_importance(
         smiles, mol = mol, Chem.MolFromSmiles(mol)
         if mol is None:
             raise ValueError(f"RDKit could not parse SMILES '{smiles}'")
-    weights = torch.as_tensor(atom_importance, dtype=torch.float64).detach().cpu().reshape(-1)
+    weights = torch.as_tensor(node_mask, dtype=torch.float64).detach().cpu().reshape(-1)
     if weights.numel() != mol.GetNumAtoms():
         raise ValueError(
             f"expected one importance value per atom ({mol.GetNumAtoms()}), got {weights.numel()}"
@@ -658,28 +686,29 @@ def draw_molecule_importance(
         Chem.Mol(mol),
         values,
         draw2d=drawer,
-        colorMap=matplotlib.colormaps[colormap],
+        colorMap=matplotlib.colormaps[cmap],
         contourLines=6,
     )
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
 
 
+@_renamed_keywords({"atom_importances": "node_masks"})
 def molecule_grid(
     mols: Sequence,
-    atom_importances: Sequence[Tensor],
+    node_masks: Sequence[Tensor],
     legends: Sequence[str] | None = None,
     ncols: int = 4,
     size: tuple[int, int] = (300, 240),
 ) -> Figure:
-    """Several molecules' atom-importance drawings (:func:`draw_molecule_importance`) in one
-    matplotlib figure."""
-    if len(mols) != len(atom_importances):
+    """Several molecules' atom-importance drawings (:func:`draw_molecule_importance`, one
+    ``node_mask`` per molecule) in one matplotlib figure."""
+    if len(mols) != len(node_masks):
         raise ValueError(
-            f"expected one importance vector per molecule ({len(mols)}), got {len(atom_importances)}"
+            f"expected one importance vector per molecule ({len(mols)}), got {len(node_masks)}"
         )
     fig, axes = _grid(len(mols), ncols, cell=2.6)
-    for index, (ax, mol, weights) in enumerate(zip(axes, mols, atom_importances, strict=False)):
+    for index, (ax, mol, weights) in enumerate(zip(axes, mols, node_masks, strict=False)):
         png = draw_molecule_importance(mol, weights, "png", size=size)
         ax.imshow(matplotlib.image.imread(io.BytesIO(png), format="png"))
         if legends is not None:

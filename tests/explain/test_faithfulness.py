@@ -12,7 +12,7 @@ from gconv.explain.faithfulness import (
     faithfulness_report,
     graph_curve,
     image_curve,
-    model_randomisation,
+    model_randomization_check,
     random_importance,
     randomize_model,
 )
@@ -166,7 +166,7 @@ def test_randomize_model_is_a_seeded_copy():
     assert not torch.equal(a[0].weight, model[0].weight)
 
 
-def test_model_randomisation_spearman(linear_image_model):
+def test_model_randomization_check_spearman(linear_image_model):
     images = torch.rand(4, 1, 4, 4)
 
     def gradient_times_input(model, x):
@@ -174,7 +174,7 @@ def test_model_randomisation_spearman(linear_image_model):
         model(x)[:, 0].sum().backward()
         return (x.grad * x).detach()[:, 0]
 
-    result = model_randomisation(linear_image_model, gradient_times_input, images, seed=0)
+    result = model_randomization_check(linear_image_model, gradient_times_input, images, seed=0)
     random_model = randomize_model(linear_image_model, seed=0)
     trained = gradient_times_input(linear_image_model, images)
     randomised = gradient_times_input(random_model, images)
@@ -186,10 +186,10 @@ def test_model_randomisation_spearman(linear_image_model):
     )
     assert result["spearman"] == pytest.approx(expected)
     assert result["num_undefined"] == 0
-    unchanged = model_randomisation(linear_image_model, lambda m, x: x[:, 0], images)
+    unchanged = model_randomization_check(linear_image_model, lambda m, x: x[:, 0], images)
     assert unchanged["spearman"] == pytest.approx(1.0)  # a model-blind "explanation" fails
     with pytest.raises(ValueError, match="every explanation is constant"):
-        model_randomisation(linear_image_model, lambda m, x: torch.zeros(4, 4, 4), images)
+        model_randomization_check(linear_image_model, lambda m, x: torch.zeros(4, 4, 4), images)
 
 
 def test_image_curve_does_not_depend_on_batch_size(linear_image_model):
@@ -197,3 +197,26 @@ def test_image_curve_does_not_depend_on_batch_size(linear_image_model):
     one_step = image_curve(linear_image_model, images, importance, steps=5, batch_size=1)
     all_steps = image_curve(linear_image_model, images, importance, steps=5, batch_size=512)
     torch.testing.assert_close(one_step.scores, all_steps.scores)
+
+
+def test_model_randomisation_is_a_deprecated_name(linear_image_model):
+    import gconv.explain
+    from gconv.explain import faithfulness
+
+    images = torch.rand(4, 1, 4, 4)
+
+    def explain(model, x):
+        return (model[1].weight[0].view(1, 4, 4) * x[:, 0]).detach()
+
+    new = model_randomization_check(linear_image_model, explain, images, seed=2)
+    for module in (faithfulness, gconv.explain):
+        with pytest.warns(
+            DeprecationWarning,
+            match=rf"{module.__name__}.model_randomisation is deprecated .* use "
+            r"gconv.explain.faithfulness.model_randomization_check instead",
+        ):
+            old = module.model_randomisation
+        assert old is model_randomization_check
+        assert old(linear_image_model, explain, images, seed=2) == new
+    with pytest.warns(DeprecationWarning, match="model_randomization_check"):
+        from gconv.explain.faithfulness import model_randomisation  # noqa: F401

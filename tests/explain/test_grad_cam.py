@@ -1,12 +1,14 @@
 """Grad-CAM / Grad-CAM++ / Score-CAM: the pytorch-grad-cam formulas, reimplemented here in numpy
-from its base_cam.py / grad_cam.py / grad_cam_plusplus.py / score_cam.py, and the CAM identity."""
+from its base_cam.py / grad_cam.py / grad_cam_plusplus.py / score_cam.py, the same formulas per
+graph on node embeddings, and the CAM identity."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gconv.explain.cam import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, normalize_maps
+from gconv.explain.cam import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM
+from gconv.explain.core import normalize_maps
 
 
 def _reference_activations_and_grads(model, images, layer, category):
@@ -110,3 +112,71 @@ def test_callable_target(gap_cnn, images):
         raw0 = cam(images, target=0, raw=True)
         raw1 = cam(images, target=1, raw=True)
     torch.testing.assert_close(raw, raw0 - raw1)
+
+
+# ---------------------------------------------------------------------------------------------
+# graphs: the same formulas, per graph over its nodes
+# ---------------------------------------------------------------------------------------------
+def _readout_input_and_grad(model, data, category):
+    """Reference: the readout's input h and d y^c / d h, by a hand-made hook."""
+    saved = {}
+
+    def hook(module, args):
+        saved["h"] = args[0]
+
+    handle = model.readout.register_forward_pre_hook(hook)
+    output = model(data)
+    handle.remove()
+    (grad,) = torch.autograd.grad(output[torch.arange(2), category].sum(), saved["h"])
+    return saved["h"].detach(), grad
+
+
+def test_grad_cam_on_graphs_is_the_per_graph_mean_gradient_formula(gcn, graphs):
+    model, data, category = gcn, graphs, torch.tensor([0, 3])
+    h, grad = _readout_input_and_grad(model, data, category)
+    sizes = torch.tensor([4.0, 3.0])
+    alpha = torch.zeros(2, 5).index_add_(0, data.batch, grad) / sizes[:, None]
+    expected = (h * alpha[data.batch]).sum(-1)
+    cam = GradCAM(model)
+    raw = cam(data, target=category, raw=True)
+    assert cam.target_layer is model.readout and cam.use_input
+    torch.testing.assert_close(raw.node_mask[:, 0], expected)
+    # Grad-CAM++: a = g^2 / (2 g^2 + sum_m h_m g^3), alpha = sum_n a relu(g), per graph
+    sums = torch.zeros(2, 5).index_add_(0, data.batch, h)[data.batch]
+    a = grad**2 / (2 * grad**2 + sums * grad**3 + 1e-6)
+    a = torch.where(grad != 0, a, torch.zeros_like(a))
+    alpha_pp = torch.zeros(2, 5).index_add_(0, data.batch, grad.clamp_min(0) * a)
+    expected_pp = (h * alpha_pp[data.batch]).sum(-1)
+    raw_pp = GradCAMPlusPlus(model)(data, target=category, raw=True)
+    torch.testing.assert_close(raw_pp.node_mask[:, 0], expected_pp)
+
+
+def test_grad_cam_at_readout_is_graph_cam_over_graph_size(gcn, graphs):
+    cam = CAM(gcn)(graphs, raw=True).node_mask
+    grad = GradCAM(gcn)(graphs, raw=True).node_mask
+    sizes = torch.tensor([4.0] * 4 + [3.0] * 3)[:, None]
+    torch.testing.assert_close(grad, cam / sizes)
+
+
+def test_score_cam_on_graphs_masks_node_features_per_channel(gcn, graphs):
+    # Score-CAM per graph: channel k of the embeddings, min-max scaled inside each graph, scales
+    # each node's input features; the softmax of the masked scores over channels is the weight
+    category = torch.tensor([2, 1])
+    gcn.eval()
+    h, _ = _readout_input_and_grad(gcn, graphs, category)
+    with torch.no_grad():
+        index = graphs.batch
+        masks = torch.empty_like(h)
+        for g in range(2):
+            values = h[index == g]
+            low, high = values.min(dim=0).values, values.max(dim=0).values
+            masks[index == g] = (values - low) / (high - low + 1e-8)
+        scores = []
+        for k in range(h.size(1)):
+            masked = graphs.clone()
+            masked.x = graphs.x * masks[:, k : k + 1]
+            scores.append(gcn(masked)[torch.arange(2), category])
+        weights = torch.stack(scores, dim=-1).softmax(dim=-1)
+        expected = (h * weights[index]).sum(-1)
+    raw = ScoreCAM(gcn)(graphs, target=category, raw=True)
+    torch.testing.assert_close(raw.node_mask[:, 0], expected)

@@ -52,7 +52,7 @@ def test_image_grid_with_two_map_sets():
         images,
         [torch.rand(3, 6, 6), torch.rand(3, 6, 6)],
         labels=["a", "b", "c"],
-        map_titles=["CAM", "Grad-CAM"],
+        heatmap_titles=["CAM", "Grad-CAM"],
         ncols=3,
     )
     assert len([ax for ax in fig.axes if ax.images]) == 9
@@ -223,3 +223,53 @@ def test_faithfulness_curves_draws_both_modes_with_dashed_baseline():
     assert deletion.lines[1].get_linestyle() == "--"
     assert len(insertion.lines) == 1
     assert deletion.get_xlabel() == "fraction of atoms removed"
+
+
+# ---------------------------------------------------------------------------------------------
+# 0.1 keywords: heatmap(s) per pixel, node_mask(s) per node, cmap; the old ones warn
+# ---------------------------------------------------------------------------------------------
+def _panels(fig):
+    return [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+
+
+def test_image_grid_and_grid_node_importance_old_keywords_warn():
+    images, heatmaps = torch.rand(2, 1, 6, 6), torch.rand(2, 6, 6)
+    new = viz.image_grid(images, heatmaps=heatmaps, heatmap_titles=["CAM"], ncols=2)
+    with pytest.warns(DeprecationWarning) as record:
+        old = viz.image_grid(images, maps=heatmaps, map_titles=["CAM"], ncols=2)
+    messages = [str(w.message) for w in record]
+    assert any(
+        "image_grid(maps=...) is deprecated" in m and "(heatmaps=...)" in m for m in messages
+    )
+    assert any("(map_titles=...)" in m and "(heatmap_titles=...)" in m for m in messages)
+    for a, b in zip(_panels(old), _panels(new), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [ax.get_title() for ax in old.axes] == [ax.get_title() for ax in new.axes]
+    with pytest.raises(TypeError, match="both maps= .* and heatmaps="):
+        viz.image_grid(images, maps=heatmaps, heatmaps=heatmaps)
+    grid_maps = torch.rand(2, 3, 3)
+    with pytest.warns(DeprecationWarning, match=r"grid_node_importance\(heatmaps=...\)"):
+        old = viz.grid_node_importance(maps=grid_maps)
+    for a, b in zip(_panels(old), _panels(viz.grid_node_importance(grid_maps)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_molecule_drawings_old_keywords_warn():
+    weights = torch.tensor([1.0, -0.5, 0.0, 0.25])
+    new = viz.draw_molecule_importance("CC(O)C", node_mask=weights, image_format="svg", cmap="PiYG")
+    with pytest.warns(DeprecationWarning) as record:
+        old = viz.draw_molecule_importance(
+            "CC(O)C", atom_importance=weights, image_format="svg", colormap="PiYG"
+        )
+    messages = " | ".join(str(w.message) for w in record)
+    assert "draw_molecule_importance(atom_importance=...) is deprecated" in messages
+    assert "draw_molecule_importance(node_mask=...)" in messages
+    assert "(colormap=...)" in messages and "(cmap=...)" in messages
+    assert old == new
+    assert new != viz.draw_molecule_importance("CC(O)C", weights, "svg")  # cmap is used
+    masks = [weights, torch.ones(6)]
+    with pytest.warns(DeprecationWarning, match=r"molecule_grid\(node_masks=...\)"):
+        old_grid = viz.molecule_grid(["CC(O)C", "c1ccccc1"], atom_importances=masks)
+    new_grid = viz.molecule_grid(["CC(O)C", "c1ccccc1"], node_masks=masks)
+    for a, b in zip(_panels(old_grid), _panels(new_grid), strict=True):
+        np.testing.assert_array_equal(a, b)
