@@ -75,8 +75,7 @@ def pipeline(name: str, threads: int, device_name: str, seed: int) -> None:
 
     from gconv.data import TensorLoader, mnist5k
     from gconv.models import lecture_cnn
-    from gconv.train import Trainer, resolve_device, seed_everything
-    from gconv.train.memory import retain_freed_memory
+    from gconv.train import Trainer, resolve_device, retain_freed_memory, seed_everything
 
     if threads:
         torch.set_num_threads(threads)

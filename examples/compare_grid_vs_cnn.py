@@ -53,10 +53,14 @@ from torch import nn  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 from torch_geometric.loader import DataLoader  # noqa: E402
 
-from gconv._utils import atomic_save  # noqa: E402
 from gconv.data import TensorLoader, image_to_graph, image_to_superpixels, mnist5k  # noqa: E402
 from gconv.models import CNN, GridGCN, SplineGNN, cnn_to_grid_gnn, grid_gnn_to_cnn  # noqa: E402
-from gconv.train import Trainer, resolve_device, seed_everything  # noqa: E402
+from gconv.train import (  # noqa: E402
+    Trainer,
+    atomic_save,
+    resolve_device,
+    seed_everything,
+)
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:  # the naive-PyG reference of GridGCN lives there

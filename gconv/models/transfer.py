@@ -19,7 +19,7 @@ from torchvision.models.vgg import make_layers as make_vgg_layers
 
 from gconv._utils import warn_deprecated
 
-__all__ = ["TransferModel", "ARCHITECTURES"]
+__all__ = ["TransferModel", "ARCHITECTURES", "MODES"]
 
 # arch -> (torchvision weights enum name, VGG config key or None for ResNet, batch norm)
 ARCHITECTURES: dict[str, tuple[str, str | None, bool]] = {

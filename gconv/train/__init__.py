@@ -10,9 +10,16 @@ seeds), ``checkpoint.py`` (atomic, ``weights_only`` files), ``metrics.py``, ``hi
 """
 
 from gconv.train.callbacks import StepInfo
-from gconv.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gconv.train.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gconv.train.history import History, plot_history
 from gconv.train.losses import LOSSES
+from gconv.train.memory import retain_freed_memory
 from gconv.train.metrics import METRICS
 from gconv.train.runtime import resolve_device, seed_everything
 from gconv.train.trainer import Trainer
@@ -27,6 +34,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",
+    "atomic_save",
+    "atomic_write",
+    "retain_freed_memory",
     "LOSSES",
     "METRICS",
 ]

@@ -18,9 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from gconv._utils import atomic_save
+from gconv._utils import atomic_save, atomic_write
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "atomic_save",
+    "atomic_write",
+]
 
 
 class CheckpointError(RuntimeError):

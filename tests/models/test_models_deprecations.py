@@ -1,7 +1,6 @@
 """The 0.1 model names keep working until 0.3: each warns, names its replacement, and builds the
 same model (the same state dict for the same seed) as the new name."""
 
-import ast
 import inspect
 import warnings
 from pathlib import Path
@@ -166,29 +165,3 @@ def test_moved_class_without_the_source_tree_says_where_it_went():
     getattr_ = moved_to_benchmarks("gconv.fake", {"Gone": "no_such_file.py"})
     with pytest.raises(ImportError, match="moved out of the gconv package to benchmarks/no_such"):
         getattr_("Gone")
-
-
-@pytest.mark.parametrize("package", [gconv.models, gconv.layers])
-def test_public_names_resolve_without_warnings(package):
-    assert package.__doc__ and len(set(package.__all__)) == len(package.__all__)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        for name in package.__all__:
-            assert getattr(package, name) is not None
-
-
-def test_no_private_names_imported_across_modules():
-    """A module never imports another module's private names (the house rule), in models,
-    layers, summary and the grid layout."""
-    files = [*(ROOT / "gconv" / "models").glob("*.py"), *(ROOT / "gconv" / "layers").glob("*.py")]
-    files += [ROOT / "gconv" / "summary.py", ROOT / "gconv" / "grid_layout.py"]
-    offenders = []
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gconv"):
-                offenders += [
-                    f"{path.name}: {node.module}.{alias.name}"
-                    for alias in node.names
-                    if alias.name.startswith("_") and not alias.name.startswith("__")
-                ]
-    assert not offenders
