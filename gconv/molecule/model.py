@@ -3,8 +3,9 @@ r"""A trained molecule model as one object: its ensemble members, tasks, scalers
 :class:`MoleculeModel` is what ``gconv train`` builds after training and what
 :func:`gconv.molecule.load_model` reads back from a model directory; training-time
 ``predictions.csv`` and ``gconv predict`` go through the same :meth:`MoleculeModel.predict_graphs`,
-so they agree by construction (and a test proves the directory round trip). Members run in eval
-mode, in float32, without autocast.
+so they agree by construction (and a test proves the directory round trip). Predictions run in eval
+mode on float64 copies of the members, so that a molecule's prediction does not depend on the
+molecules batched with it (float32 matrix products round differently with the batch's size).
 
 Example::
 
@@ -20,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +80,7 @@ class MoleculeModel:
         self.smiles_column = smiles_column
         #: The model directory's ``config.json`` (set by saving or loading), else None.
         self.config: dict[str, Any] | None = None
+        self._members64: list[nn.Module] | None = None
 
     def __repr__(self) -> str:
         descriptors = f", descriptors={len(self.descriptor_names)}" if self.descriptor_names else ""
@@ -90,6 +93,7 @@ class MoleculeModel:
         """Moves every member to ``device``; returns ``self``."""
         for member in self.members:
             member.to(device)
+        self._members64 = None  # made again, on the device, when next needed
         return self
 
     @property
@@ -119,28 +123,36 @@ class MoleculeModel:
         return graphs, list(result.indices), errors
 
     # ------------------------------------------------------------------ outputs
-    @torch.no_grad()
-    def outputs(self, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
-        """Every member's outputs ``[M, N, out_channels]`` (float32, on the CPU): values in the
-        targets' units for regression, logits otherwise."""
+    def _float64_members(self) -> list[nn.Module]:
+        """Float64 copies of the members in eval mode, made once: float32 matrix products round
+        differently with the batch's size, float64 ones far below float32's resolution, so a
+        molecule's prediction does not depend on the molecules batched with it (training-time
+        predictions equal ``gconv predict``'s, chunks or not)."""
+        if self._members64 is None or len(self._members64) != len(self.members):
+            self._members64 = [copy.deepcopy(m).double().eval() for m in self.members]
+        return self._members64
+
+    def _batches(self, graphs: Sequence[Data], batch_size: int, device: torch.device):
         from torch_geometric.loader import DataLoader
 
+        for batch in DataLoader(list(graphs), batch_size=batch_size):
+            batch = batch.to(device)
+            for key in ("x", "edge_attr", "x_d"):
+                if getattr(batch, key, None) is not None:
+                    batch[key] = batch[key].double()
+            yield batch
+
+    @torch.no_grad()
+    def outputs(self, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
+        """Every member's outputs ``[M, N, out_channels]`` (float64, on the CPU): values in the
+        targets' units for regression, logits otherwise. Computed in float64 (see
+        :meth:`_float64_members`)."""
         if not graphs:
-            return torch.empty(len(self.members), 0, self.tasks.out_channels)
+            return torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
         results = []
-        for member in self.members:
+        for member in self._float64_members():
             device = next(member.parameters()).device
-            was_training = member.training
-            member.eval()
-            try:
-                out = torch.cat(
-                    [
-                        member(batch.to(device)).float()
-                        for batch in DataLoader(list(graphs), batch_size=batch_size)
-                    ]
-                ).cpu()
-            finally:
-                member.train(was_training)
+            out = torch.cat([member(b) for b in self._batches(graphs, batch_size, device)]).cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
             results.append(out)
@@ -248,9 +260,7 @@ class MoleculeModel:
                 output of the head's ``k``-th linear layer (before its activation), as chemprop's
                 ``--ffn-block-index``. (default: :obj:`0`)
         """
-        from torch_geometric.loader import DataLoader
-
-        model = self.members[member]
+        model = self._float64_members()[member]
         head = model.head
         linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
         if not 0 <= block <= len(linears):
@@ -266,15 +276,12 @@ class MoleculeModel:
                 lambda _m, _inputs, output: captured.append(output)
             )
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         try:
-            for batch in DataLoader(list(graphs), batch_size=256):
-                model(batch.to(device))
+            for batch in self._batches(graphs, 256, device):
+                model(batch)
         finally:
             handle.remove()
-            model.train(was_training)
         if not captured:
             width = linears[block - 1].out_features if block else linears[0].in_features
             return torch.empty(0, width)
-        return torch.cat([c.float() for c in captured]).cpu()
+        return torch.cat(captured).float().cpu()
