@@ -298,10 +298,11 @@ class _Trace:
 
     def _after(self, name: str, module: nn.Module, args: tuple, output: object) -> None:
         self.calls[name] += 1
-        if self.calls[name] == 1 and isinstance(output, Tensor):
+        if self.calls[name] == 1:
             self.order.append(name)
-            self.outputs[name] = output.detach().clone()
-            self.previous = (name, self.outputs[name])
+            if isinstance(output, Tensor):
+                self.outputs[name] = output.detach().clone()
+                self.previous = (name, self.outputs[name])
 
     def finish(self, output: Tensor) -> None:
         """Records the CNN's output, which must be the last unit's."""
@@ -380,6 +381,11 @@ def _compare(
         if measured <= _PROBE_RTOL * _scale(expected):
             return None
         difference = f"the converted model's outputs differ by {measured:.3g} on a probe input"
+        if output.shape != expected.shape:
+            difference = (
+                f"the converted model's outputs have shape {list(output.shape)} on a probe "
+                f"input, the CNN's {list(expected.shape)}"
+            )
     if trace.gap is not None:
         return (
             f"{difference}; the CNN's forward does something its registered layers do not: "

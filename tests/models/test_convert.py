@@ -80,6 +80,14 @@ def test_cnn_to_grid_gnn_needs_in_shape_and_a_head():
     no_head.in_shape = (1, 8, 8)
     with pytest.raises(ValueError, match="ending in a global pool or Flatten followed by Linear"):
         cnn_to_grid_gnn(no_head)
+    # an in_shape the CNN cannot take (3 channels into a 1-channel conv): refused now, not at
+    # the converted model's first forward
+    wrong_shape = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)
+    )
+    wrong_shape.in_shape = (3, 8, 8)
+    with pytest.raises(ValueError, match=r"forward fails on a probe input of shape \[2, 3, 8, 8\]"):
+        cnn_to_grid_gnn(wrong_shape)
 
 
 @pytest.mark.parametrize("batch_norm", [True, False])
