@@ -367,7 +367,8 @@ def _compare(
     for name, layer in features:
 
         def keep(module: nn.Module, args: tuple, output: object, name: str = name) -> None:
-            grid_outputs[name] = (output[0] if isinstance(output, tuple) else output).detach()
+            # a copy: a following in-place activation must not overwrite it
+            grid_outputs[name] = (output[0] if isinstance(output, tuple) else output).clone()
 
         memo[id(layer)].register_forward_hook(keep)
     expected = trace.output
