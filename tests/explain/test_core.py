@@ -173,8 +173,7 @@ def test_grid_graph_cam_equals_cnn_cam(make_grid_model):
 
 
 def _cnn_and_grid_gnn(seed=0):
-    from gconv.models import CNN
-    from gconv.models import cnn_to_grid_gnn
+    from gconv.models import CNN, cnn_to_grid_gnn
 
     torch.manual_seed(seed)
     cnn = CNN(in_shape=(1, 12, 12), num_classes=4, channels=(4, 6), head="gap", batch_norm=True)
