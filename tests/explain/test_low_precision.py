@@ -16,6 +16,8 @@ from gconv.explain import (
     CAM,
     GradCAM,
     GradCAMPlusPlus,
+    IntegratedGradients,
+    Saliency,
     ScoreCAM,
     faithfulness_report,
     normalize_maps,
@@ -26,7 +28,7 @@ from gconv.models import CNN, GNN
 
 LOW = [torch.float16, torch.bfloat16]
 CAMS = [ScoreCAM, GradCAM, GradCAMPlusPlus, CAM]
-METHODS = CAMS
+METHODS = [*CAMS, Saliency, IntegratedGradients]
 SEEDS = range(3)
 # largest difference to the float32 maps, relative to their largest value (the model's own
 # rounding moves them; about 1e-2 for float16 and 8e-2 for bfloat16 over these seeds)
