@@ -217,7 +217,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--csv needs --target-col")
     if args.split_column is not None and args.csv is None:
         p.error("--split-column needs --csv (the embedded sets have no split column)")
-    for name in ("epochs", "batch_size", "hidden", "layers", "ensemble"):
+    for name in ("epochs", "batch_size", "hidden", "layers", "ensemble", "limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args

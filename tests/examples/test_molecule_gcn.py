@@ -139,6 +139,14 @@ def test_cli_errors_are_one_line(example, tmp_path, capsys, argv, expected):
     assert expected in message
 
 
+@pytest.mark.parametrize("limit", ["-5", "0"])
+def test_a_limit_below_one_is_an_argument_error(example, capsys, limit):
+    with pytest.raises(SystemExit) as exit_info:
+        example.parse_args(["--limit", limit])
+    assert exit_info.value.code == 2  # argparse's usage error, before any data is read
+    assert f"--limit must be >= 1, got {limit}" in capsys.readouterr().err
+
+
 def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
     with pytest.raises(SystemExit):
         example.parse_args(["--csv", str(tmp_path / "x.csv")])
