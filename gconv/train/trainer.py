@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from gconv._utils import evaluating, move_to, preserve_mode
 from gconv.train import distributed
 from gconv.train._utils import shape, warn
-from gconv.train.batches import as_batches
+from gconv.train.batches import Rows, as_batches, check_not_empty, mask_name, phase_rows
 from gconv.train.callbacks import Callback, StepInfo, as_callbacks
 from gconv.train.checkpoint import load_checkpoint, save_checkpoint
 from gconv.train.guard import Guard, Tally
@@ -299,26 +299,38 @@ class Trainer:
                 "batch_size= batches a Dataset, but train and val already yield batches; set the "
                 "batch size on their loaders instead"
             )
+        check_not_empty(batched, "train")
+        if batched_val is not None:
+            check_not_empty(batched_val, "val")
+            if isinstance(batched_val, list | tuple):  # cheap to look at before training
+                for i, batch in enumerate(batched_val):
+                    phase_rows(batch, "val_mask", f"val batch {i}", named=False)
         with preserve_mode(self._train_module):
             return self._fit(batched, batched_val, epochs, resume)
 
-    @torch.no_grad()
-    def evaluate(self, data: Iterable, *, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, data: Iterable, *, batch_size: int | None = None, mask: str | None = None
+    ) -> dict[str, float]:
         """Loss (the mean over every label, see ``docs/trainer.md``) and the metrics over
-        ``data``, with the model in eval mode; a ``Dataset`` needs ``batch_size``."""
+        ``data``, with the model in eval mode; a ``Dataset`` needs ``batch_size``.
+
+        ``mask`` says which nodes of node-level PyG data to score: ``"train"``, ``"val"``,
+        ``"test"`` (PyG's ``train_mask`` / ``val_mask`` / ``test_mask``), another boolean node
+        attribute's name, or ``"all"``. Without it, data that carries those masks is refused.
+        """
         data = as_batches(data, batch_size, False, "data", self.device.type == "cuda")
-        output, target, loss = self._run_eval(data, need_targets=True)
-        if output is None:
-            raise ValueError("evaluate() got no batches")
-        result = {"loss": loss}
-        result.update({name: fn(output, target) for name, fn in self.metrics.items()})
-        return result
+        name = mask_name(mask)
+        return self._evaluate(data, name, named=name is not None)
 
     @torch.no_grad()
-    def predict(self, data: Iterable, *, batch_size: int | None = None) -> Tensor:
-        """Model outputs over ``data`` (eval mode), concatenated in order, as float32 on the CPU."""
+    def predict(
+        self, data: Iterable, *, batch_size: int | None = None, mask: str | None = None
+    ) -> Tensor:
+        """Model outputs over ``data`` (eval mode), concatenated in order, as float32 on the CPU:
+        every node of node-level data, or those of ``mask`` (as in :meth:`evaluate`)."""
         data = as_batches(data, batch_size, False, "data", self.device.type == "cuda")
-        output, _, _ = self._run_eval(data, need_targets=False)
+        name = mask_name(mask)
+        output, _, _ = self._run_eval(data, False, name or "all", named=name is not None)
         if output is None:
             raise ValueError("predict() got no batches")
         return output
@@ -400,7 +412,8 @@ class Trainer:
         self._enter_training(keep_off)
         record.update(self._train_epoch(train, epoch, epochs))
         if val is not None:
-            record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            scores = self._evaluate(val, "val_mask", named=False)
+            record.update({f"val_{k}": v for k, v in scores.items()})
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -476,12 +489,12 @@ class Trainer:
         classes = None
         step = -1
         for step, batch in enumerate(bar):
-            inputs, target = self._unpack(batch)
             where = f"epoch {epoch + 1}, batch {step}"
+            inputs, target, rows = self._unpack(batch, where, "train_mask", named=False)
             with self._autocast():
                 # self._train_module, not a copy: the first forward may re-wrap it (DDP)
                 output = self._forward(self._train_module, inputs, where)
-            output = output.float()
+            output, target = self._select(output.float(), target, rows, where)
             loss, count, label_range = self._loss(output, target, where)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -535,22 +548,32 @@ class Trainer:
         )
         self._guard.check(tally, classes, epoch, saved)
 
+    @torch.no_grad()
+    def _evaluate(self, data: Iterable, mask: str | None, named: bool) -> dict[str, float]:
+        """:meth:`evaluate` on batches, scoring the rows of ``mask`` (see ``phase_rows``)."""
+        output, target, loss = self._run_eval(data, True, mask, named)
+        if output is None:
+            raise ValueError("evaluate() got no batches")
+        result = {"loss": loss}
+        result.update({name: fn(output, target) for name, fn in self.metrics.items()})
+        return result
+
     def _run_eval(
-        self, data: Iterable, need_targets: bool
+        self, data: Iterable, need_targets: bool, mask: str | None, named: bool
     ) -> tuple[Tensor | None, Tensor | None, float]:
-        """Outputs and targets over ``data``, concatenated on the CPU (``None`` without batches),
-        and the mean loss over every label."""
+        """Outputs and targets over ``data`` (the rows of ``mask``), concatenated on the CPU
+        (``None`` without batches), and the mean loss over every label."""
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
         tally = Tally(self.device)
         classes = None
         with evaluating(self.model):
             for step, batch in enumerate(data):
-                inputs, target = self._unpack(batch)
                 where = f"evaluation batch {step}"
+                inputs, target, rows = self._unpack(batch, where, mask, named)
                 with self._autocast():
                     output = self._forward(self.model, inputs, where)
-                output = output.float()
+                output, target = self._select(output.float(), target, rows, where)
                 outputs.append(output)
                 if need_targets:
                     loss, count, label_range = self._loss(output, target, where)
@@ -568,19 +591,48 @@ class Trainer:
         return output, target, tally.mean
 
     # ------------------------------------------------------------------ one batch
-    def _unpack(self, batch: Any) -> tuple[Any, Tensor | None]:
+    def _unpack(
+        self, batch: Any, where: str, mask: str | None, named: bool
+    ) -> tuple[Any, Tensor | None, Rows | None]:
+        """Inputs, target and the rows the phase's ``mask`` selects (``batches.phase_rows``),
+        on the device."""
+        rows = phase_rows(batch, mask, where, named=named)  # before the move: no host sync
+        if rows is not None:
+            rows = rows._replace(index=rows.index.to(self.device, non_blocking=True))
         batch = move_to(batch, self.device)
         if isinstance(batch, BaseData):
-            return batch, getattr(batch, "y", None)
+            return batch, getattr(batch, "y", None), rows
         if isinstance(batch, Tensor):
-            return self._layout(batch), None
+            return self._layout(batch), None, None
         if isinstance(batch, list | tuple) and 1 <= len(batch) <= 2:
-            return self._layout(batch[0]), batch[1] if len(batch) == 2 else None
+            return self._layout(batch[0]), batch[1] if len(batch) == 2 else None, None
         raise TypeError(
             "a batch must be a tuple (x, y) of tensors, a tensor, or a PyG Data/Batch; got "
             f"{type(batch).__name__}"
             + (f" of length {len(batch)}" if hasattr(batch, "__len__") else "")
         )
+
+    @staticmethod
+    def _select(
+        output: Tensor, target: Tensor | None, rows: Rows | None, where: str
+    ) -> tuple[Tensor, Tensor | None]:
+        """The rows of output and target that a phase mask selects (all without one)."""
+        if rows is None:
+            return output, target
+        if output.dim() == 0 or output.shape[0] != rows.size:
+            got = output.shape[0] if output.dim() else 0
+            raise ValueError(
+                f"{where}: {rows.mask} has {rows.size} entries, the model gave {got} output "
+                f"row{'s' if got != 1 else ''}: a phase mask selects the output rows of a "
+                "node-level model (one per node); drop the masks from graph-level data"
+            )
+        if target is not None and (target.dim() == 0 or target.shape[0] != rows.size):
+            raise ValueError(
+                f"{where}: {rows.mask} has {rows.size} entries, the target has shape "
+                f"{shape(target)}: node-level targets need one row per node"
+            )
+        output = output.index_select(0, rows.index)
+        return output, target.index_select(0, rows.index) if target is not None else None
 
     def _layout(self, inputs: Any) -> Any:
         if self.channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:
