@@ -114,7 +114,7 @@ from gconv.data import (
     rdkit_descriptors,
 )
 from gconv.models import GNN
-from gconv.train import Trainer, seed_everything
+from gconv.train import Trainer, check_writable_dir, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
@@ -410,6 +410,10 @@ def resolve_device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> dict:
     t_start = time.perf_counter()
     device = resolve_device(args.device)
+    try:  # before the data and the baselines, not after the first epoch
+        check_writable_dir(args.out, "--out")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.resume and not (args.out / "model_0" / "last.pt").is_file():
         raise UsageError(
             f"--resume: nothing to resume, {args.out / 'model_0' / 'last.pt'} is missing"

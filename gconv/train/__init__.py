@@ -10,7 +10,12 @@ seeds), ``checkpoint.py`` (atomic, ``weights_only`` files), ``metrics.py``, ``hi
 """
 
 from gconv.train.callbacks import StepInfo
-from gconv.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gconv.train.checkpoint import (
+    CheckpointError,
+    check_writable_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gconv.train.history import History, plot_history
 from gconv.train.losses import LOSSES
 from gconv.train.metrics import METRICS
@@ -27,6 +32,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",
+    "check_writable_dir",
     "LOSSES",
     "METRICS",
 ]

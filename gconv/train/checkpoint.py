@@ -5,13 +5,15 @@ renames it over the target with :func:`os.replace` (atomic on POSIX and Windows)
 either the old checkpoint or the new one, never a torn file. :func:`load_checkpoint` uses
 ``torch.load(weights_only=True)``, so a checkpoint can only hold tensors and plain containers;
 :func:`rng_state` / :func:`set_rng_state` turn the Python, NumPy and torch random states into
-such values for exact resume.
+such values for exact resume. :func:`check_writable_dir` makes sure, before a run starts, that its
+checkpoints can be written.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,52 @@ import torch
 
 from gconv._utils import atomic_save
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "check_writable_dir",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read as a gconv checkpoint."""
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "checkpoint_dir") -> Path:
+    """Create the directory ``path`` (with its parents) and check that a file can be written in
+    it, so that a run fails before training rather than at its first checkpoint.
+
+    Args:
+        path: the directory.
+        what (str): how the messages name it (``"checkpoint_dir"``, ``"--out"``).
+
+    Raises:
+        ValueError: ``path`` is a file, cannot be created, or is not writable (one line naming
+            the reason).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, not a directory: pass a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}): pass a directory "
+            "that can be created and written to"
+        ) from exc
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} is not writable ({exc.strerror or exc}): pass a directory "
+            "you can write to"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -38,7 +38,7 @@ from gconv.train import distributed
 from gconv.train._utils import shape, warn
 from gconv.train.batches import Rows, as_batches, check_not_empty, mask_name, phase_rows
 from gconv.train.callbacks import Callback, StepInfo, as_callbacks
-from gconv.train.checkpoint import load_checkpoint, save_checkpoint
+from gconv.train.checkpoint import check_writable_dir, load_checkpoint, save_checkpoint
 from gconv.train.guard import Guard, Tally
 from gconv.train.history import History
 from gconv.train.losses import (
@@ -237,6 +237,8 @@ class Trainer:
         self.scheduler_interval = scheduler_interval
         self.grad_clip = grad_clip
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if self.checkpoint_dir is not None and self.dist.is_main:
+            check_writable_dir(self.checkpoint_dir)  # now, not after the first epoch
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.seed = seed
         self.progress = progress and self.dist.is_main

@@ -147,6 +147,24 @@ def test_a_limit_below_one_is_an_argument_error(example, capsys, limit):
     assert f"--limit must be >= 1, got {limit}" in capsys.readouterr().err
 
 
+def test_an_out_that_is_a_file_is_one_error_line(example, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    message = _error_line(example, ["--out", str(afile), *QUICK], capsys)
+    assert message == f"error: --out {str(afile)!r} is a file, not a directory: pass a directory"
+
+
+def test_a_read_only_out_is_one_error_line(example, tmp_path, capsys):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    try:
+        (tmp_path / "ro" / "probe").touch()
+        pytest.skip("this user writes into read-only directories (root)")
+    except PermissionError:
+        pass
+    message = _error_line(example, ["--out", str(tmp_path / "ro"), *QUICK], capsys)
+    assert "is not writable (Permission denied)" in message
+
+
 def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
     with pytest.raises(SystemExit):
         example.parse_args(["--csv", str(tmp_path / "x.csv")])
