@@ -89,9 +89,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for torn / foreign files
+        detail = " ".join(str(exc).split())  # one line, whatever torch's message spans
         raise CheckpointError(
             f"could not read checkpoint {path}: the file is corrupt, truncated or not a "
-            f"torch checkpoint ({type(exc).__name__}: {exc})"
+            f"torch checkpoint ({type(exc).__name__}: {detail})"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(

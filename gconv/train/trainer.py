@@ -39,6 +39,7 @@ from gconv.train._utils import shape, warn
 from gconv.train.batches import Rows, as_batches, check_not_empty, mask_name, phase_rows
 from gconv.train.callbacks import Callback, StepInfo, as_callbacks
 from gconv.train.checkpoint import check_writable_dir, load_checkpoint, save_checkpoint
+from gconv.train.fingerprint import data_record
 from gconv.train.guard import Guard, Tally
 from gconv.train.history import History
 from gconv.train.losses import (
@@ -264,6 +265,8 @@ class Trainer:
         self._epochs_planned: int | None = None
         self._monitor_used: str | None = None
         self._resumed: Resumed | None = None  # checkpoint parts fit() still has to apply
+        self._data_record: str | dict[str, Any] | None = None  # what the run trains on
+        self._data_given = False  # whether the caller gave it (data_id=)
         self._guard = Guard(self.model)  # the weights last checked finite
 
     # ------------------------------------------------------------------ public API
@@ -275,6 +278,7 @@ class Trainer:
         resume: bool | str | os.PathLike = False,
         *,
         batch_size: int | None = None,
+        data_id: str | dict[str, Any] | bool | None = None,
     ) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
 
@@ -290,6 +294,12 @@ class Trainer:
                 checkpoint and what from this call. (default: :obj:`False`)
             batch_size (int, optional): batch a ``Dataset`` given as ``train`` (shuffled) or
                 ``val`` in a ``DataLoader`` (PyG's for graphs). (default: :obj:`None`)
+            data_id (str, dict or bool, optional): what this run trains on — a string or a dict
+                of plain values (a hash of the data, the split, its seed, ...), recorded in
+                ``last.pt``; a resume whose ``data_id`` differs is refused with a
+                :class:`~gconv.train.resume.ResumeError` naming what differs. ``False`` records
+                and checks nothing. (default: :obj:`None`: a ``TensorLoader``'s tensors are
+                fingerprinted, other loaders record nothing)
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -308,7 +318,7 @@ class Trainer:
                 for i, batch in enumerate(batched_val):
                     phase_rows(batch, "val_mask", f"val batch {i}", named=False)
         with preserve_mode(self._train_module):
-            return self._fit(batched, batched_val, epochs, resume)
+            return self._fit(batched, batched_val, epochs, resume, data_id)
 
     def evaluate(
         self, data: Iterable, *, batch_size: int | None = None, mask: str | None = None
@@ -359,17 +369,24 @@ class Trainer:
         self._resumed = restore(self, path)
 
     # ------------------------------------------------------------------ the loop
-    def _fit(self, train: Iterable, val: Iterable | None, epochs: int, resume: Any) -> History:
+    def _fit(
+        self, train: Iterable, val: Iterable | None, epochs: int, resume: Any, data_id: Any
+    ) -> History:
+        # what this run trains on: needed where a checkpoint is written or resumed
+        automatic = bool(resume) or self.checkpoint_dir is not None or self._resumed is not None
+        self._data_record = data_record(data_id, train, automatic)
+        self._data_given = data_id is not None and data_id is not False
         if resume:
             self.resume(self._last_path() if resume is True else resume)
         elif self.epoch == 0 and self.seed is not None:
             self._seed_run(train)
         monitor = self._resolve_monitor(val is not None)
         if self._resumed is not None:
-            resumed, self._resumed = self._resumed, None
+            resumed = self._resumed
             if self._layout_unproven and resumed.config.get("channels_last") is False:
                 self._use_default_layout()  # "auto" fell back in the run being resumed: so does this
             reconcile(self, resumed, train, epochs, monitor)
+            self._resumed = None  # only once reconciled: a refused fit() can be called again
         if self._nothing_to_do(epochs, monitor):
             return self.history
         higher = higher_is_better(monitor) if self.mode == "auto" else self.mode == "max"
@@ -379,6 +396,7 @@ class Trainer:
             train = distributed.shard_loader(
                 train, self.dist, self.seed or 0, pin_memory=self.device.type == "cuda"
             )
+        self._check_schedule_length(train, epochs)
 
         keep_off = self._switched_off()
         try:
@@ -395,6 +413,24 @@ class Trainer:
         finally:
             self._guard.release()
         return self.history
+
+    def _check_schedule_length(self, train: Iterable, epochs: int) -> None:
+        """A OneCycleLR too short for ``epochs`` fails at its last step + 1: refuse it now."""
+        scheduler = self.scheduler
+        if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            return
+        if self.scheduler_interval == "step" and not hasattr(train, "__len__"):
+            return
+        per_epoch = len(train) if self.scheduler_interval == "step" else 1
+        needed = scheduler.last_epoch + (epochs - self.epoch) * per_epoch
+        if needed > scheduler.total_steps:
+            raise ValueError(
+                f"OneCycleLR(total_steps={scheduler.total_steps}) is too short for "
+                f"fit(epochs={epochs}), which takes {needed} scheduler steps "
+                f"({scheduler.last_epoch} taken, {per_epoch} per epoch from epoch "
+                f"{self.epoch + 1}): build it for the epochs trained, e.g. scheduler=lambda opt: "
+                "OneCycleLR(opt, max_lr=..., total_steps=epochs * len(train_loader))"
+            )
 
     def _run_epoch(
         self,
