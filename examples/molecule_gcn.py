@@ -114,7 +114,14 @@ from gconv.data import (
     rdkit_descriptors,
 )
 from gconv.models import GNN
-from gconv.train import Trainer, check_writable_dir, seed_everything
+from gconv.train import (
+    CheckpointError,
+    ResumeError,
+    Trainer,
+    check_writable_dir,
+    fingerprint,
+    seed_everything,
+)
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
@@ -441,6 +448,9 @@ def run(args: argparse.Namespace) -> dict:
     test_loader = DataLoader(test_set, batch_size=256)
     tasks = dataset.target_names
     split_name = f"column {args.split_column!r}" if args.split_column else f"{args.split} split"
+    # what the run trains on, kept in last.pt: a --resume on other rows, split or seed is refused
+    rows = fingerprint([(part.smiles, part.y) for part in (train, val, test)])
+    data_id = dict(rows=rows, source=source, split=split_name, seed=args.seed, limit=args.limit)
     print(
         f"data: {source}, tasks {tasks}, {len(train)} train / {len(val)} val / {len(test)} test "
         f"({split_name}, seed {args.seed}), {len(skipped)} skipped, readout {readout}"
@@ -505,9 +515,18 @@ def run(args: argparse.Namespace) -> dict:
             save_every=max(1, epochs // 100),  # at most ~100 last.pt writes: small sets' epochs
         )
         try:
-            trainer.fit(train_loader, val_loader, epochs=epochs, resume=args.resume)
+            trainer.fit(
+                train_loader, val_loader, epochs=epochs, resume=args.resume, data_id=data_id
+            )
         except FileNotFoundError as err:  # --resume of a member that never saved
             raise UsageError(f"--resume: {err}") from None
+        except ResumeError as err:  # another model or other data than the run it would continue
+            fix = "give the options of that run, or another --out to train afresh"
+            raise UsageError(f"--resume: {err.reason}; {fix}") from None
+        except CheckpointError as err:  # a torn last.pt
+            raise UsageError(f"--resume: {err}") from None
+        except ValueError as err:  # the Trainer's checks of data and settings: one line each
+            raise UsageError(str(err)) from None
         trainer.load_best()
         members.append(trainer)
         best_epochs.append(trainer.best_epoch)
