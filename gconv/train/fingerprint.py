@@ -61,21 +61,20 @@ def _feed(digest: Any, value: Any) -> None:
 
 
 def loader_fingerprint(loader: Any) -> str | None:
-    """What a ``TensorLoader`` holds, as ``"x float32 [200, 8], y int64 [200] #<digest>"``;
-    ``None`` for any other loader (reading its data would cost an epoch).
+    """What a ``TensorLoader`` holds (any loader whose data are tensors ``.x`` and ``.y``), as
+    ``"x float32 [200, 8], y int64 [200] #<digest>"``; ``None`` for any other loader (reading its
+    data would cost an epoch).
 
     The digest covers every row of a tensor up to 4 MiB, else up to 4 MiB of rows evenly spaced
     over it (with its shape and dtype): other data, another split or another subset of it give
     another digest; an edit of a single value of a large tensor may not.
     """
-    from gconv.data.loader import TensorLoader  # gconv.data does not import gconv.train
-
-    if not isinstance(loader, TensorLoader):
+    x, y = getattr(loader, "x", None), getattr(loader, "y", None)
+    if not isinstance(x, torch.Tensor) or not (y is None or isinstance(y, torch.Tensor)):
         return None
     parts, sampled = [], []
-    for name in ("x", "y"):
-        tensor = getattr(loader, name)
-        if tensor is None:
+    for name, tensor in (("x", x), ("y", y)):
+        if tensor is None or tensor.dim() == 0:
             continue
         parts.append(f"{name} {str(tensor.dtype).removeprefix('torch.')} {list(tensor.shape)}")
         rows = tensor.shape[0]

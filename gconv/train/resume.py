@@ -169,6 +169,7 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> Resumed:
     Raises:
         FileNotFoundError, CheckpointError: see :func:`gconv.train.load_checkpoint`.
         ValueError: the file is not a resumable gconv checkpoint (``best.pt``, another format).
+        ResumeError: it holds the weights of another model.
     """
     state = load_checkpoint(path, map_location=trainer.device)
     if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
@@ -359,6 +360,9 @@ def reconcile(trainer: Trainer, resumed: Resumed, train: Any, epochs: int, monit
         epochs (int): the epochs this call trains to.
         monitor (str): the value this call monitors; another than the checkpoint's resets the
             best value and the patience counter.
+
+    Raises:
+        ResumeError: the checkpointed run was trained on other data (``config["data"]``).
     """
     config, path = resumed.config, resumed.path
 

@@ -132,8 +132,9 @@ class Trainer:
         grad_clip (float, optional): clip the global gradient norm to this value.
             (default: :obj:`None`)
         checkpoint_dir (str or Path, optional): write ``best.pt`` (best monitored value) and
-            ``last.pt`` (everything needed to resume) there, atomically. (default: :obj:`None`:
-            the best weights are kept in memory for :meth:`load_best`)
+            ``last.pt`` (everything needed to resume) there, atomically; created and checked for
+            writing here, so that a bad path fails now, not after the first epoch.
+            (default: :obj:`None`: the best weights are kept in memory for :meth:`load_best`)
         monitor (str, optional): value deciding the best epoch and early stopping, e.g.
             ``"val_loss"``, ``"val_accuracy"``; a ``"val_*"`` value falls back to ``"train_*"``
             (with a warning) when there is no validation data. (default: :obj:`None`:
