@@ -210,7 +210,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     train.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | mps")
     train.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="CPU threads")
-    train.add_argument("--resume", action="store_true", help="continue from --out's last.pt")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --out's last.pt (the same data, split, seed and model options; "
+        "--epochs may grow)",
+    )
     p.add_argument("--out", type=Path, default=Path(DEFAULTS["out"]))
     p.add_argument(
         "--baselines",
