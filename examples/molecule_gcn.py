@@ -113,7 +113,14 @@ from gconv.data import (
     rdkit_descriptors,
 )
 from gconv.models import GNN
-from gconv.train import Trainer, seed_everything
+from gconv.train import (
+    CheckpointError,
+    ResumeError,
+    Trainer,
+    check_writable_dir,
+    fingerprint,
+    seed_everything,
+)
 
 # ----------------------------------------------------------------------------- configuration
 DEFAULTS = dict(
@@ -202,7 +209,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     train.add_argument("--device", default=DEFAULTS["device"], help="auto | cpu | cuda | mps")
     train.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="CPU threads")
-    train.add_argument("--resume", action="store_true", help="continue from --out's last.pt")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --out's last.pt (the same data, split, seed and model options; "
+        "--epochs may grow)",
+    )
     p.add_argument("--out", type=Path, default=Path(DEFAULTS["out"]))
     p.add_argument(
         "--baselines",
@@ -216,7 +228,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--csv needs --target-col")
     if args.split_column is not None and args.csv is None:
         p.error("--split-column needs --csv (the embedded sets have no split column)")
-    for name in ("epochs", "batch_size", "hidden", "layers", "ensemble"):
+    for name in ("epochs", "batch_size", "hidden", "layers", "ensemble", "limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args
@@ -409,6 +421,10 @@ def resolve_device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> dict:
     t_start = time.perf_counter()
     device = resolve_device(args.device)
+    try:  # before the data and the baselines, not after the first epoch
+        check_writable_dir(args.out, "--out")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.resume and not (args.out / "model_0" / "last.pt").is_file():
         raise UsageError(
             f"--resume: nothing to resume, {args.out / 'model_0' / 'last.pt'} is missing"
@@ -436,6 +452,9 @@ def run(args: argparse.Namespace) -> dict:
     test_loader = DataLoader(test_set, batch_size=256)
     tasks = dataset.target_names
     split_name = f"column {args.split_column!r}" if args.split_column else f"{args.split} split"
+    # what the run trains on, kept in last.pt: a --resume on other rows, split or seed is refused
+    rows = fingerprint([(part.smiles, part.y) for part in (train, val, test)])
+    data_id = dict(rows=rows, source=source, split=split_name, seed=args.seed, limit=args.limit)
     print(
         f"data: {source}, tasks {tasks}, {len(train)} train / {len(val)} val / {len(test)} test "
         f"({split_name}, seed {args.seed}), {len(skipped)} skipped, readout {readout}"
@@ -500,9 +519,18 @@ def run(args: argparse.Namespace) -> dict:
             save_every=max(1, epochs // 100),  # at most ~100 last.pt writes: small sets' epochs
         )
         try:
-            trainer.fit(train_loader, val_loader, epochs=epochs, resume=args.resume)
+            trainer.fit(
+                train_loader, val_loader, epochs=epochs, resume=args.resume, data_id=data_id
+            )
         except FileNotFoundError as err:  # --resume of a member that never saved
             raise UsageError(f"--resume: {err}") from None
+        except ResumeError as err:  # another model or other data than the run it would continue
+            fix = "give the options of that run, or another --out to train afresh"
+            raise UsageError(f"--resume: {err.reason}; {fix}") from None
+        except CheckpointError as err:  # a torn last.pt
+            raise UsageError(f"--resume: {err}") from None
+        except ValueError as err:  # the Trainer's checks of data and settings: one line each
+            raise UsageError(str(err)) from None
         trainer.load_best()
         members.append(trainer)
         best_epochs.append(trainer.best_epoch)

@@ -14,7 +14,9 @@ layer4, VGG's ``features``) and replaces the classifier by global average poolin
 ``--mode fine_tuning`` trains every layer (use a smaller ``--lr``).
 
 Pre-trained weights are a torchvision state-dict file given with ``--weights``: gconv never
-downloads weights at run time, and the error for a missing file names the file to fetch. Without
+downloads weights at run time, and the error for a missing file names the file to fetch; a
+directory, an empty or truncated file, a whole pickled model or another network's state dict also
+ends the script with one line naming the problem and the fix. Without
 ``--weights`` the backbone keeps its random initialisation: the same pipeline, but not transfer
 learning, and the script says so. STL10 (96x96 colour, 5,000 training and 8,000 test images, a
 2.6 GB download) comes through torchvision with ``--download``; ``--data mnist5k`` (the default)

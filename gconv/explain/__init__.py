@@ -48,6 +48,7 @@ from gconv.explain.gradient import (
     IntegratedGradients,
     Saliency,
     constant_features,
+    featureless_graphs,
     integrated_gradients,  # deprecated: warns on call; not in __all__
     saliency,  # deprecated: warns on call; not in __all__
 )
@@ -113,6 +114,7 @@ __all__ = [
     "with_features",
     "graph_explanations",
     "constant_features",
+    "featureless_graphs",
     # faithfulness
     "FaithfulnessCurve",
     "image_curve",

@@ -5,10 +5,25 @@ with a grid model's nodes. A private module: its names are used by :mod:`.find_l
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 
-__all__ = ["Inputs", "check_inputs", "is_node_level", "first_tensor", "grid_of", "GridTracker"]
+__all__ = [
+    "Inputs",
+    "check_inputs",
+    "is_node_level",
+    "first_tensor",
+    "grid_of",
+    "GridTracker",
+    "LOW_PRECISION",
+    "compute_dtype",
+    "check_finite",
+]
+
+#: Float types too narrow for the explainers' own arithmetic (softmax, min-max scaling, sums over
+#: nodes and quadrature points): it is done in float32 for them.
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 #: What an explainer takes: images ``[B, C, H, W]`` or a PyG ``Data`` / ``Batch``.
 Inputs = Tensor | BaseData
@@ -28,6 +43,24 @@ def check_inputs(inputs: Inputs) -> None:
     else:
         raise TypeError(
             f"expected images [B, C, H, W] or a PyG Data/Batch, got {type(inputs).__name__}"
+        )
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype an explainer computes in for tensors of ``dtype``: float32 for float16 and
+    bfloat16 (``1e-8`` is 0 in float16, sums of many terms overflow or lose their digits),
+    ``dtype`` itself otherwise (float32 and float64 computations are left as they are)."""
+    return torch.float32 if dtype in LOW_PRECISION else dtype
+
+
+def check_finite(values: Tensor, method: str, dtype: torch.dtype) -> None:
+    """Raises when an explainer of a float16 / bfloat16 model (``dtype``, the model's working
+    precision) ends with non-finite ``values``: the model itself overflowed there, and a NaN map
+    would pass for a result. float32 / float64 results are not checked (left as they are)."""
+    if dtype in LOW_PRECISION and not bool(torch.isfinite(values).all()):
+        raise RuntimeError(
+            f"{method}: the {dtype} model gave non-finite values (an overflow in {dtype}); "
+            "explain it in float32 (model.float() and float32 inputs)"
         )
 
 

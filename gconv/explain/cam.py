@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gconv._utils import deprecated_module_attributes, evaluating
-from gconv.explain._utils import Inputs, check_inputs, first_tensor
+from gconv.explain._utils import Inputs, check_finite, check_inputs, compute_dtype, first_tensor
 from gconv.explain.core import BaseCAM, with_features
 from gconv.explain.find_layers import resolve_named_layer
 from gconv.explain.hooks import NodeActivations
@@ -242,7 +242,13 @@ class ScoreCAM(BaseCAM):
         for k in range(channels):
             masked = with_features(inputs, inputs.x * masks[:, k : k + 1].to(inputs.x.dtype))
             scores.append(nodes.score_fn(self.model(masked)))
-        return torch.stack(scores, dim=-1).softmax(dim=-1)
+        return self._softmax(torch.stack(scores, dim=-1), nodes)
+
+    def _softmax(self, scores: Tensor, nodes: NodeActivations) -> Tensor:
+        """Softmax over channels of the masked inputs' scores ``[B, C]``, in float32 for
+        float16 / bfloat16 models (a clear error where the model overflowed)."""
+        check_finite(scores, f"{type(self).__name__} (scores of the masked inputs)", scores.dtype)
+        return scores.to(compute_dtype(scores.dtype)).softmax(dim=-1)
 
     def _image_weights(self, nodes: NodeActivations, images: Tensor) -> Tensor:
         num_images, channels = nodes.num_graphs, nodes.activations.size(-1)
@@ -255,16 +261,20 @@ class ScoreCAM(BaseCAM):
         masks = (upsampled - low) / (high - low + 1e-8)
         scores = []
         for index in range(num_images):
-            masked = images[index][None] * masks[index][:, None]  # [C_layer, C_in, H, W]
+            # [C_layer, C_in, H, W], in the images' dtype (the masks are float32 for a float16 /
+            # bfloat16 layer)
+            masked = (images[index][None] * masks[index][:, None]).to(images.dtype)
             sample_target = _select_sample(nodes.score_fn, index)
             for chunk in masked.split(self.batch_size):
                 scores.append(sample_target(self.model(chunk)))
-        return torch.cat(scores).view(num_images, channels).softmax(dim=-1)
+        return self._softmax(torch.cat(scores).view(num_images, channels), nodes)
 
 
 def normalize_per_channel(values: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     """Score-CAM's scaling of node values ``[N, C]``, per graph and channel:
-    ``(h - min) / (max - min + 1e-8)``."""
+    ``(h - min) / (max - min + 1e-8)``. float16 / bfloat16 values are scaled in float32 (where
+    ``1e-8`` is not 0: a constant channel becomes 0, not NaN) and come back in their own dtype."""
+    out_dtype, values = values.dtype, values.to(compute_dtype(values.dtype))
     channels = values.size(-1)
     index = batch[:, None].expand(-1, channels)
     low = values.new_full((num_graphs, channels), float("inf")).scatter_reduce(
@@ -273,7 +283,7 @@ def normalize_per_channel(values: Tensor, batch: Tensor, num_graphs: int) -> Ten
     high = values.new_full((num_graphs, channels), float("-inf")).scatter_reduce(
         0, index, values, "amax"
     )
-    return (values - low[batch]) / (high - low + 1e-8)[batch]
+    return ((values - low[batch]) / (high - low + 1e-8)[batch]).to(out_dtype)
 
 
 def _select_sample(target: Target, index: int) -> Target:

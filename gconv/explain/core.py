@@ -50,7 +50,7 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
 
 from gconv._utils import evaluating
-from gconv.explain._utils import GridTracker, Inputs, check_inputs
+from gconv.explain._utils import GridTracker, Inputs, check_finite, check_inputs, compute_dtype
 from gconv.explain.find_layers import candidate_layers, find_target_layer, resolve_named_layer
 from gconv.explain.hooks import ActivationsAndGradients, NodeActivations
 from gconv.explain.targets import TargetSpec, as_target, target_index
@@ -74,25 +74,30 @@ def normalize_maps(maps: Tensor) -> Tensor:
     """Min-max normalise each map of ``[B, ...]`` to [0, 1] (a constant map becomes 0).
 
     The range is clamped to the smallest normal float rather than padded with a fixed epsilon,
-    so maps of tiny magnitude (Grad-CAM gradients are often ~1e-4) still reach exactly 1."""
-    flat = maps.flatten(1)
+    so maps of tiny magnitude (Grad-CAM gradients are often ~1e-4) still reach exactly 1.
+    float16 / bfloat16 maps are scaled in float32 (their range can overflow) and come back in
+    their own dtype."""
+    dtype = compute_dtype(maps.dtype)
+    flat = maps.flatten(1).to(dtype)
     shifted = flat - flat.min(dim=1, keepdim=True).values
-    span = shifted.max(dim=1, keepdim=True).values.clamp_min(torch.finfo(maps.dtype).tiny)
-    return (shifted / span).view_as(maps)
+    span = shifted.max(dim=1, keepdim=True).values.clamp_min(torch.finfo(dtype).tiny)
+    return (shifted / span).view_as(maps).to(maps.dtype)
 
 
 def normalize_per_graph(values: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     """Min-max normalise node values ``[N]`` or ``[N, F]`` to [0, 1] inside each graph (all
-    features of a graph share one range; a constant graph becomes 0)."""
-    flat = values.reshape(values.size(0), -1)
+    features of a graph share one range; a constant graph becomes 0). float16 / bfloat16 values
+    are scaled in float32 and come back in their own dtype."""
+    dtype = compute_dtype(values.dtype)
+    flat = values.reshape(values.size(0), -1).to(dtype)
     node_min, node_max = flat.amin(dim=-1), flat.amax(dim=-1)
     low = node_min.new_full((num_graphs,), float("inf")).scatter_reduce(0, batch, node_min, "amin")
     high = node_max.new_full((num_graphs,), float("-inf")).scatter_reduce(
         0, batch, node_max, "amax"
     )
-    span = (high - low).clamp_min(torch.finfo(values.dtype).tiny)
+    span = (high - low).clamp_min(torch.finfo(dtype).tiny)
     scaled = (flat - low[batch, None]) / span[batch, None]
-    return scaled.view_as(values)
+    return scaled.view_as(values).to(values.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,6 +229,11 @@ class BaseCAM:
             images: maps ``[B, H, W]`` in [0, 1] (or raw ``[B, h, w]``); graphs: an
             :class:`~torch_geometric.explain.Explanation` batch with ``node_mask`` ``[N, 1]``,
             in [0, 1] per graph unless ``raw`` (see :func:`graph_explanations`).
+
+        For float16 / bfloat16 models (``model.half()``, autocast) the channel weights, the
+        weighted sums, ReLU, resizing and normalisation are computed in float32 and the maps
+        come back in float32; where the model itself gives non-finite values a
+        :class:`RuntimeError` says so instead of returning NaN maps.
         """
         check_inputs(inputs)
         with evaluating(self.model):
@@ -272,7 +282,12 @@ class BaseCAM:
             hooks.release()
             if tracker is not None:
                 tracker.release()
-        activations = activations.detach()
+        # the method's own arithmetic (weights, sums over nodes, softmax, scaling) in float32
+        # for float16 / bfloat16 layers; float32 / float64 stay as they are
+        layer_dtype = activations.dtype
+        activations = activations.detach().to(compute_dtype(layer_dtype))
+        if gradients is not None:
+            gradients = gradients.to(activations.dtype)
         num_graphs = output.size(0)
         if is_image:
             activations, gradients, grid = _image_nodes(activations, gradients, hooks.grid, inputs)
@@ -286,7 +301,9 @@ class BaseCAM:
                 raise ValueError(
                     f"expected one output row per graph ({num_in_batch}), got {num_graphs}"
                 )
-        nodes = NodeActivations(activations, gradients, batch, num_graphs, score_fn, inputs, grid)
+        nodes = NodeActivations(
+            activations, gradients, batch, num_graphs, score_fn, inputs, grid, layer_dtype
+        )
         return nodes, output.detach()
 
     def _missing_activations(self, inputs: Inputs, calls: int) -> None:
@@ -312,6 +329,7 @@ class BaseCAM:
         output: Tensor,
         raw: bool,
     ) -> Tensor | Explanation:
+        check_finite(node_maps, type(self).__name__, nodes.layer_dtype)
         if isinstance(inputs, Tensor):
             maps = node_maps.view(nodes.num_graphs, *nodes.grid)
             if raw:

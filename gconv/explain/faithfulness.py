@@ -44,6 +44,7 @@ from torch_geometric.explain import Explanation
 from torch_geometric.utils import subgraph
 
 from gconv._utils import deprecated_module_attributes, evaluating
+from gconv.explain._utils import compute_dtype
 from gconv.explain.targets import as_target
 
 __all__ = [
@@ -71,7 +72,8 @@ class FaithfulnessCurve:
 
     Attributes:
         fractions (Tensor): removed / inserted fraction at each step ``[steps + 1]``, 0 to 1.
-        scores (Tensor): target score per sample and step ``[B, steps + 1]``.
+        scores (Tensor): target score per sample and step ``[B, steps + 1]`` (float32 for
+            float16 / bfloat16 models: the softmax and the area are computed in float32).
         auc (Tensor): trapezoidal area under each sample's curve ``[B]``.
         mode (str): ``"deletion"`` or ``"insertion"``.
     """
@@ -100,6 +102,7 @@ def _check_mode_and_score(mode: str, score: str, steps: int) -> None:
 
 
 def _target_scores(output: Tensor, category: Tensor, score: str) -> Tensor:
+    output = output.to(compute_dtype(output.dtype))  # float16 / bfloat16 outputs: in float32
     values = output.softmax(dim=-1) if score == "softmax" else output
     return values.gather(-1, category[:, None]).squeeze(-1)
 

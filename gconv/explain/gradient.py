@@ -16,7 +16,10 @@ gradients sum to the change of the score, which normalisation would break.
 
 Both are stateless apart from their settings: eval mode for the call and every module's own flag
 restored afterwards (:func:`gconv._utils.evaluating`), edge masks removed, gradients taken with
-:func:`torch.autograd.grad` (parameter ``.grad`` untouched).
+:func:`torch.autograd.grad` (parameter ``.grad`` untouched). Each graph's (image's) attributions
+are its own: the same alone as in any batch. For float16 / bfloat16 models the model runs in its
+own precision, the attributions are summed in float32 and come back in float32, and non-finite
+gradients raise a :class:`RuntimeError` instead of returning NaN.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from torch_geometric.nn import MessagePassing
 
 from gconv._utils import deprecated_function, evaluating
-from gconv.explain._utils import Inputs, check_inputs
+from gconv.explain._utils import Inputs, check_finite, check_inputs, compute_dtype
 from gconv.explain.core import graph_batch, graph_explanations, with_features
 from gconv.explain.targets import TargetSpec, as_target, target_index
 
-__all__ = ["Saliency", "IntegratedGradients", "constant_features"]
+__all__ = ["Saliency", "IntegratedGradients", "constant_features", "featureless_graphs"]
 
 
 def _has_message_passing(model: nn.Module) -> bool:
@@ -54,11 +57,44 @@ def _float_features(inputs: Inputs) -> Tensor:
 
 def constant_features(inputs: Inputs) -> bool:
     """Whether every node of a PyG batch has the same feature vector (as in structure-only
-    benchmarks with ``x = 1``): the features then carry no information about any node."""
+    benchmarks with ``x = 1``), over the whole batch. :class:`IntegratedGradients` does not use
+    it: it decides per graph, with :func:`featureless_graphs`."""
     if not isinstance(inputs, BaseData):
         return False
     x = inputs.x
     return x.size(0) > 0 and bool((x == x[:1]).all())
+
+
+def featureless_graphs(inputs: BaseData) -> Tensor:
+    """Which graphs of a PyG batch have placeholder features, ``[num_graphs]`` bool: every node
+    of the graph carries the same feature vector and all its entries are equal (``x = 1``,
+    ``x = 0.1 * ones(N, 10)``, as in structure-only benchmarks), so the features say nothing
+    about any node. Decided for each graph on its own nodes, never on the rest of the batch.
+
+    A molecule whose atoms are all alike (benzene) is *not* featureless: its one-hot atom
+    features are informative (not all entries equal), whatever else is in the batch."""
+    x = inputs.x.reshape(inputs.num_nodes, -1)
+    batch = graph_batch(inputs)
+    num_graphs = getattr(inputs, "num_graphs", None)
+    if num_graphs is None:  # a Data: one graph, or as many as its batch vector names
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 1
+    if x.size(0) == 0 or x.size(1) == 0:
+        return torch.zeros(num_graphs, dtype=torch.bool, device=x.device)
+    first = x[:, 0]
+    alike = (x == first[:, None]).all(dim=1)  # all entries of the node equal (no NaN)
+    low = first.new_full((num_graphs,), float("inf")).scatter_reduce(0, batch, first, "amin")
+    high = first.new_full((num_graphs,), float("-inf")).scatter_reduce(0, batch, first, "amax")
+    all_alike = torch.ones(num_graphs, dtype=torch.bool, device=x.device)
+    all_alike = all_alike.scatter_reduce(0, batch, alike, "amin")
+    has_nodes = torch.bincount(batch, minlength=num_graphs) > 0
+    return has_nodes & all_alike & (low == high)
+
+
+def _working_dtype(x: Tensor, output: Tensor) -> torch.dtype:
+    """The precision the model computed in: float16 / bfloat16 where its inputs or output are
+    (``model.half()``, autocast), else the inputs' dtype."""
+    low = [t.dtype for t in (x, output) if compute_dtype(t.dtype) != t.dtype]
+    return low[0] if low else x.dtype
 
 
 def _edge_graph(inputs: BaseData) -> Tensor:
@@ -97,8 +133,8 @@ class Saliency:
             try:
                 if use_edges:
                     edge_weight = torch.ones(
-                        inputs.edge_index.size(1), device=x.device, requires_grad=True
-                    )
+                        inputs.edge_index.size(1), dtype=x.dtype, device=x.device
+                    ).requires_grad_(True)
                     set_masks(model, edge_weight, inputs.edge_index, apply_sigmoid=False)
                     wrt.append(edge_weight)
                 output = model(with_features(inputs, x))
@@ -107,6 +143,9 @@ class Saliency:
             finally:
                 clear_masks(model)
         grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt, strict=True)]
+        for grad in grads:
+            check_finite(grad, type(self).__name__, _working_dtype(x, output))
+        grads = [g.to(compute_dtype(g.dtype)) for g in grads]
         if self.absolute:
             grads = [g.abs() for g in grads]
         if isinstance(inputs, Tensor):
@@ -136,16 +175,27 @@ class IntegratedGradients:
     each graph sum to :math:`y^c_g(\mathbf{x}) - y^c_g(\text{baseline})`. The gap is the
     **convergence delta**, kept per graph (``explanation.convergence_delta``, and
     ``self.convergence_delta`` after a call). Without a fixed ``n_steps``, the number of steps
-    doubles from 16 until every graph's (image's) ``|delta| < tolerance`` and a
-    :class:`RuntimeWarning` says so when ``max_steps`` is reached first.
+    doubles from 16 until ``|delta| < tolerance``, **for each graph (image) on its own**: a graph
+    keeps the first quadrature at which it converged, so its attributions are the same alone as
+    in any batch (``self.steps_per_sample`` holds each one's steps, ``self.steps_used`` the
+    most); a :class:`RuntimeWarning` says so when ``max_steps`` is reached first.
 
     **Baseline.** ``"auto"`` takes all-zero features (black pixels, atoms with no features) —
-    except when every node has the same features (structure-only graphs, ``x = 1``): a path from
-    zero features then scales all nodes together, and which node "matters" becomes an accident
-    of the scale (node AUROC 0.3–0.75 across runs on motif benchmarks). There the features stay
-    as they are and only the edge weights run from 0 to 1, and each node is credited with half
-    of the attribution of every edge it touches (``node_mask`` ``[N, 1]``), so the node scores
-    still sum to the change of the score.
+    except for graphs whose features are placeholders (:func:`featureless_graphs`: every node
+    has the same feature vector with all entries equal, as ``x = 1`` in structure-only
+    benchmarks): a path from zero features then scales all nodes together, and which node
+    "matters" becomes an accident of the scale (node AUROC 0.3–0.75 across runs on motif
+    benchmarks). There the features stay as they are and only the edge weights run from 0 to 1,
+    and each node is credited with half of the attribution of every edge it touches, spread
+    evenly over its ``F`` (equal) features, so the node scores still sum to the change of the
+    score. The choice is made for each graph on its own nodes, so a featureless graph gets the
+    same explanation alone as in a batch with featured graphs, and ``node_mask`` is ``[N, F]``
+    for every graph. A molecule whose atoms are all alike (benzene) is not featureless: it gets
+    per-feature attributions from zero features like any molecule. Models without
+    ``MessagePassing`` layers (no edge path) use zero features for every graph.
+
+    **Precision.** float16 / bfloat16 models run in their own precision; the quadrature sums and
+    the attributions are float32 (a :class:`RuntimeError` where the model's gradients overflow).
 
     Args:
         model (torch.nn.Module): image or graph model.
@@ -184,45 +234,69 @@ class IntegratedGradients:
         self.tolerance = tolerance
         self.max_steps = max_steps
         self.steps_per_pass = steps_per_pass
-        #: per-graph (per-image) convergence delta and steps of the last call
+        #: per-graph (per-image) convergence delta of the last call
         self.convergence_delta: Tensor | None = None
+        #: per-graph (per-image) number of quadrature points of the last call
+        self.steps_per_sample: Tensor | None = None
+        #: the most quadrature points any graph (image) of the last call used
         self.steps_used: int | None = None
 
     def __call__(self, inputs: Inputs, target: TargetSpec = None) -> Tensor | Explanation:
         """Attributions for ``inputs`` (images -> ``[B, H, W]``, graphs -> explanations)."""
         check_inputs(inputs)
         x = _float_features(inputs)
-        structure_only = self.baseline == "auto" and constant_features(inputs)
-        use_edges = (
-            self.edge_mask and isinstance(inputs, BaseData) and _has_message_passing(self.model)
-        )
-        if structure_only and not use_edges:
-            structure_only = False  # no edge path to walk: fall back to zero features
-        if structure_only:
-            baseline = x
-        elif isinstance(self.baseline, str):
+        is_graph = isinstance(inputs, BaseData)
+        use_edges = self.edge_mask and is_graph and _has_message_passing(self.model)
+        if isinstance(self.baseline, str):
             baseline = torch.zeros_like(x)
         else:
             baseline = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
+        featureless = None  # graphs whose placeholder features stay put (the edges are walked)
+        if is_graph and use_edges and isinstance(self.baseline, str) and self.baseline == "auto":
+            featureless = featureless_graphs(inputs)
+            if bool(featureless.any()):
+                baseline = torch.where(featureless[graph_batch(inputs)][:, None], x, baseline)
+            else:
+                featureless = None
         with evaluating(self.model), torch.enable_grad():
             try:
                 with torch.no_grad():
                     output = self.model(inputs)
                 score_fn = as_target(target, output)
-                category_or_callable = score_fn
                 score_fn(output)  # validate class indices once, before the path integral
+                num_samples = output.size(0)
+                # which sample (graph / image) each row of the node and edge attributions is of
+                node_sample = graph_batch(inputs) if is_graph else torch.arange(x.size(0))
+                node_sample = node_sample.to(x.device)
+                edge_sample = _edge_graph(inputs) if use_edges else None
                 steps = self.n_steps or min(16, self.max_steps)
+                node_attr = edge_attr = delta = steps_of = None
+                converged = torch.zeros(num_samples, dtype=torch.bool, device=x.device)
                 while True:
-                    node_attr, edge_attr, delta = self._attribute(
-                        inputs, x, baseline, use_edges, category_or_callable, steps, output
+                    new_node, new_edge, new_delta = self._attribute(
+                        inputs, x, baseline, use_edges, score_fn, steps, output
                     )
-                    if self.n_steps is not None or float(delta.abs().max()) < self.tolerance:
+                    if delta is None:
+                        node_attr, edge_attr, delta = new_node, new_edge, new_delta
+                        steps_of = torch.full_like(converged, steps, dtype=torch.long)
+                    else:  # only the graphs (images) that had not converged take the new rule
+                        update = ~converged
+                        node_attr = _rows_where(update[node_sample], new_node, node_attr)
+                        if edge_attr is not None:
+                            edge_attr = _rows_where(update[edge_sample], new_edge, edge_attr)
+                        delta = torch.where(update, new_delta, delta)
+                        steps_of = torch.where(update, steps, steps_of)
+                    if self.n_steps is not None:
+                        break
+                    converged = converged | (delta.abs() < self.tolerance)
+                    if bool(converged.all()):
                         break
                     if steps * 2 > self.max_steps:
                         warnings.warn(
                             f"integrated gradients did not converge: |convergence delta| up to "
                             f"{float(delta.abs().max()):.3g} (tolerance {self.tolerance}) after "
-                            f"{steps} steps; raise max_steps or check the model for kinks",
+                            f"{steps} steps for {int((~converged).sum())} of {num_samples} "
+                            f"samples; raise max_steps or check the model for kinks",
                             RuntimeWarning,
                             stacklevel=2,
                         )
@@ -230,16 +304,23 @@ class IntegratedGradients:
                     steps *= 2
             finally:
                 clear_masks(self.model)
-        self.convergence_delta, self.steps_used = delta.detach(), steps
-        if isinstance(inputs, Tensor):
+        working = _working_dtype(x, output)
+        check_finite(node_attr, type(self).__name__, working)
+        if edge_attr is not None:
+            check_finite(edge_attr, type(self).__name__, working)
+        self.convergence_delta, self.steps_per_sample = delta.detach(), steps_of.cpu()
+        self.steps_used = int(steps_of.max()) if steps_of.numel() else steps
+        if not is_graph:
             return _image_maps(node_attr)
-        if structure_only:
-            # each edge's attribution shared by its two end nodes
+        if featureless is not None:
+            # each edge's attribution shared by its two end nodes, and a node's share spread
+            # evenly over its (equal) features
             edge_index = inputs.edge_index
-            node_attr = x.new_zeros(inputs.num_nodes)
-            node_attr.index_add_(0, edge_index[0], edge_attr / 2)
-            node_attr.index_add_(0, edge_index[1], edge_attr / 2)
-            node_attr = node_attr[:, None]
+            shares = node_attr.new_zeros(inputs.num_nodes)
+            shares.index_add_(0, edge_index[0], edge_attr / 2)
+            shares.index_add_(0, edge_index[1], edge_attr / 2)
+            spread = (shares / node_attr.size(1))[:, None].expand_as(node_attr)
+            node_attr = _rows_where(featureless[node_sample], spread, node_attr)
         return graph_explanations(
             inputs,
             node_attr,
@@ -250,17 +331,19 @@ class IntegratedGradients:
         )
 
     def _attribute(self, inputs, x, baseline, use_edges, score_fn, steps, output):
-        """One quadrature with ``steps`` points: (node attribution, edge attribution, delta)."""
+        """One quadrature with ``steps`` points: (node attribution, edge attribution, delta),
+        summed in float32 for a float16 / bfloat16 model (``x`` keeps the model's dtype)."""
         points, weights = np.polynomial.legendre.leggauss(steps)
         points, weights = (points + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
         model = self.model
         difference = x - baseline
+        acc = compute_dtype(x.dtype)
         if isinstance(inputs, Tensor):
-            total = torch.zeros_like(x)
+            total = torch.zeros_like(x, dtype=acc)
             chunk = max(1, self.steps_per_pass)
             for start in range(0, steps, chunk):
                 ts = torch.as_tensor(points[start : start + chunk], dtype=x.dtype, device=x.device)
-                ws = torch.as_tensor(weights[start : start + chunk], dtype=x.dtype, device=x.device)
+                ws = torch.as_tensor(weights[start : start + chunk], dtype=acc, device=x.device)
                 path = (baseline[None] + ts[:, None, None, None, None] * difference[None]).flatten(
                     0, 1
                 )
@@ -269,18 +352,19 @@ class IntegratedGradients:
                     [score_fn(model(part)) for part in path.split(x.size(0))]
                 )  # step-major
                 (grad,) = torch.autograd.grad(scores.sum(), path)
-                grad = grad.view(len(ts), *x.shape)
+                grad = grad.view(len(ts), *x.shape).to(acc)
                 total += (ws[:, None, None, None, None] * grad).sum(dim=0)
-            attribution = difference * total
+            attribution = difference.to(acc) * total
             with torch.no_grad():
                 start_scores = score_fn(model(baseline))
-            delta = attribution.flatten(1).sum(dim=1) - (score_fn(output) - start_scores)
+            gap = score_fn(output).to(acc) - start_scores.to(acc)
+            delta = attribution.flatten(1).sum(dim=1) - gap
             return attribution, None, delta
         num_graphs = output.size(0)
         batch = graph_batch(inputs)
-        total_x = torch.zeros_like(x)
+        total_x = torch.zeros_like(x, dtype=acc)
         num_edges = inputs.edge_index.size(1)
-        total_w = x.new_zeros(num_edges)
+        total_w = x.new_zeros(num_edges, dtype=acc)
         for t, w in zip(points.tolist(), weights.tolist(), strict=True):
             node_x = (baseline + t * difference).requires_grad_(True)
             wrt = [node_x]
@@ -292,25 +376,30 @@ class IntegratedGradients:
             scores = score_fn(model(with_features(inputs, node_x)))
             grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
             if grads[0] is not None:
-                total_x += w * grads[0]
+                total_x += w * grads[0].to(acc)
             if use_edges and grads[1] is not None:
-                total_w += w * grads[1]
-        node_attr = difference * total_x
+                total_w += w * grads[1].to(acc)
+        node_attr = difference.to(acc) * total_x
         edge_attr = total_w if use_edges else None
         with torch.no_grad():
             if use_edges:
                 set_masks(model, x.new_zeros(num_edges), inputs.edge_index, apply_sigmoid=False)
             start_scores = score_fn(model(with_features(inputs, baseline)))
             clear_masks(model)
-        per_graph = x.new_zeros(num_graphs).index_add_(0, batch, node_attr.sum(dim=-1))
+        per_graph = x.new_zeros(num_graphs, dtype=acc).index_add_(0, batch, node_attr.sum(dim=-1))
         if edge_attr is not None:
             per_graph.index_add_(0, _edge_graph(inputs), edge_attr)
-        delta = per_graph - (score_fn(output) - start_scores)
+        delta = per_graph - (score_fn(output).to(acc) - start_scores.to(acc))
         return node_attr, edge_attr, delta
 
     def __repr__(self) -> str:
         steps = self.n_steps if self.n_steps is not None else "auto"
         return f"{self.__class__.__name__}(n_steps={steps}, baseline={self.baseline!r})"
+
+
+def _rows_where(condition: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    """``new`` in the rows (first dimension) where ``condition`` holds, else ``old``."""
+    return torch.where(condition.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
 # ---------------------------------------------------------------------------------------------

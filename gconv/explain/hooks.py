@@ -95,6 +95,9 @@ class NodeActivations:
         score_fn (callable): the target, ``output [B, K] -> score [B]``.
         inputs (Tensor or Data): what is explained.
         grid (tuple of int or None): ``(h, w)`` of the feature map for image inputs.
+        layer_dtype (torch.dtype or None): the dtype the layer computed in; ``activations`` and
+            ``gradients`` are float32 when it is float16 / bfloat16 (the CAM weighting is done
+            in float32). (default: :obj:`None`, the dtype of ``activations``)
     """
 
     activations: Tensor
@@ -104,6 +107,11 @@ class NodeActivations:
     score_fn: Target
     inputs: Inputs
     grid: tuple[int, int] | None
+    layer_dtype: torch.dtype | None = None
+
+    def __post_init__(self) -> None:
+        if self.layer_dtype is None:
+            self.layer_dtype = self.activations.dtype
 
     def node_sum(self, values: Tensor) -> Tensor:
         """Per-graph sum of node values ``[N, C]`` -> ``[num_graphs, C]``."""

@@ -5,10 +5,12 @@ through a table of per-layer converters (``Conv2d`` -> :class:`~gconv.layers.Gri
 ``BatchNorm2d`` -> :class:`~gconv.models.NodeBatchNorm`, pools -> grid pools, a ResNet
 :class:`~gconv.models.BasicBlock` -> :class:`~gconv.models.GridResidualBlock`, pointwise layers
 as they are; then the readout table for the layer that ends the feature extractor), keeping the
-CNN's module names, into a :class:`~gconv.models.GridNet`. :func:`grid_gnn_to_cnn` is the inverse
-table and returns the :class:`~gconv.models.CNN` a :class:`~gconv.models.GridGNN` was built from,
-or a :class:`~gconv.models.ConvNet` for any other ``GridNet``; CNN -> grid -> CNN is the identity
-on state dicts.
+CNN's module names, into a :class:`~gconv.models.GridNet`; a probe input then checks that the
+CNN's ``forward`` runs just those layers in that order and that the result gives the CNN's
+outputs (``_trace_cnn``, ``_compare``). :func:`grid_gnn_to_cnn` is the inverse table and returns
+the :class:`~gconv.models.CNN` a :class:`~gconv.models.GridGNN` was built from, or a
+:class:`~gconv.models.ConvNet` for any other ``GridNet``; CNN -> grid -> CNN is the identity on
+state dicts.
 
 The rewriting lives apart from the models it converts between (as PyG keeps
 ``to_hetero_transformer.py`` apart from its model files): :mod:`gconv.models.grid` holds the grid
@@ -18,12 +20,16 @@ models, :mod:`gconv.models.cnn` the CNNs, this module only the tables between th
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
+import math
 from collections.abc import Callable, Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gconv._utils import module_device
+from gconv.data.grid import images_to_nodes
 from gconv.layers.activation import ACTIVATIONS
 from gconv.layers.grid import GridAvgPool, GridConv, GridMaxPool
 from gconv.layers.readout import MaxReadout, MeanReadout
@@ -200,6 +206,210 @@ def _nest(named_layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
     return root
 
 
+# ---- the self-check: the CNN's forward must be its registered layers, each run once, in order
+
+_PROBE_BATCH = 2
+_PROBE_SEED = 0
+_PROBE_RTOL = 1e-6  # of the output's scale, in float64 (legitimate differences are ~1e-15)
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+)
+
+
+def _probe_copy(module: nn.Module) -> tuple[nn.Module, dict[int, object]]:
+    """An eval-mode, float64, CPU copy of ``module`` without the user's forward hooks, and the
+    deepcopy memo (``id(original) -> copy``). The tensors are copied straight to the CPU: a GPU
+    model is not duplicated on its device, and TF32 or low precision cannot blur the check."""
+    memo: dict[int, object] = {}
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        dtype = torch.float64 if tensor.is_floating_point() else tensor.dtype
+        copied = tensor.detach().to("cpu", dtype, copy=True)
+        if isinstance(tensor, nn.Parameter):
+            copied = nn.Parameter(copied, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = copied
+    probe_module = copy.deepcopy(module, memo).eval()
+    for layer in probe_module.modules():
+        for hooks in _HOOK_DICTS:
+            getattr(layer, hooks, {}).clear()
+    return probe_module, memo
+
+
+def _max_difference(a: Tensor, b: Tensor) -> float:
+    """``max |a - b|``, NaN where both are NaN (or equal infinities) counting as equal."""
+    if a.shape != b.shape:
+        return math.inf
+    if a.numel() == 0:
+        return 0.0
+    same = (a == b) | (a.isnan() & b.isnan())
+    difference = torch.where(same, torch.zeros_like(a), (a - b).abs())
+    return float(difference.nan_to_num(nan=math.inf).max())
+
+
+def _scale(x: Tensor) -> float:
+    """The largest finite magnitude in ``x`` (at least 1): what the tolerance is relative to."""
+    return max(1.0, float(x.abs().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).max()))
+
+
+def _change(returned: Tensor, received: object, before: str, verb: str = "receives") -> str | None:
+    """How the tensor a layer ``received`` differs from the one ``before`` ``returned``, or None
+    if it is that tensor (a flatten, as ``torch.flatten(x, 1)``, changes no values)."""
+    if not isinstance(received, Tensor):
+        return f"{verb} {type(received).__name__}, not a tensor"
+    if received.shape != returned.shape:
+        flattened = (returned.flatten(dim) for dim in range(1, returned.dim()))
+        if any(_max_difference(flat, received) == 0 for flat in flattened):
+            return None
+        return f"{verb} shape {list(received.shape)} where {before} returned {list(returned.shape)}"
+    difference = _max_difference(returned, received)
+    if difference == 0:
+        return None
+    return f"{verb} values that differ from {before}'s output by up to {difference:.3g}"
+
+
+class _Trace:
+    """Forward hooks on a CNN's units (its leaf layers and BasicBlocks): how often and in which
+    order each runs, its (first) output, and the first place where the forward changes the tensor
+    between two units (the input before the first, the output after the last)."""
+
+    def __init__(self, units: list[tuple[str, nn.Module]], probe: Tensor) -> None:
+        self.labels = {name: f"{name} ({unit})" for name, unit in units}
+        self.calls = dict.fromkeys(self.labels, 0)
+        self.order: list[str] = []
+        self.outputs: dict[str, Tensor] = {}
+        self.previous: tuple[str | None, Tensor] = (None, probe)
+        self.gap: str | None = None  # the first change between two units, in words
+        self.output: Tensor | None = None  # the CNN's
+        for name, unit in units:
+            unit.register_forward_pre_hook(functools.partial(self._before, name))
+            unit.register_forward_hook(functools.partial(self._after, name))
+
+    def _before(self, name: str, module: nn.Module, args: tuple) -> None:
+        if self.gap is not None or self.calls[name]:
+            return
+        before, returned = self.previous
+        change = _change(returned, args[0] if args else None, before or "the probe input")
+        if change is not None:
+            where = "before" if before is None else f"between {self.labels[before]} and"
+            self.gap = f"{where} {self.labels[name]} it changes the tensor: {name} {change}"
+
+    def _after(self, name: str, module: nn.Module, args: tuple, output: object) -> None:
+        self.calls[name] += 1
+        if self.calls[name] == 1:
+            self.order.append(name)
+            if isinstance(output, Tensor):
+                self.outputs[name] = output.detach().clone()
+                self.previous = (name, self.outputs[name])
+
+    def finish(self, output: Tensor) -> None:
+        """Records the CNN's output, which must be the last unit's."""
+        self.output = output
+        last, returned = self.previous
+        if self.gap is None and last is not None:
+            change = _change(returned, output, last, verb="returns")
+            if change is not None:
+                self.gap = f"after {self.labels[last]} it changes the tensor: the CNN {change}"
+
+    def structure_error(self) -> str | None:
+        """A unit never called or called more than once, or called out of registration order."""
+        for name in self.labels:
+            if self.calls[name] != 1:
+                how = (
+                    "never calls it"
+                    if not self.calls[name]
+                    else f"calls it {self.calls[name]} times"
+                )
+                return (
+                    f"cannot convert {self.labels[name]}: the CNN's forward {how}, but the grid "
+                    "model runs every registered layer once, in registration order"
+                    + (" (register one module per use)" if self.calls[name] else " (remove it)")
+                )
+        for called, expected in zip(self.order, self.labels, strict=True):
+            if called != expected:
+                return (
+                    f"converts the layers in registration order, but the CNN's forward calls "
+                    f"{self.labels[called]} before {self.labels[expected]}, which is registered "
+                    "first; register the layers in the order forward calls them"
+                )
+        return None
+
+
+def _trace_cnn(cnn: nn.Module, in_shape: tuple[int, ...]) -> tuple[_Trace, Tensor, str | None]:
+    """Runs an eval-mode float64 copy of the CNN on one small random probe (its own generator:
+    the global random state is untouched) under a :class:`_Trace`; returns the trace, the probe
+    and the error the CNN's forward raised, if it did."""
+    probe_cnn, _ = _probe_copy(cnn)
+    generator = torch.Generator().manual_seed(_PROBE_SEED)
+    probe = torch.randn(_PROBE_BATCH, *in_shape, generator=generator, dtype=torch.float64)
+    trace = _Trace(list(_units(probe_cnn)), probe)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            output = probe_cnn(probe)
+        if not isinstance(output, Tensor):
+            raise TypeError(f"the CNN returned {type(output).__name__}, not a tensor")
+    except Exception as error:  # noqa: BLE001 -- reported after the layer checks
+        return trace, probe, f"{type(error).__name__}: {error}"
+    trace.finish(output)
+    return trace, probe, None
+
+
+def _compare(
+    trace: _Trace, probe: Tensor, model: GridNet, features: list[tuple[str, nn.Module]]
+) -> str | None:
+    """Runs a float64 copy of the converted model on the probe; None if it gives the CNN's
+    output, else what differs: the tensor changed between two CNN layers, or the first feature
+    layer whose grid conversion computes something else, or the readout and head."""
+    probe_model, memo = _probe_copy(model)
+    grid_outputs: dict[str, Tensor] = {}
+    for name, layer in features:
+
+        def keep(module: nn.Module, args: tuple, output: object, name: str = name) -> None:
+            # a copy: a following in-place activation must not overwrite it
+            grid_outputs[name] = (output[0] if isinstance(output, tuple) else output).clone()
+
+        memo[id(layer)].register_forward_hook(keep)
+    expected = trace.output
+    try:
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            output = probe_model(probe)
+    except Exception as error:  # noqa: BLE001 -- a wrong conversion, reported as such
+        difference = f"the converted model fails on a probe input ({type(error).__name__}: {error})"
+    else:
+        measured = _max_difference(output, expected)
+        if measured <= _PROBE_RTOL * _scale(expected):
+            return None
+        difference = f"the converted model's outputs differ by {measured:.3g} on a probe input"
+        if output.shape != expected.shape:
+            difference = (
+                f"the converted model's outputs have shape {list(output.shape)} on a probe "
+                f"input, the CNN's {list(expected.shape)}"
+            )
+    if trace.gap is not None:
+        return (
+            f"{difference}; the CNN's forward does something its registered layers do not: "
+            f"{trace.gap} (a functional op such as F.max_pool2d or torch.tanh, or a skip "
+            "connection; use layer modules, and gconv.models.BasicBlock for residual sums)"
+        )
+    for name, _ in features:
+        cnn_output, grid_output = trace.outputs.get(name), grid_outputs.get(name)
+        if cnn_output is None or grid_output is None or cnn_output.dim() != 4:
+            continue
+        layer_difference = _max_difference(images_to_nodes(cnn_output), grid_output)
+        if layer_difference > _PROBE_RTOL * _scale(cnn_output):
+            return (
+                f"{difference}; the first layer that differs is {trace.labels[name]}: its output "
+                f"differs from its grid conversion's by {layer_difference:.3g} (a layer whose "
+                "forward is not its class's, or a layer the converter misreads)"
+            )
+    return (
+        f"{difference}; the feature layers agree, so the readout or head computes something "
+        "else (does the CNN's forward reshape or reorder the features before its Linear layers?)"
+    )
+
+
 def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     r"""Converts a CNN into the equivalent grid GNN, with copied weights.
 
@@ -228,9 +438,28 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     matches the CNN's there. In eval mode the result gives the CNN's outputs to float tolerance.
     The CNN's input shape is read from ``cnn.in_shape`` (as on :class:`~gconv.models.CNN`).
 
+    **The conversion checks itself.** Reading the registered layers is only right if the CNN's
+    ``forward`` runs exactly those layers, each once, in registration order, passing each one's
+    output unchanged to the next. So the CNN is first run on a probe (two random images of
+    ``in_shape`` from a fixed private generator, on eval-mode float64 CPU copies of the model,
+    without its forward hooks, under ``torch.no_grad``: the CNN, its mode and the global random
+    state are left alone) with hooks that record the calls of its layers; then the converted model
+    is run on the same probe, and its outputs must equal the CNN's (to ``1e-6`` of their scale).
+    The check costs a few milliseconds (about 7 ms for :func:`~gconv.models.lecture_cnn` on one
+    CPU thread). It refuses, naming the layer or the place in ``forward``:
+
+    * a registered layer that ``forward`` never calls, or calls more than once;
+    * layers called in another order than registered;
+    * a tensor changed between two layers by something that is not a registered layer (a
+      functional ``F.max_pool2d`` or ``torch.tanh``, a skip connection ``act(conv(x)) + x``);
+      a ``torch.flatten(x, 1)`` changes no values and is accepted;
+    * a layer whose output differs from its conversion's (a ``Conv2d`` subclass with its own
+      ``forward``), or any other difference of the outputs.
+
     Raises:
         ValueError: for a layer with no grid equivalent, naming it (e.g. a strided ``Conv2d``,
-            ``Dropout2d``, an ``AdaptiveAvgPool2d(2)``).
+            ``Dropout2d``, an ``AdaptiveAvgPool2d(2)``); for a CNN whose ``forward`` does
+            something its registered layers do not, as above (or that fails on the probe).
     """
     in_shape = getattr(cnn, "in_shape", None)
     if in_shape is None or len(in_shape) != 3:
@@ -238,6 +467,12 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
             "cnn_to_grid_gnn needs the CNN's input shape as cnn.in_shape = (C, H, W), as on "
             f"gconv.models.CNN; got {in_shape!r}"
         )
+    # the CNN's forward, traced on a probe: each registered layer called once, in order?
+    trace, probe, failure = _trace_cnn(cnn, in_shape)
+    problem = trace.structure_error() if failure is None else None
+    if problem is not None:
+        raise ValueError(f"cnn_to_grid_gnn {problem}")
+
     fmap = _FeatureMap(*in_shape)
     features: list[tuple[str, nn.Module]] = []
     readout_layer: nn.Module | None = None
@@ -285,6 +520,15 @@ def cnn_to_grid_gnn(cnn: nn.Module) -> GridNet:
     head_dropout = head.pop(0) if isinstance(head[0], nn.Dropout) and len(head) == 2 else None
     head_module = head[0] if len(head) == 1 else nn.Sequential(*head)
     model = GridNet(in_shape, _nest(features), readout_layer, head_module, head_dropout)
+    # the converted model on the same probe: the CNN's outputs, else the first thing that differs
+    if failure is not None:
+        raise ValueError(
+            "cnn_to_grid_gnn cannot check the conversion: the CNN's forward fails on a probe "
+            f"input of shape {list(probe.shape)} ({failure})"
+        )
+    problem = _compare(trace, probe, model, features)
+    if problem is not None:
+        raise ValueError(f"cnn_to_grid_gnn: {problem}")
     model.train(cnn.training)
     return model.to(module_device(cnn))
 

@@ -4,11 +4,14 @@ r"""Transfer learning with torchvision backbones (ResNet18, VGG11/16) and a CAM-
 its classifier with global average pooling and one linear layer (``.head``), so :class:`~gconv.
 explain.CAM` applies directly, as in the lecture notes' VGG + GAP on STL10. Pre-trained weights
 are read from a local file only (``torch.load(..., weights_only=True)``); nothing is downloaded at
-run time, and a missing file raises an error saying where to get it.
+run time, and a file that is missing, a directory, empty, truncated, a whole pickled model or
+another network's state dict raises a one-line error naming the file, the problem and the fix.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -47,9 +50,18 @@ def _backbone(arch: str) -> tuple[nn.Sequential, str, int]:
     return features, "", resnet.fc.in_features
 
 
+def _weights_url(arch: str) -> str:
+    return getattr(torchvision.models, ARCHITECTURES[arch][0]).DEFAULT.url
+
+
 def _weights_hint(arch: str, path: Path) -> str:
-    enum_name = ARCHITECTURES[arch][0]
-    url = getattr(torchvision.models, enum_name).DEFAULT.url
+    url = _weights_url(arch)
+    if path.is_dir():
+        file = path / url.rsplit("/", 1)[-1]
+        return (
+            f"weights_path '{path}' is a directory, not a weights file: pass the torchvision "
+            f"{arch} state-dict file itself, e.g. '{file}' (`curl -L -o {file} {url}`)"
+        )
     return (
         f"pre-trained {arch} weights not found at '{path}'. gconv never downloads at run time: "
         f"fetch the torchvision file {url} (e.g. `curl -L -o {path} {url}`, or on a machine with "
@@ -57,6 +69,70 @@ def _weights_hint(arch: str, path: Path) -> str:
         f"'{path.name}')`) and pass its path as weights_path, or use weights_path=None for "
         "random initialisation"
     )
+
+
+def _pickled_class(path: Path, error: pickle.UnpicklingError) -> str | None:
+    """The class a ``weights_only`` load refused in ``path`` (``torch.save(model)`` pickles the
+    model's class: the first global of the refusal), or None if the error is no such refusal."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(error))
+    if match:
+        return match.group(1)
+    find = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
+    try:
+        names = find(path) if find is not None else []
+    except Exception:  # noqa: BLE001 -- not a checkpoint it can read: no class to name
+        names = []
+    return ", ".join(sorted(names)[:3]) if names else None
+
+
+def _load_state_dict(path: Path, arch: str) -> dict:
+    """``torch.load(path, weights_only=True)``, every way a file can fail to be a state dict
+    turned into one line naming the file, the problem and the fix."""
+    refetch = f"fetch it again (`curl -L -o {path} {_weights_url(arch)}`)"
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights file '{path}' is empty (0 bytes): {refetch}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        pickled = _pickled_class(path, error)
+        if pickled is None:
+            raise ValueError(
+                f"weights file '{path}' is not a PyTorch state-dict file ({_first_line(error)}): "
+                f"{refetch}"
+            ) from error
+        raise ValueError(
+            f"weights file '{path}' holds a pickled {pickled} (as `torch.save(model)` writes a "
+            "whole model), not a state dict; it is not unpickled, as that can run arbitrary code: "
+            f"where you trust the file, save its state dict with `torch.save(torch.load('{path}', "
+            f"weights_only=False).state_dict(), '{path.with_suffix('.state.pth').name}')` and "
+            "pass that file"
+        ) from error
+    except OSError as error:  # permissions and the like: the file itself may be fine
+        raise ValueError(
+            f"weights file '{path}' cannot be read ({type(error).__name__}: {_first_line(error)})"
+        ) from error
+    except Exception as error:  # truncated or corrupted files fail in many ways
+        raise ValueError(
+            f"weights file '{path}' cannot be read ({type(error).__name__}: "
+            f"{_first_line(error)}); truncated or corrupted? {refetch}"
+        ) from error
+    if not isinstance(state, dict):
+        raise TypeError(
+            f"expected a state dict (a dict of tensors) in '{path}', got {type(state).__name__}"
+        )
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    """The first sentence of an error's message (torch's miniz errors run to a paragraph)."""
+    lines = str(error).strip().splitlines()
+    return lines[0].split(". ")[0] if lines else "no message"
+
+
+def _names(keys: list[str], limit: int = 3) -> str:
+    """A few of ``keys``, quoted, and how many more."""
+    shown = ", ".join(f"'{key}'" for key in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 class TransferModel(nn.Module):
@@ -133,21 +209,52 @@ class TransferModel(nn.Module):
         return self.feature_channels
 
     def load_backbone(self, weights_path: str | Path) -> None:
-        """Load the backbone from a torchvision state-dict file (classifier entries ignored)."""
+        """Load the backbone from a torchvision state-dict file (classifier entries ignored).
+
+        Raises (each a one-line message naming the file, the problem and the fix):
+            FileNotFoundError: no file at ``weights_path``, or a directory there (says which
+                file to fetch, from where).
+            ValueError: an empty, truncated or otherwise unreadable file; a whole model pickled
+                with ``torch.save(model)`` (not unpickled: says how to save its state dict); a
+                state dict of another network (names a few missing, unexpected or differently
+                shaped entries).
+            TypeError: a file holding something other than a dict.
+        """
         path = Path(weights_path)
         if not path.is_file():
             raise FileNotFoundError(_weights_hint(self.arch, path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise TypeError(f"expected a state dict in '{path}', got {type(state).__name__}")
+        state = _load_state_dict(path, self.arch)
         prefix = self._state_prefix
-        wanted = self.features.state_dict().keys()
-        backbone_state = {key: state[prefix + key] for key in wanted if prefix + key in state}
-        missing = [key for key in wanted if key not in backbone_state]
+        own = self.features.state_dict()
+        backbone_state = {key: state[prefix + key] for key in own if prefix + key in state}
+        missing = [prefix + key for key in own if key not in backbone_state]
         if missing:
+            classifier = "fc." if prefix == "" else "classifier."
+            unexpected = [
+                key
+                for key in map(str, state)
+                if not key.startswith(classifier)
+                and not (key.startswith(prefix) and key[len(prefix) :] in own)
+            ]
+            extra = f"; it has {len(unexpected)} entries {self.arch} does not, such as "
             raise ValueError(
                 f"'{path}' is not a torchvision {self.arch} state dict: missing "
-                f"{len(missing)} backbone entries such as '{prefix + missing[0]}'"
+                f"{len(missing)} backbone entries such as {_names(missing)}"
+                + (extra + _names(unexpected) if unexpected else "")
+                + " (a state dict of another network? pass the arch it was saved from)"
+            )
+        wrong = [
+            f"'{prefix + key}' "
+            + (f"{list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__)
+            + f" where {self.arch} has {list(own[key].shape)}"
+            for key, value in backbone_state.items()
+            if not isinstance(value, torch.Tensor) or value.shape != own[key].shape
+        ]
+        if wrong:
+            raise ValueError(
+                f"'{path}' is not a torchvision {self.arch} state dict: {len(wrong)} entries "
+                f"have other shapes, such as {'; '.join(wrong[:3])} (a state dict of another "
+                "network? pass the arch it was saved from)"
             )
         self.features.load_state_dict(backbone_state)
 

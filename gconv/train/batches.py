@@ -2,6 +2,8 @@
 
 :func:`as_batches` passes an iterable of batches through and wraps a ``Dataset`` (or a list of
 single graphs) in a ``DataLoader`` when given a batch size, refusing it otherwise.
+:func:`phase_rows` reads PyG's ``train_mask`` / ``val_mask`` / ``test_mask`` convention: the rows
+(nodes) of a batch that a phase scores.
 :func:`loader_state` takes, at the end of an epoch, what the train loader needs to replay its next
 epochs; :func:`restore_loader_state` puts it back into the loader of the resumed run and says
 (through ``say``) where the resumed batches may differ from an uninterrupted run's.
@@ -10,14 +12,25 @@ epochs; :func:`restore_loader_state` puts it back into the loader of the resumed
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from torch_geometric.data import Batch
 from torch_geometric.data.data import BaseData
 
-__all__ = ["as_batches", "loader_state", "restore_loader_state"]
+__all__ = [
+    "PHASE_MASKS",
+    "Rows",
+    "as_batches",
+    "check_not_empty",
+    "mask_name",
+    "phase_rows",
+    "loader_state",
+    "restore_loader_state",
+]
+
+PHASE_MASKS = ("train_mask", "val_mask", "test_mask")  # PyG's node-level split convention
 
 
 def as_batches(data: Any, batch_size: int | None, shuffle: bool, name: str, pin: bool) -> Any:
@@ -64,6 +77,104 @@ def as_batches(data: Any, batch_size: int | None, shuffle: bool, name: str, pin:
 
         return GraphLoader(data, batch_size=batch_size, shuffle=shuffle, pin_memory=pin)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, pin_memory=pin)
+
+
+def check_not_empty(data: Any, name: str) -> None:
+    """A ValueError for data of length 0 (``val=[]``, an empty ``DataLoader``), raised before
+    any training rather than after an epoch of it."""
+    try:
+        empty = len(data) == 0
+    except TypeError:  # an iterable without a length: found out when iterated
+        return
+    if empty:
+        raise ValueError(f"{name} is an empty {type(data).__name__}: it yields no batches")
+
+
+def mask_name(mask: str | None) -> str | None:
+    """The attribute a ``mask=`` argument names: ``"test"`` -> ``"test_mask"``; ``"all"``,
+    another attribute name and ``None`` as given."""
+    if mask is None:
+        return None
+    if not isinstance(mask, str):
+        raise TypeError(
+            f"mask must be 'train', 'val', 'test', 'all' or the name of a boolean node "
+            f"attribute, got {type(mask).__name__}"
+        )
+    return f"{mask}_mask" if mask in ("train", "val", "test") else mask
+
+
+class Rows(NamedTuple):
+    """The rows a phase mask selects: their indices, the mask's name and its length."""
+
+    index: torch.Tensor
+    mask: str
+    size: int
+
+
+def phase_rows(batch: Any, mask: str | None, where: str, *, named: bool) -> Rows | None:
+    """The rows (nodes) of ``batch`` that a phase scores, by PyG's convention: where its ``mask``
+    attribute (``train_mask`` in training, ``val_mask`` in validation) is True; ``None`` for
+    every row. Read before the batch moves to the device, so that a mask on the CPU
+    costs no host sync.
+
+    Args:
+        batch: a batch as the loader yields it.
+        mask (str, optional): the attribute naming the phase's rows, ``"all"`` for every row,
+            or ``None`` when no phase is known (``evaluate`` without ``mask=``): a batch that
+            carries phase masks is then refused rather than scored on all its nodes.
+        where (str): the batch, as the messages name it.
+        named (bool): ``mask`` was named by the caller, so a batch without it is refused; else a
+            batch without any phase mask is taken whole.
+
+    Raises:
+        ValueError: masks the call cannot tell apart, a missing mask, a mask that is not a 1-D
+            boolean tensor, or one that selects no row.
+    """
+    if not isinstance(batch, BaseData):
+        if named and mask != "all":
+            raise ValueError(
+                f"mask={mask!r} selects nodes of PyG batches; {where} is a "
+                f"{type(batch).__name__}, not a graph"
+            )
+        return None
+    if mask == "all":
+        return None
+    carried = [m for m in PHASE_MASKS if m in batch]
+    if mask is None:
+        if carried:
+            raise ValueError(
+                f"{where} carries {', '.join(carried)}: say which nodes to score, e.g. "
+                "evaluate(data, mask='test') (PyG's test_mask), or mask='all' for every node"
+            )
+        return None
+    if mask not in batch:
+        if named:
+            raise ValueError(f"{where} has no {mask} (mask={mask.removesuffix('_mask')!r})")
+        if carried:
+            raise ValueError(
+                f"{where} carries {', '.join(carried)} but no {mask}, the mask of this phase: "
+                f"add data.{mask} (a boolean tensor over the nodes), or drop the masks to "
+                "use every node"
+            )
+        return None
+    selected = batch[mask]
+    if (
+        not isinstance(selected, torch.Tensor)
+        or selected.dtype != torch.bool
+        or selected.dim() != 1
+    ):
+        raise ValueError(
+            f"{where}: {mask} must be a 1-D boolean tensor over the nodes, got "
+            + (
+                f"{selected.dtype} of shape {list(selected.shape)}"
+                if isinstance(selected, torch.Tensor)
+                else type(selected).__name__
+            )
+        )
+    rows = selected.nonzero().flatten()  # no host sync for a mask on the CPU (the usual case)
+    if rows.numel() == 0:
+        raise ValueError(f"{where}: its {mask} selects no node")
+    return Rows(rows, mask, selected.shape[0])
 
 
 _GENERATOR_PATHS = ("generator", "sampler.generator", "batch_sampler.sampler.generator")

@@ -5,13 +5,15 @@ renames it over the target with :func:`os.replace` (atomic on POSIX and Windows)
 either the old checkpoint or the new one, never a torn file. :func:`load_checkpoint` uses
 ``torch.load(weights_only=True)``, so a checkpoint can only hold tensors and plain containers;
 :func:`rng_state` / :func:`set_rng_state` turn the Python, NumPy and torch random states into
-such values for exact resume.
+such values for exact resume. :func:`check_writable_dir` makes sure, before a run starts, that its
+checkpoints can be written.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from gconv._utils import atomic_save, atomic_write
 
 __all__ = [
     "CheckpointError",
+    "check_writable_dir",
     "save_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -33,6 +36,40 @@ __all__ = [
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read as a gconv checkpoint."""
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "checkpoint_dir") -> Path:
+    """Create the directory ``path`` (with its parents) and check that a file can be written in
+    it, so that a run fails before training rather than at its first checkpoint.
+
+    Args:
+        path: the directory.
+        what (str): how the messages name it (``"checkpoint_dir"``, ``"--out"``).
+
+    Raises:
+        ValueError: ``path`` is a file, cannot be created, or is not writable (one line naming
+            the reason).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, not a directory: pass a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}): pass a directory "
+            "that can be created and written to"
+        ) from exc
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} is not writable ({exc.strerror or exc}): pass a directory "
+            "you can write to"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -54,9 +91,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for torn / foreign files
+        detail = " ".join(str(exc).split())  # one line, whatever torch's message spans
         raise CheckpointError(
             f"could not read checkpoint {path}: the file is corrupt, truncated or not a "
-            f"torch checkpoint ({type(exc).__name__}: {exc})"
+            f"torch checkpoint ({type(exc).__name__}: {detail})"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(

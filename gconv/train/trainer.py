@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 from gconv._utils import evaluating, move_to, preserve_mode
 from gconv.train import distributed
 from gconv.train._utils import shape, warn
-from gconv.train.batches import as_batches
+from gconv.train.batches import Rows, as_batches, check_not_empty, mask_name, phase_rows
 from gconv.train.callbacks import Callback, StepInfo, as_callbacks
-from gconv.train.checkpoint import load_checkpoint, save_checkpoint
+from gconv.train.checkpoint import check_writable_dir, load_checkpoint, save_checkpoint
+from gconv.train.fingerprint import data_record
 from gconv.train.guard import Guard, Tally
 from gconv.train.history import History
 from gconv.train.losses import (
@@ -131,8 +132,9 @@ class Trainer:
         grad_clip (float, optional): clip the global gradient norm to this value.
             (default: :obj:`None`)
         checkpoint_dir (str or Path, optional): write ``best.pt`` (best monitored value) and
-            ``last.pt`` (everything needed to resume) there, atomically. (default: :obj:`None`:
-            the best weights are kept in memory for :meth:`load_best`)
+            ``last.pt`` (everything needed to resume) there, atomically; created and checked for
+            writing here, so that a bad path fails now, not after the first epoch.
+            (default: :obj:`None`: the best weights are kept in memory for :meth:`load_best`)
         monitor (str, optional): value deciding the best epoch and early stopping, e.g.
             ``"val_loss"``, ``"val_accuracy"``; a ``"val_*"`` value falls back to ``"train_*"``
             (with a warning) when there is no validation data. (default: :obj:`None`:
@@ -237,6 +239,8 @@ class Trainer:
         self.scheduler_interval = scheduler_interval
         self.grad_clip = grad_clip
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if self.checkpoint_dir is not None and self.dist.is_main:
+            check_writable_dir(self.checkpoint_dir)  # now, not after the first epoch
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.seed = seed
         self.progress = progress and self.dist.is_main
@@ -262,6 +266,8 @@ class Trainer:
         self._epochs_planned: int | None = None
         self._monitor_used: str | None = None
         self._resumed: Resumed | None = None  # checkpoint parts fit() still has to apply
+        self._data_record: str | dict[str, Any] | None = None  # what the run trains on
+        self._data_given = False  # whether the caller gave it (data_id=)
         self._guard = Guard(self.model)  # the weights last checked finite
 
     # ------------------------------------------------------------------ public API
@@ -273,6 +279,7 @@ class Trainer:
         resume: bool | str | os.PathLike = False,
         *,
         batch_size: int | None = None,
+        data_id: str | dict[str, Any] | bool | None = None,
     ) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
 
@@ -288,6 +295,12 @@ class Trainer:
                 checkpoint and what from this call. (default: :obj:`False`)
             batch_size (int, optional): batch a ``Dataset`` given as ``train`` (shuffled) or
                 ``val`` in a ``DataLoader`` (PyG's for graphs). (default: :obj:`None`)
+            data_id (str, dict or bool, optional): what this run trains on — a string or a dict
+                of plain values (a hash of the data, the split, its seed, ...), recorded in
+                ``last.pt``; a resume whose ``data_id`` differs is refused with a
+                :class:`~gconv.train.resume.ResumeError` naming what differs. ``False`` records
+                and checks nothing. (default: :obj:`None`: a ``TensorLoader``'s tensors are
+                fingerprinted, other loaders record nothing)
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -299,26 +312,38 @@ class Trainer:
                 "batch_size= batches a Dataset, but train and val already yield batches; set the "
                 "batch size on their loaders instead"
             )
+        check_not_empty(batched, "train")
+        if batched_val is not None:
+            check_not_empty(batched_val, "val")
+            if isinstance(batched_val, list | tuple):  # cheap to look at before training
+                for i, batch in enumerate(batched_val):
+                    phase_rows(batch, "val_mask", f"val batch {i}", named=False)
         with preserve_mode(self._train_module):
-            return self._fit(batched, batched_val, epochs, resume)
+            return self._fit(batched, batched_val, epochs, resume, data_id)
 
-    @torch.no_grad()
-    def evaluate(self, data: Iterable, *, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, data: Iterable, *, batch_size: int | None = None, mask: str | None = None
+    ) -> dict[str, float]:
         """Loss (the mean over every label, see ``docs/trainer.md``) and the metrics over
-        ``data``, with the model in eval mode; a ``Dataset`` needs ``batch_size``."""
+        ``data``, with the model in eval mode; a ``Dataset`` needs ``batch_size``.
+
+        ``mask`` says which nodes of node-level PyG data to score: ``"train"``, ``"val"``,
+        ``"test"`` (PyG's ``train_mask`` / ``val_mask`` / ``test_mask``), another boolean node
+        attribute's name, or ``"all"``. Without it, data that carries those masks is refused.
+        """
         data = as_batches(data, batch_size, False, "data", self.device.type == "cuda")
-        output, target, loss = self._run_eval(data, need_targets=True)
-        if output is None:
-            raise ValueError("evaluate() got no batches")
-        result = {"loss": loss}
-        result.update({name: fn(output, target) for name, fn in self.metrics.items()})
-        return result
+        name = mask_name(mask)
+        return self._evaluate(data, name, named=name is not None)
 
     @torch.no_grad()
-    def predict(self, data: Iterable, *, batch_size: int | None = None) -> Tensor:
-        """Model outputs over ``data`` (eval mode), concatenated in order, as float32 on the CPU."""
+    def predict(
+        self, data: Iterable, *, batch_size: int | None = None, mask: str | None = None
+    ) -> Tensor:
+        """Model outputs over ``data`` (eval mode), concatenated in order, as float32 on the CPU:
+        every node of node-level data, or those of ``mask`` (as in :meth:`evaluate`)."""
         data = as_batches(data, batch_size, False, "data", self.device.type == "cuda")
-        output, _, _ = self._run_eval(data, need_targets=False)
+        name = mask_name(mask)
+        output, _, _ = self._run_eval(data, False, name or "all", named=name is not None)
         if output is None:
             raise ValueError("predict() got no batches")
         return output
@@ -345,17 +370,24 @@ class Trainer:
         self._resumed = restore(self, path)
 
     # ------------------------------------------------------------------ the loop
-    def _fit(self, train: Iterable, val: Iterable | None, epochs: int, resume: Any) -> History:
+    def _fit(
+        self, train: Iterable, val: Iterable | None, epochs: int, resume: Any, data_id: Any
+    ) -> History:
+        # what this run trains on: needed where a checkpoint is written or resumed
+        automatic = bool(resume) or self.checkpoint_dir is not None or self._resumed is not None
+        self._data_record = data_record(data_id, train, automatic)
+        self._data_given = data_id is not None and data_id is not False
         if resume:
             self.resume(self._last_path() if resume is True else resume)
         elif self.epoch == 0 and self.seed is not None:
             self._seed_run(train)
         monitor = self._resolve_monitor(val is not None)
         if self._resumed is not None:
-            resumed, self._resumed = self._resumed, None
+            resumed = self._resumed
             if self._layout_unproven and resumed.config.get("channels_last") is False:
                 self._use_default_layout()  # "auto" fell back in the run being resumed: so does this
             reconcile(self, resumed, train, epochs, monitor)
+            self._resumed = None  # only once reconciled: a refused fit() can be called again
         if self._nothing_to_do(epochs, monitor):
             return self.history
         higher = higher_is_better(monitor) if self.mode == "auto" else self.mode == "max"
@@ -365,6 +397,7 @@ class Trainer:
             train = distributed.shard_loader(
                 train, self.dist, self.seed or 0, pin_memory=self.device.type == "cuda"
             )
+        self._check_schedule_length(train, epochs)
 
         keep_off = self._switched_off()
         try:
@@ -381,6 +414,24 @@ class Trainer:
         finally:
             self._guard.release()
         return self.history
+
+    def _check_schedule_length(self, train: Iterable, epochs: int) -> None:
+        """A OneCycleLR too short for ``epochs`` fails at its last step + 1: refuse it now."""
+        scheduler = self.scheduler
+        if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            return
+        if self.scheduler_interval == "step" and not hasattr(train, "__len__"):
+            return
+        per_epoch = len(train) if self.scheduler_interval == "step" else 1
+        needed = scheduler.last_epoch + (epochs - self.epoch) * per_epoch
+        if needed > scheduler.total_steps:
+            raise ValueError(
+                f"OneCycleLR(total_steps={scheduler.total_steps}) is too short for "
+                f"fit(epochs={epochs}), which takes {needed} scheduler steps "
+                f"({scheduler.last_epoch} taken, {per_epoch} per epoch from epoch "
+                f"{self.epoch + 1}): build it for the epochs trained, e.g. scheduler=lambda opt: "
+                "OneCycleLR(opt, max_lr=..., total_steps=epochs * len(train_loader))"
+            )
 
     def _run_epoch(
         self,
@@ -400,7 +451,8 @@ class Trainer:
         self._enter_training(keep_off)
         record.update(self._train_epoch(train, epoch, epochs))
         if val is not None:
-            record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            scores = self._evaluate(val, "val_mask", named=False)
+            record.update({f"val_{k}": v for k, v in scores.items()})
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -476,12 +528,12 @@ class Trainer:
         classes = None
         step = -1
         for step, batch in enumerate(bar):
-            inputs, target = self._unpack(batch)
             where = f"epoch {epoch + 1}, batch {step}"
+            inputs, target, rows = self._unpack(batch, where, "train_mask", named=False)
             with self._autocast():
                 # self._train_module, not a copy: the first forward may re-wrap it (DDP)
                 output = self._forward(self._train_module, inputs, where)
-            output = output.float()
+            output, target = self._select(output.float(), target, rows, where)
             loss, count, label_range = self._loss(output, target, where)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -535,22 +587,32 @@ class Trainer:
         )
         self._guard.check(tally, classes, epoch, saved)
 
+    @torch.no_grad()
+    def _evaluate(self, data: Iterable, mask: str | None, named: bool) -> dict[str, float]:
+        """:meth:`evaluate` on batches, scoring the rows of ``mask`` (see ``phase_rows``)."""
+        output, target, loss = self._run_eval(data, True, mask, named)
+        if output is None:
+            raise ValueError("evaluate() got no batches")
+        result = {"loss": loss}
+        result.update({name: fn(output, target) for name, fn in self.metrics.items()})
+        return result
+
     def _run_eval(
-        self, data: Iterable, need_targets: bool
+        self, data: Iterable, need_targets: bool, mask: str | None, named: bool
     ) -> tuple[Tensor | None, Tensor | None, float]:
-        """Outputs and targets over ``data``, concatenated on the CPU (``None`` without batches),
-        and the mean loss over every label."""
+        """Outputs and targets over ``data`` (the rows of ``mask``), concatenated on the CPU
+        (``None`` without batches), and the mean loss over every label."""
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
         tally = Tally(self.device)
         classes = None
         with evaluating(self.model):
             for step, batch in enumerate(data):
-                inputs, target = self._unpack(batch)
                 where = f"evaluation batch {step}"
+                inputs, target, rows = self._unpack(batch, where, mask, named)
                 with self._autocast():
                     output = self._forward(self.model, inputs, where)
-                output = output.float()
+                output, target = self._select(output.float(), target, rows, where)
                 outputs.append(output)
                 if need_targets:
                     loss, count, label_range = self._loss(output, target, where)
@@ -568,19 +630,48 @@ class Trainer:
         return output, target, tally.mean
 
     # ------------------------------------------------------------------ one batch
-    def _unpack(self, batch: Any) -> tuple[Any, Tensor | None]:
+    def _unpack(
+        self, batch: Any, where: str, mask: str | None, named: bool
+    ) -> tuple[Any, Tensor | None, Rows | None]:
+        """Inputs, target and the rows the phase's ``mask`` selects (``batches.phase_rows``),
+        on the device."""
+        rows = phase_rows(batch, mask, where, named=named)  # before the move: no host sync
+        if rows is not None:
+            rows = rows._replace(index=rows.index.to(self.device, non_blocking=True))
         batch = move_to(batch, self.device)
         if isinstance(batch, BaseData):
-            return batch, getattr(batch, "y", None)
+            return batch, getattr(batch, "y", None), rows
         if isinstance(batch, Tensor):
-            return self._layout(batch), None
+            return self._layout(batch), None, None
         if isinstance(batch, list | tuple) and 1 <= len(batch) <= 2:
-            return self._layout(batch[0]), batch[1] if len(batch) == 2 else None
+            return self._layout(batch[0]), batch[1] if len(batch) == 2 else None, None
         raise TypeError(
             "a batch must be a tuple (x, y) of tensors, a tensor, or a PyG Data/Batch; got "
             f"{type(batch).__name__}"
             + (f" of length {len(batch)}" if hasattr(batch, "__len__") else "")
         )
+
+    @staticmethod
+    def _select(
+        output: Tensor, target: Tensor | None, rows: Rows | None, where: str
+    ) -> tuple[Tensor, Tensor | None]:
+        """The rows of output and target that a phase mask selects (all without one)."""
+        if rows is None:
+            return output, target
+        if output.dim() == 0 or output.shape[0] != rows.size:
+            got = output.shape[0] if output.dim() else 0
+            raise ValueError(
+                f"{where}: {rows.mask} has {rows.size} entries, the model gave {got} output "
+                f"row{'s' if got != 1 else ''}: a phase mask selects the output rows of a "
+                "node-level model (one per node); drop the masks from graph-level data"
+            )
+        if target is not None and (target.dim() == 0 or target.shape[0] != rows.size):
+            raise ValueError(
+                f"{where}: {rows.mask} has {rows.size} entries, the target has shape "
+                f"{shape(target)}: node-level targets need one row per node"
+            )
+        output = output.index_select(0, rows.index)
+        return output, target.index_select(0, rows.index) if target is not None else None
 
     def _layout(self, inputs: Any) -> Any:
         if self.channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:

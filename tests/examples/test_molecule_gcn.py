@@ -139,6 +139,71 @@ def test_cli_errors_are_one_line(example, tmp_path, capsys, argv, expected):
     assert expected in message
 
 
+@pytest.mark.parametrize("limit", ["-5", "0"])
+def test_a_limit_below_one_is_an_argument_error(example, capsys, limit):
+    with pytest.raises(SystemExit) as exit_info:
+        example.parse_args(["--limit", limit])
+    assert exit_info.value.code == 2  # argparse's usage error, before any data is read
+    assert f"--limit must be >= 1, got {limit}" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_one_error_line(example, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    message = _error_line(example, ["--out", str(afile), *QUICK], capsys)
+    assert message == f"error: --out {str(afile)!r} is a file, not a directory: pass a directory"
+
+
+def test_a_read_only_out_is_one_error_line(example, tmp_path, capsys):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    try:
+        (tmp_path / "ro" / "probe").touch()
+        pytest.skip("this user writes into read-only directories (root)")
+    except PermissionError:
+        pass
+    message = _error_line(example, ["--out", str(tmp_path / "ro"), *QUICK], capsys)
+    assert "is not writable (Permission denied)" in message
+
+
+# 40 molecules of the embedded pIC50 set, as in issue 22
+RESUMABLE = ["--limit", "40", "--split", "random", "--epochs", "2", "--no-baselines"]
+RESUMABLE += ["--hidden", "16", "--head-hidden", "16", "--quiet"]
+
+
+def test_resume_on_another_split_seed_limit_or_model_is_one_error_line(example, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "run")]
+    example.main([*RESUMABLE, *out])
+    last = tmp_path / "run" / "model_0" / "last.pt"
+    before = last.read_bytes()
+    for change, expected in [
+        (["--split", "scaffold"], "split='scaffold split' here, 'random split' in the checkpoint"),
+        (["--seed", "1"], "seed=1 here, 0 in the checkpoint"),
+        (["--limit", "30"], "limit=30 here, 40 in the checkpoint"),
+        (["--hidden", "32"], "another model (convs.0.lin_input.weight is [16, 62] in the"),
+        (["--conv", "gcn"], "another model (edge_encoder.0.weight"),
+    ]:
+        message = _error_line(example, [*RESUMABLE, *out, "--resume", *change], capsys)
+        assert message.startswith(f"error: --resume: {last} ")
+        assert expected in message, message
+        assert message.endswith("give the options of that run, or another --out to train afresh")
+    assert last.read_bytes() == before  # nothing trained, nothing written
+
+
+def test_resume_with_more_epochs_trains_on_and_a_torn_checkpoint_is_one_line(
+    example, tmp_path, capsys
+):
+    from gconv.train import load_checkpoint
+
+    out = ["--out", str(tmp_path / "run")]
+    example.main([*RESUMABLE, *out])
+    metrics = example.main([*RESUMABLE, *out, "--resume", "--epochs", "4"])  # OneCycle re-sized
+    last = tmp_path / "run" / "model_0" / "last.pt"
+    assert metrics["epochs"] == 4 and load_checkpoint(last)["epoch"] == 4
+    last.write_bytes(last.read_bytes()[:1000])
+    message = _error_line(example, [*RESUMABLE, *out, "--resume", "--epochs", "5"], capsys)
+    assert message.startswith(f"error: --resume: could not read checkpoint {last}: the file is")
+
+
 def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
     with pytest.raises(SystemExit):
         example.parse_args(["--csv", str(tmp_path / "x.csv")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,28 @@ def test_errors_name_the_missing_file(example, tmp_path):
         example.main(["--data", "stl10", "--root", str(tmp_path)])
     with pytest.raises(SystemExit):
         example.parse_args(["--image-size", "16"])
+
+
+@pytest.mark.parametrize("kind", ["directory", "empty", "truncated", "pickled_model"])
+def test_a_bad_weights_file_exits_with_one_line(example, kind, tmp_path, resnet_weights, capsys):
+    path = tmp_path / f"{kind}.pth"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":  # an interrupted download
+        path.write_bytes(resnet_weights.read_bytes()[:100_000])
+    else:  # torch.save(model) instead of torch.save(model.state_dict())
+        torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), path)
+    expected = {
+        "directory": "is a directory, not a weights file: pass the torchvision resnet18",
+        "empty": r"is empty \(0 bytes\): fetch it again",
+        "truncated": r"cannot be read \(RuntimeError: .*\); truncated or corrupted\?",
+        "pickled_model": r"holds a pickled torch.nn.modules.container.Sequential .*state dict",
+    }[kind]
+    with pytest.raises(
+        SystemExit, match=rf"^error: weights.* '{re.escape(str(path))}' {expected}"
+    ) as raised:
+        example.main(["--weights", str(path), "--limit", "50", "--val", "10", "--quiet"])
+    assert "\n" not in str(raised.value.code)
+    assert "Traceback" not in capsys.readouterr().err

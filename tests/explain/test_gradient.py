@@ -83,7 +83,9 @@ def test_integrated_gradients_on_constant_features_walks_the_edges(gcn, graphs):
     data.x = torch.ones_like(data.x)  # structure only
     assert constant_features(data) and not constant_features(data.x)
     explanation = IntegratedGradients(model, n_steps=64)(data, target=0)
-    assert explanation.node_mask.shape == (7, 1)
+    # [N, F] for every graph (the node's share spread evenly over its equal features), so a
+    # featureless graph has the shape of a featured one in the same batch
+    assert explanation.node_mask.shape == (7, 3)
     # every edge's attribution is shared by its two end nodes: nodes and edges sum alike
     torch.testing.assert_close(
         explanation.node_mask.sum(), explanation.edge_mask.sum(), atol=1e-5, rtol=1e-5
@@ -93,7 +95,7 @@ def test_integrated_gradients_on_constant_features_walks_the_edges(gcn, graphs):
         set_masks(model, torch.zeros(data.num_edges), data.edge_index, apply_sigmoid=False)
         no_edges = model(data)[:, 0]
         clear_masks(model)
-    per_graph = torch.zeros(2).index_add_(0, data.batch, explanation.node_mask[:, 0])
+    per_graph = torch.zeros(2).index_add_(0, data.batch, explanation.node_mask.sum(dim=-1))
     torch.testing.assert_close(per_graph, full - no_edges, atol=1e-3, rtol=1e-3)
     zero = IntegratedGradients(model, n_steps=8, baseline="zero")(data, target=0)
     assert zero.node_mask.shape == (7, 3)

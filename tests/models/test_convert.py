@@ -80,6 +80,14 @@ def test_cnn_to_grid_gnn_needs_in_shape_and_a_head():
     no_head.in_shape = (1, 8, 8)
     with pytest.raises(ValueError, match="ending in a global pool or Flatten followed by Linear"):
         cnn_to_grid_gnn(no_head)
+    # an in_shape the CNN cannot take (3 channels into a 1-channel conv): refused now, not at
+    # the converted model's first forward
+    wrong_shape = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)
+    )
+    wrong_shape.in_shape = (3, 8, 8)
+    with pytest.raises(ValueError, match=r"forward fails on a probe input of shape \[2, 3, 8, 8\]"):
+        cnn_to_grid_gnn(wrong_shape)
 
 
 @pytest.mark.parametrize("batch_norm", [True, False])
@@ -208,3 +216,198 @@ def test_grid_gnn_to_cnn_names_what_has_no_cnn_equivalent():
     wrong_head = GridNet((1, 8, 8), nn.Sequential(conv), nn.Flatten(), nn.Linear(10, 2))
     with pytest.raises(ValueError, match="first Linear takes 10 features, but the flattened 4 x 8"):
         grid_gnn_to_cnn(wrong_head)
+
+
+# ---- cnn_to_grid_gnn checks itself: a CNN whose forward is more than its registered layers
+
+
+class _Probed(nn.Module):
+    """conv -> ReLU -> conv2 -> global mean -> Linear, registered in that order; subclasses
+    change only ``forward``."""
+
+    in_shape = (1, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4, 3)
+
+    def tail(self, x):
+        return self.fc(self.flatten(self.gap(x)))
+
+    def forward(self, x):
+        return self.tail(self.conv2(self.act(self.conv(x))))
+
+
+class _FunctionalPool(_Probed):
+    def forward(self, x):
+        return self.tail(self.conv2(nn.functional.max_pool2d(self.act(self.conv(x)), 2)))
+
+
+class _FunctionalTanh(_Probed):
+    def forward(self, x):
+        return self.tail(torch.tanh(self.conv2(self.act(self.conv(x)))))
+
+
+class _Skip(_Probed):
+    def forward(self, x):
+        h = self.act(self.conv(x))
+        return self.tail(self.conv2(h) + h)
+
+
+class _ConvTwice(_Probed):
+    def forward(self, x):
+        return self.tail(self.conv2(self.conv2(self.act(self.conv(x)))))
+
+
+class _ConvNeverCalled(_Probed):
+    def forward(self, x):
+        return self.tail(self.act(self.conv(x)))
+
+
+class _CalledOutOfOrder(nn.Module):
+    """Registers tanh before the conv, calls it after."""
+
+    in_shape = (1, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = nn.Tanh()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.gap(self.act(self.conv(x)))))
+
+
+class _SwappedConvs(nn.Module):
+    """Registers its second conv (4 -> 6 channels) before its first (1 -> 4): today the converted
+    model fails at its first forward."""
+
+    in_shape = (1, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second = nn.Conv2d(4, 6, 3, padding=1)
+        self.first = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+
+    def forward(self, x):
+        return self.head(self.second(self.first(x)))
+
+
+class _DoubledConv(nn.Conv2d):
+    """A Conv2d subclass whose forward is not a Conv2d's."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def _with_doubled_conv() -> nn.Module:
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(inplace=True),  # overwrites the conv's output: not to be blamed on the conv
+        _DoubledConv(4, 4, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    cnn.in_shape = (1, 8, 8)
+    return cnn
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            _FunctionalPool,
+            r"outputs differ by [\d.e-]+ on a probe input; the CNN's forward does something its "
+            r"registered layers do not: between act \(ReLU\(\)\) and conv2 \(Conv2d.*\) it changes "
+            r"the tensor: conv2 receives shape \[2, 4, 4, 4\] where act returned \[2, 4, 8, 8\]",
+        ),
+        (
+            _FunctionalTanh,
+            r"outputs differ by [\d.e-]+ .* between conv2 \(Conv2d.*\) and gap "
+            r"\(AdaptiveAvgPool2d.*\) it changes the tensor: gap receives values that differ from "
+            r"conv2's output by up to",
+        ),
+        (_Skip, r"between conv2 \(Conv2d.*\) and gap \(AdaptiveAvgPool2d.*\) it changes the tens"),
+        (_ConvTwice, r"cannot convert conv2 \(Conv2d.*\): the CNN's forward calls it 2 times"),
+        (_ConvNeverCalled, r"cannot convert conv2 \(Conv2d.*\): the CNN's forward never calls it"),
+        (
+            _CalledOutOfOrder,
+            r"converts the layers in registration order, but the CNN's forward calls conv "
+            r"\(Conv2d.*\) before act \(Tanh\(\)\), which is registered first",
+        ),
+        (_SwappedConvs, r"forward calls first \(Conv2d.*\) before second \(Conv2d.*\)"),
+        (
+            _with_doubled_conv,
+            r"outputs differ by [\d.e-]+ on a probe input; the first layer that differs is 2 "
+            r"\(_DoubledConv.*\): its output differs from its grid conversion's by",
+        ),
+    ],
+    ids=["max_pool2d", "tanh", "skip", "twice", "never_called", "order", "swapped", "subclass"],
+)
+def test_cnn_to_grid_gnn_refuses_a_forward_that_its_layers_do_not_describe(make, message):
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        cnn_to_grid_gnn(make())
+
+
+class _TorchvisionStyle(nn.Module):
+    """torchvision's habits: in-place ReLUs, a functional flatten after the global pool, a model
+    left in training mode with dropout in its head."""
+
+    in_shape = (3, 12, 12)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(8, 4))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def test_cnn_to_grid_gnn_check_passes_real_models_and_leaves_them_alone():
+    torch.manual_seed(0)
+    cnn = _TorchvisionStyle()  # training mode
+    state = {key: value.clone() for key, value in cnn.state_dict().items()}
+    seen = []
+    cnn.features[0].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    # the probe draws no global numbers: the state moves only by the GridConvs' initialisation
+    torch.manual_seed(1)
+    for layer in cnn.features:
+        if isinstance(layer, nn.Conv2d):
+            GridConv.from_conv2d(layer)
+    rng = torch.random.get_rng_state()
+    torch.manual_seed(1)
+    grid_model = cnn_to_grid_gnn(cnn)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert cnn.training and grid_model.training  # the probe ran on eval-mode copies
+    assert all(torch.equal(value, state[key]) for key, value in cnn.state_dict().items())
+    assert seen == []  # nor did the CNN's own hooks see the probe
+    images = torch.rand(3, 3, 12, 12)
+    cnn.eval(), grid_model.eval()
+    torch.testing.assert_close(grid_model(images), cnn(images), rtol=1e-4, atol=1e-5)
+    # a plain nn.Sequential, in float64, as torchvision-like models are built
+    sequential = nn.Sequential(
+        nn.Conv2d(1, 4, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 2)
+    ).double()
+    sequential.in_shape = (1, 4, 4)
+    converted = cnn_to_grid_gnn(sequential)
+    assert next(converted.parameters()).dtype == torch.float64

@@ -80,3 +80,68 @@ def test_bad_arguments(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match="not a torchvision vgg16 state dict"):
         TransferModel("vgg16", weights_path=tmp_path / "wrong.pth")
+
+
+def _weights_file(kind: str, folder, resnet_weights):
+    """A ``--weights`` path that is not a resnet18 state-dict file, of the given kind."""
+    path = folder / f"{kind}.pth"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":  # an interrupted download
+        data = resnet_weights.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    elif kind == "pickled_model":  # torch.save(model), not torch.save(model.state_dict())
+        torch.save(nn.Sequential(nn.Conv2d(3, 4, 3)), path)
+    elif kind == "other_network":
+        torch.save(TransferModel("vgg11").features.state_dict(), path)
+    elif kind == "other_shapes":  # a resnet18 for one-channel images
+        state = torch.load(resnet_weights, weights_only=True)
+        state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
+        torch.save(state, path)
+    return path
+
+
+WEIGHTS_ERRORS = {
+    "directory": (
+        FileNotFoundError,
+        r"is a directory, not a weights file: pass the torchvision "
+        r"resnet18 state-dict file itself, e.g. '.*directory.pth/resnet18-f37072fd.pth'",
+    ),
+    "empty": (ValueError, r"'.*empty.pth' is empty \(0 bytes\): fetch it again \(`curl -L -o"),
+    "truncated": (
+        ValueError,
+        r"'.*truncated.pth' cannot be read \(RuntimeError: .*\); "
+        r"truncated or corrupted\? fetch it again",
+    ),
+    "pickled_model": (
+        ValueError,
+        r"'.*pickled_model.pth' holds a pickled "
+        r"torch.nn.modules.container.Sequential .*not a state dict.*"
+        r"torch.save\(torch.load\('.*', weights_only=False\).state_dict\(\)",
+    ),
+    "other_network": (
+        ValueError,
+        r"not a torchvision resnet18 state dict: missing 120 backbone "
+        r"entries such as 'conv1.weight', 'bn1.weight', 'bn1.bias' and 117 more; "
+        r"it has 16 entries resnet18 does not, such as '0.weight'",
+    ),
+    "other_shapes": (
+        ValueError,
+        r"not a torchvision resnet18 state dict: 1 entries have other "
+        r"shapes, such as 'conv1.weight' \[64, 1, 7, 7\] where resnet18 has "
+        r"\[64, 3, 7, 7\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(WEIGHTS_ERRORS))
+def test_a_weights_file_that_is_not_a_state_dict_is_one_line_naming_it(
+    kind, tmp_path, resnet_weights
+):
+    path = _weights_file(kind, tmp_path, resnet_weights)
+    error, message = WEIGHTS_ERRORS[kind]
+    with pytest.raises(error, match=message) as raised:
+        TransferModel("resnet18", weights_path=path)
+    assert "\n" not in str(raised.value) and str(path) in str(raised.value)

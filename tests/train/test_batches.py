@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 from torch_geometric.nn import global_mean_pool
-from trainer_data import blobs, small_net
+from trainer_data import blobs, params, small_net
 
 from gconv.data import TensorLoader
 from gconv.data.datasets import MoleculeDataset
@@ -79,3 +79,17 @@ def test_a_molecule_dataset_or_a_list_of_graphs_is_batched_by_pyg():
     assert model.sizes == [2, 2, 1]
     predictions = trainer.predict(list(dataset), batch_size=4)
     assert predictions.shape == (5, 1)
+
+
+# --------------------------------------------------------------------------- empty data
+def test_empty_train_or_val_is_refused_before_any_training():
+    x, y = blobs(40)
+    trainer = Trainer(small_net(), progress=False)
+    before = params(trainer.model)
+    with pytest.raises(ValueError, match="val is an empty list: it yields no batches"):
+        trainer.fit(TensorLoader(x, y, batch_size=10), val=[], epochs=1)
+    with pytest.raises(ValueError, match="val is an empty DataLoader"):
+        trainer.fit(TensorLoader(x, y, batch_size=10), val=DataLoader(TensorDataset(x[:0])))
+    with pytest.raises(ValueError, match="train is an empty list"):
+        trainer.fit([], epochs=1)
+    assert trainer.epoch == 0 and torch.equal(params(trainer.model), before)

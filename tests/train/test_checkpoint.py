@@ -69,3 +69,45 @@ def test_rng_state_survives_a_checkpoint(tmp_path):
     torch.manual_seed(9)
     set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+# --------------------------------------------------------------------------- checkpoint_dir
+def test_an_unwritable_checkpoint_dir_is_refused_by_the_constructor(tmp_path, monkeypatch):
+    from torch import nn
+
+    from gconv.train import Trainer
+    from gconv.train import checkpoint as checkpoint_module
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(ValueError, match=r"checkpoint_dir .*afile' is a file, not a directory"):
+        Trainer(nn.Linear(2, 2), checkpoint_dir=afile)
+    with pytest.raises(ValueError, match=r"checkpoint_dir .*afile/run' cannot be created"):
+        Trainer(nn.Linear(2, 2), checkpoint_dir=afile / "run")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", denied)  # root ignores chmod
+    with pytest.raises(
+        ValueError, match=r"checkpoint_dir .*/ro' is not writable \(Permission denied\)"
+    ):
+        Trainer(nn.Linear(2, 2), checkpoint_dir=tmp_path / "ro")
+    monkeypatch.undo()
+    Trainer(nn.Linear(2, 2), checkpoint_dir=tmp_path / "new" / "run")  # created
+    assert (tmp_path / "new" / "run").is_dir() and not any((tmp_path / "new" / "run").iterdir())
+
+
+def test_a_read_only_checkpoint_dir_is_refused(tmp_path):
+    from torch import nn
+
+    from gconv.train import Trainer
+
+    (tmp_path / "ro").mkdir(mode=0o555)
+    try:
+        (tmp_path / "ro" / "probe").touch()
+        pytest.skip("this user writes into read-only directories (root)")
+    except PermissionError:
+        pass
+    with pytest.raises(ValueError, match="is not writable"):
+        Trainer(nn.Linear(2, 2), checkpoint_dir=tmp_path / "ro")

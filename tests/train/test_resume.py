@@ -16,7 +16,7 @@ from torch_geometric.loader import DataLoader as GraphLoader
 from trainer_data import ViewCNN, blobs, images, params, small_net
 
 from gconv.data import TensorLoader
-from gconv.train import CheckpointError, Trainer, load_checkpoint, seed_everything
+from gconv.train import CheckpointError, ResumeError, Trainer, load_checkpoint, seed_everything
 
 
 # --------------------------------------------------------------------------- exact resume
@@ -329,6 +329,131 @@ def test_resume_with_other_settings_names_each_override(tmp_path):
     assert trainer.best_epoch == 3
 
 
+# --------------------------------------------------------------------------- what it trained on
+def test_a_resume_on_other_data_is_refused_in_one_line(tmp_path):
+    first_run(tmp_path)  # a TensorLoader of blobs(100): fingerprinted
+    x, y = blobs(100)
+    recorded = load_checkpoint(tmp_path / "last.pt")["config"]["data"]
+    assert recorded["train"].startswith("x float32 [100, 8], y int64 [100] #")
+    perm = torch.randperm(100, generator=torch.Generator().manual_seed(1))
+    for other in ((x[:80], y[:80]), (x[perm], y[perm])):  # fewer rows; another split's order
+        trainer = Trainer(small_net(), progress=False, checkpoint_dir=tmp_path)
+        with pytest.raises(ResumeError) as error:
+            trainer.fit(TensorLoader(*other, batch_size=20, seed=0), epochs=3, resume=True)
+        message = str(error.value)
+        assert "\n" not in message and message.startswith(
+            f"resume: {tmp_path / 'last.pt'} was trained on other data (train='x float32 ["
+        )
+        assert (
+            "in the checkpoint): a resumed run goes on with the data it was trained on" in message
+        )
+    assert isinstance(error.value, ValueError) and "data_id=False" in message
+    # the refused trainer goes on when told to; the same data resumes without a word
+    trainer.fit(TensorLoader(*other, batch_size=20, seed=0), epochs=3, data_id=False)
+    assert trainer.epoch == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(small_net(), progress=False, seed=0, checkpoint_dir=tmp_path / "a").fit(
+            TensorLoader(x, y, batch_size=20, seed=0), epochs=1
+        )
+        Trainer(small_net(), progress=False, seed=0, checkpoint_dir=tmp_path / "a").fit(
+            TensorLoader(x.clone(), y.clone(), batch_size=20, seed=0), epochs=2, resume=True
+        )
+
+
+def test_a_data_id_is_recorded_and_compared_on_resume(tmp_path):
+    x, y = blobs(100)
+    loader = DataLoader(TensorDataset(x, y), batch_size=20)  # not fingerprinted: give a data_id
+    split = {"rows": "3f2a", "split": "random", "seed": 0}
+    Trainer(small_net(), progress=False, checkpoint_dir=tmp_path).fit(
+        loader, epochs=1, data_id=split
+    )
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["data"] == split
+    trainer = Trainer(small_net(), progress=False, checkpoint_dir=tmp_path)
+    other = {**split, "split": "scaffold", "seed": 1}
+    with pytest.raises(
+        ResumeError,
+        match=r"other data \(split='scaffold' here, 'random' in the checkpoint; seed=1 here, 0 in "
+        r"the checkpoint\)",
+    ) as error:
+        trainer.fit(loader, epochs=2, resume=True, data_id=other)
+    assert error.value.reason.endswith(
+        "'random' in the checkpoint; seed=1 here, 0 in the checkpoint)"
+    )
+    trainer.fit(loader, epochs=2, resume=True, data_id=split)
+    assert trainer.epoch == 2
+
+    Trainer(small_net(), progress=False, checkpoint_dir=tmp_path / "b").fit(loader, epochs=1)
+    with pytest.warns(UserWarning, match="records no data_id"):
+        Trainer(small_net(), progress=False, checkpoint_dir=tmp_path / "b").fit(
+            loader, epochs=2, resume=True, data_id="v2"
+        )
+    with pytest.raises(TypeError, match="data_id must be a str, a dict"):
+        Trainer(small_net(), progress=False).fit(loader, epochs=1, data_id=[1, 2])
+
+
+def one_cycle(total_steps):
+    def build(optimizer):
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=total_steps)
+
+    return build
+
+
+def test_a_resume_with_more_epochs_follows_the_schedule_built_for_them(tmp_path):
+    x, y = blobs(100)  # 5 steps an epoch
+
+    def run(epochs, resume=False):
+        trainer = Trainer(
+            small_net(), progress=False, checkpoint_dir=tmp_path, seed=0,
+            scheduler=one_cycle(epochs * 5), scheduler_interval="step",
+        )  # fmt: skip
+        trainer.fit(TensorLoader(x, y, batch_size=20, seed=0), epochs=epochs, resume=resume)
+        return trainer
+
+    run(2)
+    with pytest.warns(
+        UserWarning,
+        match=r"planned for 2 epochs: this Trainer's OneCycleLR, with total_steps=20 "
+        r"\(checkpoint: 10\), goes on from the checkpoint's step 10",
+    ):
+        resumed = run(4, resume=True)
+    assert resumed.epoch == 4 and resumed.scheduler.last_epoch == 20
+    # the learning rates of epochs 3 and 4 are those of a 20-step one-cycle schedule
+    reference = torch.optim.Adam([torch.zeros(1)], lr=1e-3)
+    schedule = one_cycle(20)(reference)
+    lrs = []
+    for _ in range(20):
+        reference.step()
+        schedule.step()
+        lrs.append(reference.param_groups[0]["lr"])
+    assert resumed.history["lr"][2:] == pytest.approx([lrs[14], lrs[19]])
+
+
+def test_a_one_cycle_schedule_too_short_for_the_epochs_is_refused_before_training(tmp_path):
+    x, y = blobs(100)
+    trainer = Trainer(
+        small_net(), progress=False, checkpoint_dir=tmp_path,
+        scheduler=one_cycle(10), scheduler_interval="step",
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"OneCycleLR\(total_steps=10\) is too short for fit\(epochs=3\), which takes 15 "
+        r"scheduler steps \(0 taken, 5 per epoch from epoch 1\): build it for the epochs",
+    ):
+        trainer.fit(TensorLoader(x, y, batch_size=20), epochs=3)
+    assert trainer.epoch == 0
+    trainer.fit(TensorLoader(x, y, batch_size=20), epochs=2)
+    again = Trainer(
+        small_net(), progress=False, checkpoint_dir=tmp_path,
+        scheduler=one_cycle(10), scheduler_interval="step",
+    )  # fmt: skip
+    with (
+        pytest.warns(UserWarning, match="with this Trainer's OneCycleLR settings"),
+        pytest.raises(ValueError, match=r"takes 20 scheduler steps \(10 taken"),
+    ):
+        again.fit(TensorLoader(x, y, batch_size=20), epochs=4, resume=True)
+
+
 def test_resume_keeps_the_layout_auto_fell_back_to(tmp_path):
     x, y = images()
     seed_everything(0)
@@ -351,6 +476,38 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"\x80\x02 definitely not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt"):
         trainer.fit(TensorLoader(x, y), epochs=1, resume=True)
+
+
+def test_a_resume_into_another_model_is_one_line_and_changes_nothing(tmp_path):
+    first_run(tmp_path)  # small_net: 0 = Linear(8, 16), 3 = Linear(16, 2)
+    wider = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.0), nn.Linear(32, 2))
+    trainer = Trainer(wider, progress=False, checkpoint_dir=tmp_path)
+    before = params(wider)
+    with pytest.raises(ValueError) as error:
+        trainer.fit(TensorLoader(*blobs(100), batch_size=20), epochs=3, resume=True)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"resume: {tmp_path / 'last.pt'} holds the weights of another model")
+    assert "0.weight is [16, 8] in the checkpoint, [32, 8] here" in message
+    assert "build the model as in the checkpointed run" in message
+    assert trainer.epoch == 0 and torch.equal(params(wider), before)
+
+    renamed = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.raises(ValueError, match=r"2.weight, 2.bias missing from the checkpoint; "
+                       r"3.weight, 3.bias not in this model"):  # fmt: skip
+        Trainer(renamed, progress=False).resume(tmp_path / "last.pt")
+
+
+def test_a_truncated_last_pt_is_one_line(tmp_path):
+    first_run(tmp_path)
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as error:
+        Trainer(small_net(), progress=False).resume(tmp_path / "last.pt")
+    assert str(error.value).startswith(
+        f"could not read checkpoint {tmp_path / 'last.pt'}: the file"
+    )
+    assert "\n" not in str(error.value)
 
 
 def test_best_pt_is_not_resumable(tmp_path):

@@ -90,7 +90,7 @@ def test_unknown_names_are_rejected():
         Trainer(small_net(), metrics=("f7",))
     with pytest.raises(ValueError, match="cannot monitor 'val_f1'"):
         Trainer(small_net(), monitor="val_f1", progress=False).fit(
-            TensorLoader(*blobs(20)), val=[], epochs=1
+            TensorLoader(*blobs(20)), val=TensorLoader(*blobs(20)), epochs=1
         )
 
 
