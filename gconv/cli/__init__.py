@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from gconv.cli import fingerprint, predict, train
-from gconv.cli._utils import CompactHelpFormatter
+from gconv.cli._utils import CompactHelpFormatter, respell
 from gconv.molecule.errors import UsageError
 
-__all__ = ["SUBCOMMANDS", "build_parser", "run", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "run", "run_command", "respell", "main"]
 
 #: Subcommand name -> its module (``HELP``, ``add_arguments(parser)``, ``run(args)``).
 SUBCOMMANDS = {"train": train, "predict": predict, "fingerprint": fingerprint}
@@ -64,25 +65,32 @@ def run(argv: list[str] | None = None) -> Any:
     Raises:
         SystemExit: ``"error: ..."`` (one line) for a user error, or argparse's exit for bad flags.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    return run_command(args._command, args._parser, args)
+    return run_command(args._command, args._parser, args, argv)
 
 
-def run_command(command: Any, parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+def run_command(
+    command: Any,
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    argv: Sequence[str] = (),
+) -> Any:
     """Runs one subcommand's ``run(args)`` with ``--threads`` applied (and the caller's thread
-    count restored afterwards); a :class:`~gconv.molecule.UsageError` exits with one line."""
+    count restored afterwards); a :class:`~gconv.molecule.UsageError` exits with one line, its
+    options named as ``argv`` spelled them (:func:`respell`)."""
     if hasattr(command, "check"):
         try:
             command.check(args)
         except UsageError as err:
-            parser.error(str(err))
+            parser.error(respell(str(err), parser, argv))
     threads = torch.get_num_threads()
     if getattr(args, "threads", 0) > 0:
         torch.set_num_threads(args.threads)
     try:
         return command.run(args)
     except UsageError as err:
-        sys.exit(f"error: {err}")
+        sys.exit(f"error: {respell(str(err), parser, argv)}")
     finally:
         torch.set_num_threads(threads)  # leave the caller's process as we found it
 

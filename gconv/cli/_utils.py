@@ -4,6 +4,8 @@ directory by its kind."""
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from gconv.molecule.training import resolve_device
 __all__ = [
     "CompactHelpFormatter",
     "CompactRawHelpFormatter",
+    "respell",
     "add_model_arguments",
     "load_directory",
     "default_output",
@@ -22,6 +25,21 @@ __all__ = [
 
 # model-directory kind -> its loader (issue 25 adds "image")
 LOADERS = {"molecule": load_model}
+
+
+def respell(message: str, parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """``message`` with each option named as the user typed it: the library names an option by
+    its first long flag (``--output-dir``); where ``argv`` used an alias (``--out``), so does the
+    message."""
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    for action in parser._actions:
+        names = [s for s in action.option_strings if s.startswith("--")]
+        if not names or names[0] in typed:
+            continue
+        alias = next((name for name in names[1:] if name in typed), None)
+        if alias is not None:
+            message = re.sub(rf"(?<![\w-]){re.escape(names[0])}(?![\w-])", alias, message)
+    return message
 
 
 class CompactHelpFormatter(argparse.HelpFormatter):

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
-from gconv.cli._utils import CompactHelpFormatter, CompactRawHelpFormatter
+from gconv.cli._utils import CompactHelpFormatter, CompactRawHelpFormatter, respell
 from gconv.models.gnn import CONVS
 from gconv.molecule.errors import UsageError
 from gconv.molecule.tasks import TASK_TYPES
 from gconv.molecule.training import DATASETS, READOUTS, check_options, train
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "build_parser", "parse_args", "check", "run"]
+__all__ = [
+    "HELP",
+    "DESCRIPTION",
+    "add_arguments",
+    "build_parser",
+    "parse_args",
+    "check",
+    "run",
+    "main",
+]
 
 HELP = "train a molecule model into a model directory"
 DESCRIPTION = (
@@ -37,9 +47,9 @@ def _split_type(value: str) -> str:
 
 
 USAGE = "%(prog)s [-i CSV --target-columns NAME [NAME ...]] [-o DIR] [options]"
-EPILOG = (
-    "examples/molecule_gcn.py's names work too: --csv, --smiles-col, --target-col, "
-    "--split-column, --ensemble, --out; and chemprop's --split-type, --aggregation, "
+EPILOG = (  # wrapped here: a script's parser prints it as written
+    "examples/molecule_gcn.py's names work too: --csv, --smiles-col, --target-col,\n"
+    "--split-column, --ensemble, --out; and chemprop's --split-type, --aggregation,\n"
     "--message-hidden-dim, --depth, --max-lr, --save-dir. docs/cli.md has the details."
 )
 
@@ -105,7 +115,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           help="auto | cpu | cuda | mps")
     training.add_argument("--threads", type=int, default=1, metavar="N",
                           help="CPU threads (1; 0: torch's default)")
-    training.add_argument("--resume", action="store_true", help="continue from model_*/last.pt")
+    training.add_argument("--resume", action="store_true", help="continue from model_*/last.pt (same data, options; more --epochs)")
     output = p.add_argument_group("output")
     output.add_argument("-o", "--output-dir", "--save-dir", "--out", dest="output_dir",
                         type=Path, default=Path(d["output_dir"]), metavar="DIR",
@@ -144,15 +154,29 @@ def check(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None):
     """Parses and checks ``gconv train``'s flags; a bad combination is an argparse error."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = parser or build_parser()
     args = parser.parse_args(argv)
     try:
         check(args)
     except UsageError as err:
-        parser.error(str(err))
+        parser.error(respell(str(err), parser, argv))
     return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Trains (:func:`gconv.molecule.train`); returns the metrics."""
     return train(**_options(args))
+
+
+def main(
+    argv: list[str] | None = None, prog: str | None = None, description: str | None = None
+) -> dict[str, Any]:
+    """``gconv train`` as a stand-alone command named ``prog`` (``examples/molecule_gcn.py``):
+    parses, trains, returns the metrics; a user error exits with one ``error:`` line."""
+    from gconv.cli import run_command  # the package imports this module: import when called
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(prog, description)
+    args = parse_args(argv, parser)
+    return run_command(sys.modules[__name__], parser, args, argv)

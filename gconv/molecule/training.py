@@ -58,7 +58,14 @@ from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import save_model_dir
 from gconv.molecule.report import parity_plot, print_results, write_training_predictions
 from gconv.molecule.tasks import TASK_TYPES, Tasks
-from gconv.train import Trainer, seed_everything
+from gconv.train import (
+    CheckpointError,
+    ResumeError,
+    Trainer,
+    check_writable_dir,
+    fingerprint,
+    seed_everything,
+)
 
 __all__ = [
     "train",
@@ -264,10 +271,15 @@ def fit_members(
     output_dir: Path,
     resume: bool = False,
     quiet: bool = False,
+    data_id: dict[str, Any] | None = None,
 ) -> tuple[list[nn.Module], list[int]]:
     """Trains ``ensemble_size`` members (member ``k`` from seed ``seed + k``: its own
     initialisation and batch order) with one-cycle AdamW, keeping each member's best validation
-    epoch; checkpoints in ``output_dir/model_<k>/``. Returns the members and their best epochs."""
+    epoch; checkpoints in ``output_dir/model_<k>/``. Returns the members and their best epochs.
+
+    ``data_id`` (what the run trains on) is kept in ``last.pt``: a ``resume`` on other rows,
+    split or seed is refused, as another model is.
+    """
     val_loader = DataLoader(val_set, batch_size=256)
     members, best_epochs = [], []
     for k in range(ensemble_size):
@@ -298,9 +310,16 @@ def fit_members(
             save_every=max(1, epochs // 100),  # at most ~100 last.pt writes: small sets' epochs
         )
         try:
-            trainer.fit(train_loader, val_loader, epochs=epochs, resume=resume)
+            trainer.fit(train_loader, val_loader, epochs=epochs, resume=resume, data_id=data_id)
         except FileNotFoundError as err:  # --resume of a member that never saved
             raise UsageError(f"--resume: {err}") from None
+        except ResumeError as err:  # another model or other data than the run it would continue
+            fix = "give the options of that run, or another --output-dir to train afresh"
+            raise UsageError(f"--resume: {err.reason}; {fix}") from None
+        except CheckpointError as err:  # a torn last.pt
+            raise UsageError(f"--resume: {err}") from None
+        except ValueError as err:  # the Trainer's checks of data and settings: one line each
+            raise UsageError(str(err)) from None
         members.append(trainer.load_best())
         best_epochs.append(trainer.best_epoch)
     return members, best_epochs
@@ -314,10 +333,12 @@ def check_options(options: dict[str, Any]) -> None:
 
     for name in ("epochs", "batch_size", "hidden", "layers", "ensemble_size", "limit"):
         value = options[name]
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise UsageError(f"{flag(name)} must be an integer >= 1, got {value!r}")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{flag(name)} must be an integer, got {value!r}")
+        if value < 1:
+            raise UsageError(f"{flag(name)} must be >= 1, got {value}")
     choices = {
         "task_type": TASK_TYPES,
         "conv": CONVS,
@@ -414,6 +435,10 @@ def train(
     t_start = time.perf_counter()
     device_ = resolve_device(device)
     output_dir = Path(output_dir)
+    try:  # before the data and the baselines, not after the first epoch
+        check_writable_dir(output_dir, "--output-dir")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if resume and not (output_dir / "model_0" / "last.pt").is_file():
         raise UsageError(
             f"--resume: nothing to resume, {output_dir / 'model_0' / 'last.pt'} is missing"
@@ -455,6 +480,9 @@ def train(
     )
     descriptor_dim = descriptor_scaler.num_features if descriptor_scaler else 0
     split_name = f"column {splits_column!r}" if splits_column else f"{split} split"
+    # what the run trains on, kept in last.pt: a --resume on other rows, split or seed is refused
+    rows = fingerprint([(part.smiles, part.y) for part in (train_part, val_part, test_part)])
+    data_id = dict(rows=rows, source=source, split=split_name, seed=seed, limit=limit)
     print(
         f"data: {source}, tasks {tasks.names}"
         + (f" ({task_type})" if task_type != "regression" else "")
@@ -514,6 +542,7 @@ def train(
         output_dir=output_dir,
         resume=resume,
         quiet=quiet,
+        data_id=data_id,
     )
     t_train = time.perf_counter() - t0
 

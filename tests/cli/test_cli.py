@@ -73,7 +73,7 @@ def test_defaults_are_the_examples():
     ("argv", "expected"),
     [
         (["--data-path", "x.csv"], "--data-path needs --target-columns"),
-        (["--limit", "0"], "--limit must be an integer >= 1"),
+        (["--limit", "0"], "--limit must be >= 1, got 0"),
         (["--splits-column", "s"], "--splits-column needs --data-path"),
         (["--task-type", "classification"], "embedded sets are regression sets"),
         (["--split", "kennard_stone"], "invalid choice"),

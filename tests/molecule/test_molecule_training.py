@@ -95,7 +95,7 @@ def test_default_epochs_give_small_sets_at_least_1200_steps():
         ({"target_columns": ["nope"]}, "no column(s) ['nope']"),
         ({"target_columns": ["size"], "split_sizes": (0.5, 0.5, 0.5)}, "--split-sizes"),
         ({"target_columns": ["size"], "splits_column": "nope"}, "no split column 'nope'"),
-        ({"target_columns": ["size"], "epochs": 0}, "--epochs must be an integer >= 1"),
+        ({"target_columns": ["size"], "epochs": 0}, "--epochs must be >= 1, got 0"),
         ({"target_columns": ["size"], "task_weights": [-1.0]}, "--task-weights must be"),
         ({"target_columns": None}, "--data-path needs --target-columns"),
     ],
