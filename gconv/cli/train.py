@@ -122,6 +122,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help=f"the model directory ({d['output_dir']})")
     output.add_argument("--baselines", action=argparse.BooleanOptionalAction,
                         default=d["baselines"], help="also fit the constant and fingerprint ones")
+    output.add_argument("--calibration", action=argparse.BooleanOptionalAction,
+                        default=d["calibration"],
+                        help="on validation: conformal intervals, temperature scaling")
+    output.add_argument("--confidence", type=float, default=d["confidence"], metavar="C",
+                        help="coverage of the regression intervals (0.9)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
     # fmt: on
 

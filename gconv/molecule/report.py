@@ -41,8 +41,8 @@ def write_training_predictions(
 ) -> None:
     """One row per molecule: SMILES, input row, split, then per task the true value, the
     prediction (value, probability of class 1, or predicted class with ``<task>_class_<k>``
-    probabilities), the ensemble's std and, with a conformal calibration, ``<task>_lo`` /
-    ``<task>_hi``."""
+    probabilities) and the ensemble's std. (Intervals are ``gconv predict``'s: here the
+    validation rows made them and the test rows are scored in ``metrics.json``.)"""
     tasks = model.tasks
     multiclass = tasks.task_type == "multiclass"
     header = ["smiles", "row", "split"]
@@ -51,14 +51,11 @@ def write_training_predictions(
         if multiclass:
             header += [f"{task}_class_{k}" for k in range(tasks.num_classes)]
         header.append(f"{task}_std")
-        if model.interval(np.zeros((0, tasks.num_tasks))) is not None:
-            header += [f"{task}_lo", f"{task}_hi"]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for name, part in zip(("train", "val", "test"), parts, strict=True):
             prediction, std = predictions[name]
-            bounds = model.interval(prediction)
             truth = part.y.numpy()
             for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
                 cells = [smiles, row, name]
@@ -70,8 +67,6 @@ def write_training_predictions(
                     else:
                         cells.append(format_value(prediction[i, t]))
                     cells.append(format_value(std[i, t]))
-                    if bounds is not None:
-                        cells += [format_value(bounds[0][i, t]), format_value(bounds[1][i, t])]
                 writer.writerow(cells)
 
 

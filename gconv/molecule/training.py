@@ -53,6 +53,12 @@ from gconv.data import (
 from gconv.models import GNN
 from gconv.models.gnn import CONVS
 from gconv.molecule.baselines import constant_baseline, fingerprint_baseline
+from gconv.molecule.calibration import (
+    coverage,
+    expected_calibration_error,
+    fit_conformal,
+    fit_temperature,
+)
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import save_model_dir
@@ -325,6 +331,70 @@ def fit_members(
     return members, best_epochs
 
 
+def _calibrate(
+    model: MoleculeModel,
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
+    graphs: dict[str, list],
+    y_val: np.ndarray,
+    y_test: np.ndarray,
+    enabled: bool,
+    confidence: float,
+) -> dict[str, Any]:
+    """Fits the calibration on the validation split (``gconv.molecule.calibration``), sets it on
+    ``model``, updates ``predictions`` (temperature-scaled probabilities) and returns what
+    ``metrics.json`` reports: the calibration, the test coverage of the intervals (their mean as
+    ``test_coverage``) or the test ECE (``test_ece``, and ``test_ece_uncalibrated``)."""
+    tasks = model.tasks
+    names = tasks.names
+
+    def mean(values: list[float | None]) -> float | None:
+        defined = [v for v in values if v is not None]
+        return float(np.mean(defined)) if defined else None
+
+    report: dict[str, Any] = {"method": None}
+    if tasks.task_type != "regression":
+        before = expected_calibration_error(tasks, y_test, predictions["test"][0])
+        report["test_ece_uncalibrated"] = mean(before)
+        report["test_ece_uncalibrated_per_task"] = dict(zip(names, before, strict=True))
+    if not enabled:
+        if tasks.task_type != "regression":
+            report["test_ece"] = report["test_ece_uncalibrated"]
+        return report
+    if tasks.task_type == "regression":
+        model.calibration = fit_conformal(tasks, y_val, predictions["val"][0], confidence)
+        lo, hi = model.interval(predictions["test"][0])
+        covered = coverage(y_test, lo, hi)
+        report.update(model.calibration)
+        report["test_coverage"] = mean(covered)
+        report["test_coverage_per_task"] = dict(zip(names, covered, strict=True))
+        widths = ", ".join(f"{q:.4g}" for q in model.calibration["half_width"])
+        report["summary"] = (
+            f"{confidence:.0%} interval +- [{widths}], test coverage {report['test_coverage']:.2f}"
+            if report["test_coverage"] is not None
+            else f"{confidence:.0%} interval +- [{widths}]"
+        )
+        if not all(model.calibration["guaranteed"]):
+            report["summary"] += (
+                f" (too few validation labels for a {confidence:.0%} guarantee: the largest "
+                "residual is used)"
+            )
+        return report
+    model.calibration = fit_temperature(tasks, model.outputs(graphs["val"]), y_val)
+    for name, part_graphs in graphs.items():
+        predictions[name] = model.predict_graphs(part_graphs)
+    after = expected_calibration_error(tasks, y_test, predictions["test"][0])
+    report.update(model.calibration)
+    report["test_ece"] = mean(after)
+    report["test_ece_per_task"] = dict(zip(names, after, strict=True))
+    temperatures = ", ".join(f"{t:.3g}" for t in model.calibration["temperature"])
+    if report["test_ece"] is not None:
+        report["summary"] = (
+            f"temperature [{temperatures}], test ECE {report['test_ece']:.3f} (uncalibrated "
+            f"{report['test_ece_uncalibrated']:.3f})"
+        )
+    return report
+
+
 def check_options(options: dict[str, Any]) -> None:
     """The option checks that need no data; messages name the option as the command line does."""
 
@@ -373,6 +443,8 @@ def check_options(options: dict[str, Any]) -> None:
     weights = options["task_weights"]
     if weights is not None and any(not (w >= 0 and math.isfinite(w)) for w in weights):
         raise UsageError(f"--task-weights must be finite and >= 0, got {list(weights)}")
+    if not 0.0 < options["confidence"] < 1.0:
+        raise UsageError(f"--confidence must be between 0 and 1, got {options['confidence']}")
     if not 0.0 <= options["dropout"] < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {options['dropout']}")
     if any(size < 1 for size in options["head_hidden"]):
@@ -412,6 +484,8 @@ def train(
     resume: bool = False,
     output_dir: str | Path = "runs/molecule_gcn",
     baselines: bool = True,
+    calibration: bool = True,
+    confidence: float = 0.9,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Trains a molecule model and writes its model directory; returns ``metrics.json``'s content.
@@ -555,10 +629,11 @@ def train(
         descriptor_scaler=descriptor_scaler,
         smiles_column=smiles_column,
     )
-    predictions = {
-        name: model.predict_graphs(part.graphs)
-        for name, part in zip(("train", "val", "test"), parts, strict=True)
-    }
+    graphs = {name: part.graphs for name, part in zip(("train", "val", "test"), parts, strict=True)}
+    predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
+    calibration_report = _calibrate(
+        model, predictions, graphs, y_val, y_test, calibration, confidence
+    )
     test_scores = tasks.scores(y_test, predictions["test"][0])
     val_scores = tasks.scores(y_val, predictions["val"][0])
     constant_scores = tasks.scores(y_test, constant_pred)["mean"]
@@ -581,6 +656,12 @@ def train(
         **{f"baseline_mean_{m}": v for m, v in constant_scores.items()},
         **{f"baseline_fp_{m}": v for m, v in fp_scores.items()},
         "baseline_fp_model": fp_model,
+        **{
+            k: calibration_report[k]
+            for k in ("test_coverage", "test_ece", "test_ece_uncalibrated")
+            if k in calibration_report
+        },
+        "calibration": calibration_report,
         "n_train": len(train_part),
         "n_val": len(val_part),
         "n_test": len(test_part),
@@ -649,6 +730,8 @@ def train(
         written.append("parity.png")
     print_results(tasks, conv, ensemble_size, constant_scores, fp_scores, test_scores["mean"],
                   fp_model if baselines else None)  # fmt: skip
+    if calibration_report.get("summary"):
+        print(f"calibration on validation: {calibration_report['summary']}")
     print(
         f"best epochs {best_epochs} of {epochs}; {t_train:.1f}s training, "
         f"{seconds:.1f}s total on {device_}"

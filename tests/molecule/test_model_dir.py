@@ -77,7 +77,15 @@ def test_fresh_process_predictions_equal_training_time_predictions(
     if kind == "regression":  # an ensemble of two: the spread is there, equal too
         trained = _training_predictions(model_dir, "size_std")
         assert all(abs(float(r["size_std"]) - trained[r["smiles"]]) <= 1e-5 for r in good)
-        assert list(rows[0]) == ["name", "smiles", "size", "size_std", "error"]
+        assert list(rows[0]) == [
+            "name",
+            "smiles",
+            "size",
+            "size_std",
+            "size_lo",
+            "size_hi",
+            "error",
+        ]
 
 
 def test_config_records_what_prediction_needs(regression_dir):
@@ -114,12 +122,12 @@ def test_python_api_predicts_a_list_of_smiles(regression_dir):
     model = load_model(regression_dir)
     assert isinstance(model, MoleculeModel) and len(model.members) == 2
     table = model.predict(["CCO", "not a smiles", "CCCCN"])
-    assert list(table) == ["smiles", "size", "size_std", "error"]
+    assert list(table) == ["smiles", "size", "size_std", "size_lo", "size_hi", "error"]
     assert np.isnan(table["size"][1]) and "not a smiles" in table["error"][1]
     assert table["error"][0] == "" and np.isfinite(table["size"][[0, 2]]).all()
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame(table)
-    assert frame.shape == (3, 4) and frame["size"].notna().sum() == 2
+    assert frame.shape == (3, 6) and frame["size"].notna().sum() == 2
 
 
 def _copy(model_dir: Path, tmp_path: Path) -> Path:

@@ -42,12 +42,21 @@ def test_bad_rows_keep_their_place_with_a_reason(regression_dir, tmp_path, capsy
     ]
     rows = read_csv(out)
     assert [r["id"] for r in rows] == [str(i) for i in range(12)]
-    assert list(rows[0]) == ["id", "smiles", "note", "size", "size_std", "error"]
+    assert list(rows[0]) == [
+        "id",
+        "smiles",
+        "note",
+        "size",
+        "size_std",
+        "size_lo",
+        "size_hi",
+        "error",
+    ]
     bad = {int(r["id"]): r for r in rows if r["error"]}
     assert set(bad) == {2, 5, 7}
     assert bad[2]["error"] == "invalid SMILES 'C1CC': syntax error"
     assert "Explicit valence" in bad[7]["error"] or "valence" in bad[7]["error"].lower()
-    assert all(r["size"] == r["size_std"] == "" for r in bad.values())
+    assert all(r["size"] == r["size_std"] == r["size_lo"] == "" for r in bad.values())
     assert all(float(r["size"]) > 0 for r in rows if not r["error"])
     assert not list(out.parent.glob(".*tmp"))  # the temporary file was renamed
 
