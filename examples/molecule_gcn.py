@@ -1,7 +1,7 @@
 """Molecular property prediction from SMILES — offline, on data sets shipped in RDKit's wheel.
 
     python examples/molecule_gcn.py                          # CHEMBL2321810 pIC50, scaffold split
-    python examples/molecule_gcn.py --dataset tpsa           # 4,991 NCI molecules, TPSA
+    python examples/molecule_gcn.py --dataset tpsa           # 4,892 NCI molecules, TPSA
     python examples/molecule_gcn.py --csv my.csv --smiles-col smiles --target-col logS
     python examples/molecule_gcn.py --csv my.csv --target-col y --split-column split --ensemble 5
 
@@ -28,9 +28,21 @@ embedded sets the wrong choice costs a lot: validation RMSE 2.6 with sum vs 27 w
 TPSA, 0.47 with meanmax vs 0.77 with sum on CHEMBL2321810. Their additivity R² over scaffold
 seeds 0-2: TPSA 0.98, NCI ClogP 0.54-0.63, CHEMBL2321810 0.37-0.39.)
 
-Writes into --out: metrics.json (skipped rows listed), predictions.csv (SMILES, true,
-predicted, ensemble std, split for every molecule), parity.png, and model_<k>/best.pt /
-last.pt checkpoints per ensemble member.
+Checks on --csv (gconv.data.MoleculeDataset's rules): a SMILES cell is read without its
+leading and trailing spaces, and one with whitespace inside ("CCO c1ccccc1Cl") is skipped with
+its reason, like any unparsable SMILES. Rows holding the same molecule (same RDKit canonical
+SMILES) are merged into the first one, so that a molecule is never in two splits; when their
+labels differ, --duplicates decides: error (the default: one line naming the rows), mean
+(average them) or first (the first row's label). With --split-column, the copies must carry one
+split label. A target column without labels, or without labels in the training split, is an
+error naming the column.
+
+Writes into --out: metrics.json (skipped and merged rows listed), predictions.csv (one line per
+input row, in input order: SMILES, row, split, true / predicted / ensemble std per task, and an
+error column with the reason for a skipped row or "duplicate of row K" for a merged one; with
+--limit, the drawn molecules and the skipped rows), parity.png, model_<k>/best.pt / last.pt checkpoints per ensemble
+member, and with --descriptors the descriptor cache in cache/. A test R² is undefined (NaN, noted
+in metrics.json) for a task whose test labels are all equal.
 
 How the defaults were chosen: validation RMSE only (the test split never looked at), on the
 balanced scaffold split (80 / 10 / 10) of three offline sets, batch 64, one-cycle AdamW, D-MPNN
@@ -111,6 +123,7 @@ from gconv.data import (
     nci_tpsa,
     predict_smiles,
     rdkit_descriptors,
+    write_predictions_csv,
 )
 from gconv.models import GNN
 from gconv.train import (
@@ -171,6 +184,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="column of --csv with train / val / test per row (a predefined split)",
     )
+    data.add_argument(
+        "--duplicates",
+        choices=("error", "mean", "first"),
+        default="error",
+        help="copies of one molecule (same canonical SMILES) with different labels: an error "
+        "naming the rows, their mean, or the first row's label (equal copies are merged anyway)",
+    )
     data.add_argument("--limit", type=int, default=None, help="use N random molecules (smoke)")
     model = p.add_argument_group("model")
     model.add_argument("--conv", choices=("dmpnn", "gine", "gcn"), default=DEFAULTS["conv"])
@@ -192,7 +212,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--descriptors",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS["descriptors"],
-        help="concatenate RDKit 2D descriptors (scaled on train) after the readout",
+        help="concatenate RDKit 2D descriptors (scaled on train) after the readout; cached "
+        "in --out/cache",
     )
     model.add_argument("--ensemble", type=int, default=DEFAULTS["ensemble"], metavar="N")
     train = p.add_argument_group("training")
@@ -242,11 +263,15 @@ def load_dataset(args: argparse.Namespace) -> tuple[MoleculeDataset, str]:
         try:
             if args.csv is not None:
                 dataset = MoleculeDataset.from_csv(
-                    args.csv, args.smiles_col, args.target_col, on_error="skip"
+                    args.csv,
+                    args.smiles_col,
+                    args.target_col,
+                    on_error="skip",
+                    duplicates=args.duplicates,
                 )
                 return dataset, str(args.csv)
             if args.dataset == "tpsa":
-                return nci_tpsa(), "nci_tpsa"
+                return nci_tpsa(duplicates=args.duplicates), "nci_tpsa"
             return chembl_pic50(), "chembl_pic50"
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise UsageError(f"cannot read {args.csv}: {err}") from None
@@ -270,12 +295,15 @@ def split_dataset(
 ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
     if args.split_column is not None:
         labels = read_split_column(args.csv, args.split_column)
-        try:
-            parts = dataset.split_by([labels[row] for row in dataset.rows])
+        try:  # one label per CSV row: merged copies of a molecule must share theirs
+            parts = dataset.split_by(labels)
         except ValueError as err:
             raise UsageError(f"--split-column {args.split_column}: {err}") from None
     else:
-        parts = dataset.split(args.split, sizes=DEFAULTS["sizes"], seed=args.seed)
+        try:
+            parts = dataset.split(args.split, sizes=DEFAULTS["sizes"], seed=args.seed)
+        except ValueError as err:  # a task without labels in the training split
+            raise UsageError(str(err)) from None
     empty = [name for name, part in zip(("train", "val", "test"), parts, strict=True) if not part]
     if empty:
         raise UsageError(empty_split_message(dataset, args, empty))
@@ -376,18 +404,37 @@ def fingerprint_baseline(
     return pred, chosen
 
 
-def scores(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE, R² per task over the labelled entries, averaged over tasks."""
-    per_task = []
+def scores(true: np.ndarray, pred: np.ndarray, tasks: list[str]) -> dict:
+    """RMSE, MAE, R² per task over the labelled entries, averaged over tasks.
+
+    R² is undefined (NaN, left out of the average) for a task whose labels here are all equal
+    or fewer than two: scikit-learn would report 0.0 or 1.0, a number that says nothing about
+    the model. ``r2_per_task`` has each task's value (None where undefined).
+    """
+    per_task, r2_per_task = [], {}
     for t in range(true.shape[1]):
         labelled = ~np.isnan(true[:, t])
         if not labelled.any():
             continue
         y, p = true[labelled, t], pred[labelled, t]
-        r2 = r2_score(y, p) if labelled.sum() > 1 else float("nan")
-        per_task.append((mean_squared_error(y, p) ** 0.5, mean_absolute_error(y, p), r2))
-    rmse, mae, r2 = np.mean(per_task, axis=0) if per_task else (float("nan"),) * 3
-    return {"rmse": float(rmse), "mae": float(mae), "r2": float(r2)}
+        r2 = float(r2_score(y, p)) if len(y) > 1 and np.ptp(y) > 0 else float("nan")
+        r2_per_task[tasks[t]] = None if math.isnan(r2) else r2
+        per_task.append((mean_squared_error(y, p) ** 0.5, mean_absolute_error(y, p)))
+    rmse, mae = np.mean(per_task, axis=0) if per_task else (float("nan"),) * 2
+    defined = [r2 for r2 in r2_per_task.values() if r2 is not None]
+    r2 = float(np.mean(defined)) if defined else float("nan")
+    return {"rmse": float(rmse), "mae": float(mae), "r2": r2, "r2_per_task": r2_per_task}
+
+
+def r2_note(score: dict) -> str | None:
+    """Why some tasks have no test R² (None when all have one)."""
+    undefined = [task for task, r2 in score["r2_per_task"].items() if r2 is None]
+    if not undefined:
+        return None
+    return (
+        f"test R² undefined for {undefined}: fewer than two test labels, or all equal; "
+        "test_r2 averages the other tasks"
+    )
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -435,6 +482,16 @@ def run(args: argparse.Namespace) -> dict:
     skipped = [{"row": r, "smiles": s, "reason": why} for r, s, why in dataset.skipped]
     for item in skipped:
         print(f"row {item['row']}: {item['smiles']}: {item['reason']}")
+    duplicates = [
+        {"row": d.row, "smiles": d.smiles, "kept_row": d.kept_row} for d in dataset.duplicates
+    ]
+    if duplicates:
+        print(
+            f"{len(duplicates)} row(s) repeat an earlier row's molecule and were merged into it "
+            f"(first: row {duplicates[0]['row']} -> row {duplicates[0]['kept_row']}); "
+            "listed in metrics.json"
+        )
+    all_skipped = dataset.skipped  # --limit draws from the molecules; predictions.csv lists these
     if args.limit is not None:  # a seeded random subset: the files are sorted by id or size
         keep = np.random.default_rng(args.seed).permutation(len(dataset))[: args.limit]
         dataset = dataset[sorted(keep.tolist())]
@@ -445,7 +502,7 @@ def run(args: argparse.Namespace) -> dict:
     readout, additivity_r2 = choose_readout(args, train)
     descriptor_dim = 0
     if args.descriptors:
-        parts, descriptor_dim = add_descriptors(parts, cache_dir=Path("datasets") / "cache")
+        parts, descriptor_dim = add_descriptors(parts, cache_dir=args.out / "cache")
     standardizer = Standardizer.fit(train.y)
     train_set, val_set, test_set = (part.standardized(standardizer) for part in parts)
     val_loader = DataLoader(val_set, batch_size=256)
@@ -547,9 +604,9 @@ def run(args: argparse.Namespace) -> dict:
         for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
     }
     gnn_pred = predictions["test"][0]
-    gnn, mean = scores(y_test, gnn_pred), scores(y_test, mean_pred)
-    fp = scores(y_test, fp_pred) if fp_pred is not None else dict.fromkeys(gnn, float("nan"))
-    gnn_val = scores(y_val, predictions["val"][0])
+    gnn, mean = scores(y_test, gnn_pred, tasks), scores(y_test, mean_pred, tasks)
+    fp = scores(y_test, fp_pred, tasks) if fp_pred is not None else dict.fromkeys(gnn, float("nan"))
+    gnn_val = scores(y_val, predictions["val"][0], tasks)
     if not args.descriptors:  # the user-facing helper gives the same numbers straight from SMILES
         helper = predict_smiles(members[0].model, test.smiles[:8], standardizer=standardizer)
         single = standardizer.inverse_transform(members[0].predict(test_loader)).numpy()[:8]
@@ -564,6 +621,8 @@ def run(args: argparse.Namespace) -> dict:
         "test_rmse": gnn["rmse"],
         "test_mae": gnn["mae"],
         "test_r2": gnn["r2"],
+        "test_r2_per_task": gnn["r2_per_task"],
+        "test_r2_note": r2_note(gnn),
         "val_rmse": gnn_val["rmse"],
         "baseline_mean_rmse": mean["rmse"],
         "baseline_mean_r2": mean["r2"],
@@ -576,6 +635,9 @@ def run(args: argparse.Namespace) -> dict:
         "n_test": len(test),
         "n_skipped": len(skipped),
         "skipped": skipped,
+        "n_duplicates": len(duplicates),
+        "duplicates": duplicates,
+        "duplicates_rule": args.duplicates,
         "best_epoch": best_epochs[0],
         "best_epochs": best_epochs,
         "conv": args.conv,
@@ -604,7 +666,13 @@ def run(args: argparse.Namespace) -> dict:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_predictions(args.out / "predictions.csv", parts, predictions, tasks)
+    write_predictions_csv(
+        args.out / "predictions.csv",
+        dict(zip(("train", "val", "test"), parts, strict=True)),
+        predictions,
+        skipped=all_skipped,
+        duplicates=dataset.duplicates,
+    )
     parity_plot(args.out / "parity.png", y_test, gnn_pred, fp_pred, gnn, fp, tasks, source, args)
 
     print(f"{'model':<22}{'test RMSE':>11}{'test MAE':>10}{'test R2':>9}")
@@ -614,35 +682,14 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{label:<22}{s['rmse']:>11.4f}{s['mae']:>10.4f}{s['r2']:>9.3f}")
     if args.baselines:
         print(f"FP baseline: {', '.join(fp_model)} (chosen on validation)")
+    if r2_note(gnn):
+        print(r2_note(gnn))
     print(
         f"best epochs {best_epochs} of {epochs}; {t_train:.1f}s training, "
         f"{seconds:.1f}s total on {device}"
     )
     print(f"wrote {args.out}/metrics.json, predictions.csv, parity.png, model_*/best.pt")
     return metrics
-
-
-def write_predictions(
-    path: Path,
-    parts: tuple[MoleculeDataset, ...],
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
-    tasks: list[str],
-) -> None:
-    """One row per molecule: SMILES, input row, split, then true / predicted / std per task."""
-    header = ["smiles", "row", "split"]
-    for task in tasks:
-        header += [f"{task}_true", f"{task}_pred", f"{task}_std"]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for name, part in zip(("train", "val", "test"), parts, strict=True):
-            mean, std = predictions[name]
-            truth = part.y.numpy()
-            for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
-                cells = [smiles, row, name]
-                for t in range(len(tasks)):
-                    cells += [f"{truth[i, t]:.6g}", f"{mean[i, t]:.6g}", f"{std[i, t]:.6g}"]
-                writer.writerow(cells)
 
 
 def parity_plot(path, y_test, gnn_pred, fp_pred, gnn, fp, tasks, source, args) -> None:
