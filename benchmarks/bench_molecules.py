@@ -16,7 +16,7 @@ split of ``examples/molecule_gcn.py`` (80 / 10 / 10 %) is written once to
   bits; their hyperparameters (ridge alpha, LightGBM's number of trees by early stopping) are
   chosen on the validation split.
 
-Sets: ``chembl`` (CHEMBL2321810 pIC50, 1,017 molecules, experimental), ``tpsa`` (4,991 NCI
+Sets: ``chembl`` (CHEMBL2321810 pIC50, 1,017 molecules, experimental), ``tpsa`` (4,892 NCI
 molecules, topological polar surface area) and ``clogp`` (200 NCI molecules with a ClogP computed
 by the NCI's own program, not RDKit's: a third physico-chemical property, small). Results land
 in ``runs/bench_molecules/results.jsonl`` (one line per set, seed and method; a rerun skips what

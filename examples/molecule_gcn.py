@@ -1,7 +1,7 @@
 """Molecular property prediction from SMILES — offline, on data sets shipped in RDKit's wheel.
 
     python examples/molecule_gcn.py                          # CHEMBL2321810 pIC50, scaffold split
-    python examples/molecule_gcn.py --dataset tpsa           # 4,991 NCI molecules, TPSA
+    python examples/molecule_gcn.py --dataset tpsa           # 4,892 NCI molecules, TPSA
     python examples/molecule_gcn.py --csv my.csv --smiles-col smiles --target-col logS
     python examples/molecule_gcn.py --csv my.csv --target-col y --split-column split --ensemble 5
     gconv predict --model-path runs/molecule_gcn --test-path new.csv --preds-path preds.csv
@@ -31,11 +31,24 @@ embedded sets the wrong choice costs a lot: validation RMSE 2.6 with sum vs 27 w
 TPSA, 0.47 with meanmax vs 0.77 with sum on CHEMBL2321810. Their additivity R² over scaffold
 seeds 0-2: TPSA 0.98, NCI ClogP 0.54-0.63, CHEMBL2321810 0.37-0.39.)
 
+Checks on --csv (gconv.data.MoleculeDataset's rules): a SMILES cell is read without its
+leading and trailing spaces, and one with whitespace inside ("CCO c1ccccc1Cl") is skipped with
+its reason, like any unparsable SMILES. Rows holding the same molecule (same RDKit canonical
+SMILES) are merged into the first one, so that a molecule is never in two splits; when their
+labels differ, --duplicates decides: error (the default: one line naming the rows), mean
+(average them) or first (the first row's label). With --split-column, the copies must carry one
+split label. A target column without labels, or without labels in the training split, is an
+error naming the column.
+
 Writes into --out a model directory that predicts alone (config.json, scalers.pt, and
 model_<k>/best.pt / last.pt per ensemble member: ``gconv predict --model-path`` it, or
-``gconv.molecule.load_model``; docs/model-directory.md), metrics.json (skipped rows listed),
-predictions.csv (SMILES, input row, split, true, predicted, ensemble std for every molecule) and
-parity.png. Classification and multiclass targets: ``--task-type`` (docs/cli.md).
+``gconv.molecule.load_model``; docs/model-directory.md), metrics.json (skipped and merged rows
+listed), predictions.csv (one line per input row, in input order: SMILES, row, split, true /
+predicted / ensemble std per task, and an error column with the reason for a skipped row or
+"duplicate of row K" for a merged one; with --limit, the drawn molecules and the skipped rows),
+parity.png, and with --descriptors the descriptor cache in cache/. A test R² is undefined (null,
+noted in metrics.json) for a task whose test labels are all equal. Classification and multiclass
+targets, calibrated intervals and probabilities: docs/cli.md.
 
 How the defaults were chosen: validation RMSE only (the test split never looked at), on the
 balanced scaffold split (80 / 10 / 10) of three offline sets, batch 64, one-cycle AdamW, D-MPNN

@@ -73,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="classes per task (default: the largest label + 1)")
     data.add_argument("--splits-column", "--split-column", dest="splits_column", metavar="NAME",
                       help="column of train / val / test per row (a predefined split)")
+    data.add_argument("--duplicates", choices=("error", "mean", "first"), default=d["duplicates"],
+                      metavar="RULE", help="copies of a molecule with other labels: error | mean |"
+                      " first")
     data.add_argument("--split", "--split-type", type=_split_type, choices=("scaffold", "random"),
                       default=d["split"], metavar="HOW", help="else: scaffold (Bemis-Murcko) | random")
     data.add_argument("--split-sizes", type=float, nargs=3, default=list(d["split_sizes"]),

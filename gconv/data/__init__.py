@@ -12,7 +12,8 @@ One small module per idea; every public name is exported here and imported on fi
   :mod:`~gconv.data.scaling` (:class:`Standardizer`, for targets and descriptors),
   :mod:`~gconv.data.descriptors` (RDKit descriptors, Morgan fingerprints),
   :mod:`~gconv.data.datasets` (:class:`MoleculeDataset`, CSV / SDF files, embedded sets,
-  MoleculeNet) and :mod:`~gconv.data.predict` (:func:`predict_smiles`).
+  MoleculeNet) and :mod:`~gconv.data.predict` (:func:`predict_smiles`,
+  :func:`write_predictions_csv`).
 
 Imports are lazy (PEP 562): ``from gconv.data import TensorLoader`` loads only
 :mod:`gconv.data.loader`, so image work does not pay for RDKit and molecule work does not pay for
@@ -66,6 +67,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Feature",
         "GraphArrays",
         "GraphFeaturizer",
+        "largest_fragment_of",
         "mol_to_graph",
         "parse_smiles",
         "smiles_to_graph",
@@ -93,7 +95,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "to_tensors",
     ),
     "loader": ("TensorLoader",),
-    "predict": ("predict_smiles",),
+    "predict": ("format_number", "predict_smiles", "write_predictions_csv"),
     "scaling": ("Standardizer",),
     "splitting": ("murcko_scaffold", "random_split_indices", "scaffold_split_indices"),
     "superpixels": ("image_to_superpixels", "superpixel_dataset"),
@@ -169,6 +171,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         Feature,
         GraphArrays,
         GraphFeaturizer,
+        largest_fragment_of,
         mol_to_graph,
         parse_smiles,
         smiles_to_graph,
@@ -196,7 +199,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         to_tensors,
     )
     from gconv.data.loader import TensorLoader
-    from gconv.data.predict import predict_smiles
+    from gconv.data.predict import format_number, predict_smiles, write_predictions_csv
     from gconv.data.scaling import Standardizer
     from gconv.data.splitting import murcko_scaffold, random_split_indices, scaffold_split_indices
     from gconv.data.superpixels import image_to_superpixels, superpixel_dataset

@@ -26,7 +26,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
-from rdkit import rdBase
+from rdkit import Chem, rdBase
 from torch_geometric.data import Data
 
 from gconv._utils import atomic_save
@@ -35,6 +35,7 @@ from gconv.data.featurizers import (
     BondFeaturizer,
     GraphArrays,
     GraphFeaturizer,
+    largest_fragment_of,
     parse_smiles,
 )
 
@@ -55,8 +56,9 @@ class Featurized(NamedTuple):
     skipped: list[tuple[int, str, str]]
 
 
-# A chunk's result in NumPy arrays: cheap to pickle back from a worker and to cache.
-_Chunk = tuple[list[int], list[GraphArrays], list[tuple[int, str, str]]]
+# A chunk's result in NumPy arrays: cheap to pickle back from a worker and to cache. The last
+# list holds the canonical SMILES of the featurised molecules (empty unless asked for).
+_Chunk = tuple[list[int], list[GraphArrays], list[tuple[int, str, str]], list[str]]
 _MOLS_PER_BATCH = 1024  # molecules one-hot encoded together: amortises NumPy, bounds memory
 
 
@@ -65,8 +67,9 @@ def _featurize_chunk(
     smiles_list: Sequence[str],
     largest_fragment: bool,
     featurizer: GraphFeaturizer,
+    canonical: bool = False,
 ) -> _Chunk:
-    indices, arrays, skipped, mols = [], [], [], []
+    indices, arrays, skipped, mols, canonical_smiles = [], [], [], [], []
     with rdBase.BlockLogs():
         for offset, smiles in enumerate(smiles_list):
             try:
@@ -74,21 +77,29 @@ def _featurize_chunk(
             except (ValueError, TypeError) as err:
                 skipped.append((start + offset, str(smiles), str(err)))
                 continue
+            if largest_fragment:  # here, so that the canonical SMILES is the featurised one's
+                mol = largest_fragment_of(mol)
+            if canonical:  # of the molecule already parsed: no second parse
+                canonical_smiles.append(Chem.MolToSmiles(mol))
             mols.append(mol)
             indices.append(start + offset)
             if len(mols) == _MOLS_PER_BATCH:
-                arrays += featurizer.arrays(mols, largest_fragment)
+                arrays += featurizer.arrays(mols)
                 mols = []
     if mols:
-        arrays += featurizer.arrays(mols, largest_fragment)
-    return indices, arrays, skipped
+        arrays += featurizer.arrays(mols)
+    return indices, arrays, skipped, canonical_smiles
 
 
 def _run_chunks(
-    smiles_list: list[str], n_jobs: int, largest_fragment: bool, featurizer: GraphFeaturizer
+    smiles_list: list[str],
+    n_jobs: int,
+    largest_fragment: bool,
+    featurizer: GraphFeaturizer,
+    canonical: bool = False,
 ) -> list[_Chunk]:
     if n_jobs == 1 or len(smiles_list) < 2 * n_jobs:
-        return [_featurize_chunk(0, smiles_list, largest_fragment, featurizer)]
+        return [_featurize_chunk(0, smiles_list, largest_fragment, featurizer, canonical)]
     # A few chunks per worker balances uneven molecule sizes without much pickling overhead.
     size = -(-len(smiles_list) // (4 * n_jobs))
     starts = list(range(0, len(smiles_list), size))
@@ -100,6 +111,7 @@ def _run_chunks(
                 [smiles_list[s : s + size] for s in starts],
                 [largest_fragment] * len(starts),
                 [featurizer] * len(starts),  # the defaults pickle as None
+                [canonical] * len(starts),
             )
         )
 
@@ -143,13 +155,19 @@ def _save_cache(
         "smiles": [str(smiles_list[i]) for i in indices],
         "skipped": skipped,
     }
+    if all(len(chunk[3]) == len(chunk[0]) for chunk in chunks) and any(c[3] for c in chunks):
+        state["canonical"] = [c for chunk in chunks for c in chunk[3]]
     atomic_save(state, path)  # readers never see half a file
 
 
-def _load_cache(path: Path, featurizer: GraphFeaturizer) -> Featurized:
+def _load_cache(path: Path, featurizer: GraphFeaturizer, canonical: bool) -> Featurized | None:
+    """The cached result, or :obj:`None` when canonical SMILES are wanted but the file (written
+    without them, e.g. by gconv 0.1 or by :func:`featurize` without ``canonical``) lacks them."""
     state = torch.load(path, weights_only=True)
     if state.get("version") != featurizer.versions:  # the hash includes them; belt and braces
         raise ValueError(f"cache {path} was written by featurisers {state.get('version')!r}")
+    if canonical and "canonical" not in state and len(state["smiles"]):
+        return None
     xs = torch.split(state["x"], state["num_nodes"].tolist())
     edge_indices = torch.split(state["edge_index"], state["num_edges"].tolist(), dim=1)
     edge_attrs = torch.split(state["edge_attr"], state["num_edges"].tolist())
@@ -157,6 +175,9 @@ def _load_cache(path: Path, featurizer: GraphFeaturizer) -> Featurized:
         Data(x=x, edge_index=ei, edge_attr=ea, smiles=s)
         for x, ei, ea, s in zip(xs, edge_indices, edge_attrs, state["smiles"], strict=True)
     ]
+    if canonical:
+        for graph, smiles in zip(graphs, state.get("canonical", []), strict=True):
+            graph.canonical_smiles = smiles
     skipped = [(int(i), str(s), str(r)) for i, s, r in state["skipped"]]
     return Featurized(graphs, state["indices"].tolist(), skipped)
 
@@ -169,6 +190,7 @@ def featurize(
     largest_fragment: bool = False,
     atom_featurizer: AtomFeaturizer | None = None,
     bond_featurizer: BondFeaturizer | None = None,
+    canonical: bool = False,
 ) -> Featurized:
     r"""Featurises many SMILES strings into graphs (see :func:`~gconv.data.smiles_to_graph`).
 
@@ -192,6 +214,11 @@ def featurize(
             features)
         bond_featurizer (BondFeaturizer, optional): Another bond feature table.
             (default: the 14 default bond features)
+        canonical (bool, optional): Also give each graph ``canonical_smiles``, RDKit's
+            canonical SMILES of the molecule as featurised (its largest fragment with
+            ``largest_fragment``), written from the parsed molecule, not parsed again;
+            :class:`~gconv.data.MoleculeDataset` finds duplicate molecules with it. Stored in
+            the cache file too (a file without them is rewritten once). (default: :obj:`False`)
 
     Returns:
         :class:`Featurized` ``(graphs, indices, skipped)``.
@@ -206,21 +233,27 @@ def featurize(
     n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     featurizer = GraphFeaturizer(atom_featurizer, bond_featurizer)
 
-    path = None
+    path = result = None
     if cache_dir is not None:
         path = _cache_path(cache_dir, smiles_list, largest_fragment, featurizer)
     if path is not None and path.exists():
-        result = _load_cache(path, featurizer)
-    else:
-        chunks = _run_chunks(smiles_list, n_jobs, largest_fragment, featurizer)
+        result = _load_cache(path, featurizer, canonical)
+    if result is None:
+        chunks = _run_chunks(smiles_list, n_jobs, largest_fragment, featurizer, canonical)
         if path is not None:
             _save_cache(path, chunks, smiles_list, featurizer)
+        graphs = [
+            arrays.to_data(str(smiles_list[i]))
+            for chunk in chunks
+            for i, arrays in zip(chunk[0], chunk[1], strict=True)
+        ]
+        if canonical:
+            for graph, smiles in zip(
+                graphs, (c for chunk in chunks for c in chunk[3]), strict=True
+            ):
+                graph.canonical_smiles = smiles
         result = Featurized(
-            graphs=[
-                arrays.to_data(str(smiles_list[i]))
-                for chunk in chunks
-                for i, arrays in zip(chunk[0], chunk[1], strict=True)
-            ],
+            graphs=graphs,
             indices=[i for chunk in chunks for i in chunk[0]],
             skipped=[s for chunk in chunks for s in chunk[2]],
         )

@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -71,6 +71,8 @@ __getattr__ = deprecated_module_attributes(
 )
 
 OnError = Literal["raise", "skip"]
+Duplicates = Literal["error", "mean", "first"]
+_DUPLICATE_RULES = ("error", "mean", "first")
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
 # split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -81,6 +83,23 @@ _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "v
 # ---------------------------------------------------------------------------------------------
 
 
+class Duplicate(NamedTuple):
+    """An input row merged into an earlier row holding the same molecule (see
+    :class:`MoleculeDataset`, ``duplicates``).
+
+    Attributes:
+        row: The merged row (0-based, header excluded).
+        smiles: Its SMILES, as written.
+        kept_row: The first row of the same molecule, the one kept in the data set.
+        y: The merged row's own labels (NaN where missing), one per task.
+    """
+
+    row: int
+    smiles: str
+    kept_row: int
+    y: tuple[float, ...]
+
+
 class MoleculeDataset(Dataset):
     r"""Molecular graphs with optional regression / classification targets.
 
@@ -89,6 +108,22 @@ class MoleculeDataset(Dataset):
     given, ``y`` of shape ``[1, num_tasks]`` (NaN where a label is missing). Batch it with
     :class:`torch_geometric.loader.DataLoader`. Indexing with a slice, a list or a tensor of
     indices returns a new :class:`MoleculeDataset` sharing the graphs.
+
+    **Checks on the input.** A SMILES is read without its leading and trailing whitespace;
+    whitespace inside it makes the row fail (RDKit would read the text after a space as a name,
+    see :func:`gconv.data.parse_smiles`), like any unparsable SMILES (``on_error``). A target
+    column without a single label is an error naming the column.
+
+    **Duplicates** (labelled data sets only). Rows whose molecules have the same RDKit canonical
+    SMILES (computed once, from the parsed molecule; isomeric, so stereoisomers differ) are one
+    molecule: the first such row is kept and the later ones are merged into it, so that a
+    molecule is never in two splits. Per task, the labels of the copies that have one must
+    agree; then the molecule keeps that label (copies labelled in different tasks complement
+    each other) and a warning names the merged rows. Copies with *different* labels follow
+    ``duplicates``: ``"error"`` raises a :class:`ValueError` naming the canonical SMILES, the
+    rows and their labels; ``"mean"`` averages them; ``"first"`` keeps the first labelled row's.
+    Merged rows are listed in :attr:`duplicates`. An unlabelled data set (``targets=None``, e.g.
+    molecules to predict) keeps every row.
 
     Args:
         smiles (Sequence[str]): The SMILES strings.
@@ -105,13 +140,24 @@ class MoleculeDataset(Dataset):
         cache_dir (str or PathLike, optional): On-disk featurisation cache, see
             :func:`gconv.data.featurize`. (default: :obj:`None`)
         largest_fragment (bool, optional): Keep only the largest fragment of salts and
-            mixtures. (default: :obj:`False`)
+            mixtures (duplicates are then found among the kept fragments). (default:
+            :obj:`False`)
+        duplicates (str, optional): What to do with copies of one molecule whose labels
+            differ: ``"error"``, ``"mean"`` or ``"first"`` (see above). (default:
+            :obj:`"error"`)
 
     Attributes:
         smiles (list[str]): SMILES of the kept molecules, in order.
         rows (list[int]): Row of each kept molecule in the input (0-based, header excluded).
         skipped (list[tuple[int, str, str]]): ``(row, smiles, reason)`` per skipped molecule.
+        duplicates (list[Duplicate]): ``(row, smiles, kept_row, y)`` per row merged into an
+            earlier row of the same molecule.
+        num_rows (int): Number of input rows, skipped and merged ones included.
         target_names (list[str]): Task names (empty without targets).
+
+    Raises:
+        ValueError: for a failed molecule (``on_error="raise"``), a target column without
+            labels, or copies of a molecule with different labels (``duplicates="error"``).
     """
 
     def __init__(
@@ -123,10 +169,13 @@ class MoleculeDataset(Dataset):
         n_jobs: int = 1,
         cache_dir: str | os.PathLike | None = None,
         largest_fragment: bool = False,
+        duplicates: Duplicates = "error",
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        smiles = list(smiles)
+        _check_duplicates_rule(duplicates)
+        # " CCO " is CCO (RDKit ignores the padding too); inner whitespace fails in parse_smiles
+        smiles = [s.strip() if isinstance(s, str) else s for s in smiles]
         y = _as_targets(targets, len(smiles))
         result = featurize(
             smiles,
@@ -134,11 +183,14 @@ class MoleculeDataset(Dataset):
             on_error="skip",
             cache_dir=cache_dir,
             largest_fragment=largest_fragment,
+            canonical=y is not None,  # to find duplicates of labelled molecules
         )
         if on_error == "raise" and result.skipped:
             row, bad, reason = result.skipped[0]
             raise ValueError(f"MoleculeDataset: row {row} (SMILES {bad!r}) failed: {reason}")
-        self._assemble(result.graphs, result.indices, y, target_names, result.skipped)
+        self._assemble(
+            result.graphs, result.indices, y, target_names, result.skipped, len(smiles), duplicates
+        )
 
     def _assemble(
         self,
@@ -147,6 +199,8 @@ class MoleculeDataset(Dataset):
         y_all: Tensor | None,
         target_names: Sequence[str] | None,
         skipped: list[tuple[int, str, str]],
+        num_rows: int,
+        duplicates: Duplicates = "error",
     ) -> None:
         num_tasks = 0 if y_all is None else y_all.size(1)
         if target_names is None:
@@ -156,25 +210,53 @@ class MoleculeDataset(Dataset):
             raise ValueError(
                 f"MoleculeDataset got {len(target_names)} target names for {num_tasks} tasks"
             )
+        merged: list[Duplicate] = []
+        rows = list(rows)
         if y_all is not None:
             for graph, row in zip(graphs, rows, strict=True):
                 graph.y = y_all[row].unsqueeze(0)
+            _check_labelled_columns(graphs, target_names)
+            graphs, rows, merged, resolved = _merge_duplicates(
+                graphs, rows, target_names, duplicates
+            )
+        for graph in graphs:  # only needed to find duplicates: items look as before
+            if "canonical_smiles" in graph:
+                del graph.canonical_smiles
         self.graphs = graphs
-        self.rows = list(rows)
+        self.rows = rows
         self.smiles = [g.smiles for g in graphs]
         self.target_names = target_names
         self.skipped = list(skipped)
+        self.duplicates = merged
+        self.num_rows = num_rows
         if skipped:
             warnings.warn(
-                f"MoleculeDataset skipped {len(skipped)} of {len(graphs) + len(skipped)} "
+                f"MoleculeDataset skipped {len(skipped)} of {num_rows} "
                 f"molecules that could not be featurised; see dataset.skipped for "
                 f"(row, smiles, reason), first: {skipped[0]}",
+                stacklevel=3,
+            )
+        if merged:
+            first = merged[0]
+            how = (
+                f"; {resolved} of them with different labels, resolved by duplicates={duplicates!r}"
+                if resolved
+                else " (same labels)"
+            )
+            warnings.warn(
+                f"MoleculeDataset merged {len(merged)} duplicate row(s) into the first row of "
+                f"the same molecule (same canonical SMILES){how}; first: row {first.row} "
+                f"({first.smiles!r}) -> row {first.kept_row}; see dataset.duplicates",
                 stacklevel=3,
             )
 
     @classmethod
     def _from_graphs(
-        cls, graphs: list[Data], rows: list[int], target_names: list[str]
+        cls,
+        graphs: list[Data],
+        rows: list[int],
+        target_names: list[str],
+        source: MoleculeDataset | None = None,
     ) -> MoleculeDataset:
         dataset = cls.__new__(cls)
         dataset.graphs = graphs
@@ -182,6 +264,10 @@ class MoleculeDataset(Dataset):
         dataset.smiles = [g.smiles for g in graphs]
         dataset.target_names = target_names
         dataset.skipped = []
+        # a part keeps the merged rows of its molecules (split_by checks their split labels)
+        kept = set(rows)
+        dataset.duplicates = [d for d in getattr(source, "duplicates", []) if d.kept_row in kept]
+        dataset.num_rows = getattr(source, "num_rows", len(graphs))
         return dataset
 
     # -- constructors ---------------------------------------------------------------------
@@ -200,19 +286,28 @@ class MoleculeDataset(Dataset):
         Empty cells and ``nan``/``NA`` in target columns become NaN (kept, to be masked in the
         loss). ``on_error`` applies to molecules; a target cell that is not a finite number
         (text, ``inf``, or beyond float32's range such as ``1e400``) always raises (naming row
-        and column), since it points to a wrong column or a broken file. Row indices count data
-        rows from 0 (the header is not a row).
+        and column), since it points to a wrong column or a broken file, and so does a target
+        column without a single label. Row indices count data rows from 0 (the header is not a
+        row).
+
+        SMILES cells are read without leading and trailing whitespace (``" CCO"`` is ethanol);
+        a cell with whitespace inside (``"CCO c1ccccc1Cl"``: two molecules, or a SMILES and a
+        name) fails like any unparsable SMILES, skipped with its reason under
+        ``on_error="skip"``. Rows holding the same molecule are merged, or refused when their
+        labels differ, as described in :class:`MoleculeDataset` (``duplicates``).
 
         Args:
             path (str or PathLike): The CSV file.
             smiles_col (str, optional): Column of SMILES strings. (default: :obj:`"smiles"`)
             target_cols (str or Sequence[str], optional): Target column(s); none for an
                 unlabelled set. (default: :obj:`None`)
-            **kwargs: Passed on to :class:`MoleculeDataset` (``on_error``, ``n_jobs``, ...).
+            **kwargs: Passed on to :class:`MoleculeDataset` (``on_error``, ``duplicates``,
+                ``n_jobs``, ...).
 
         Raises:
-            ValueError: for an empty file, a header without data rows, a missing column, or a
-                bad target cell.
+            ValueError: for an empty file, a header without data rows, a missing column, a bad
+                target cell, a target column without labels, or copies of a molecule with
+                different labels (``duplicates="error"``).
         """
         target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols or [])
         wanted = [smiles_col, *target_cols]
@@ -249,14 +344,17 @@ class MoleculeDataset(Dataset):
         target_cols: str | Sequence[str] | None = None,
         on_error: OnError = "raise",
         largest_fragment: bool = False,
+        duplicates: Duplicates = "error",
     ) -> MoleculeDataset:
         """Reads molecules and SD properties (the targets) from an SDF file.
 
         Records RDKit cannot read count as failed rows (SMILES ``""``); a missing or
-        non-numeric property becomes NaN. Row indices are 0-based record numbers.
+        non-numeric property becomes NaN. Row indices are 0-based record numbers. Records of
+        one molecule are merged (``duplicates``) as in :class:`MoleculeDataset`.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        _check_duplicates_rule(duplicates)
         target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols or [])
         graphs, rows, skipped, labels = [], [], [], []
         with rdBase.BlockLogs():
@@ -268,7 +366,9 @@ class MoleculeDataset(Dataset):
                         raise ValueError(f"MoleculeDataset: SDF record {row} failed: {reason}")
                     skipped.append((row, "", reason))
                     continue
-                graphs.append(mol_to_graph(mol, largest_fragment=largest_fragment))
+                graph = mol_to_graph(mol, largest_fragment=largest_fragment)
+                graph.canonical_smiles = graph.smiles  # mol_to_graph's SMILES is canonical
+                graphs.append(graph)
                 rows.append(row)
                 labels.append([_sd_property(mol, c) for c in target_cols])
         if not target_cols:
@@ -278,7 +378,7 @@ class MoleculeDataset(Dataset):
             if rows:
                 y_all[torch.tensor(rows)] = torch.tensor(labels, dtype=torch.float32)
         dataset = cls.__new__(cls)
-        dataset._assemble(graphs, rows, y_all, target_cols, skipped)
+        dataset._assemble(graphs, rows, y_all, target_cols, skipped, len(supplier), duplicates)
         return dataset
 
     # -- access ---------------------------------------------------------------------------
@@ -299,6 +399,7 @@ class MoleculeDataset(Dataset):
             [self.graphs[i] for i in positions],
             [self.rows[i] for i in positions],
             self.target_names,
+            source=self,
         )
 
     def __iter__(self) -> Iterator[Data]:
@@ -332,40 +433,78 @@ class MoleculeDataset(Dataset):
         seed: int = 0,
     ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
         """``(train, val, test)`` by :func:`~gconv.data.scaffold_split_indices` or
-        :func:`~gconv.data.random_split_indices`."""
+        :func:`~gconv.data.random_split_indices`. Copies of a molecule were merged when the
+        data set was built, so no molecule lands in two parts.
+
+        Raises:
+            ValueError: for an unknown method, or a target column without a label in a
+                non-empty training part (naming the column and where its labels are).
+        """
         if method == "scaffold":
             parts = scaffold_split_indices(self.smiles, sizes, seed)
         elif method == "random":
             parts = random_split_indices(len(self), sizes, seed)
         else:
             raise ValueError(f"split method must be 'scaffold' or 'random', got {method!r}")
-        return tuple(self[list(part)] for part in parts)  # type: ignore[return-value]
+        train, val, test = (self[list(part)] for part in parts)
+        _check_training_labels(train, val, test, f"the {method} split (seed {seed})")
+        return train, val, test
 
     def split_by(
         self, labels: Sequence[str]
     ) -> tuple[MoleculeDataset, MoleculeDataset, MoleculeDataset]:
-        """``(train, val, test)`` from one label per molecule (a predefined split, like
-        chemprop's ``--splits-column``): ``"train"``, ``"val"`` (or ``"valid"``,
-        ``"validation"``) or ``"test"``, case-insensitive.
+        """``(train, val, test)`` from a predefined split (like chemprop's ``--splits-column``):
+        labels ``"train"``, ``"val"`` (or ``"valid"``, ``"validation"``) or ``"test"``,
+        case-insensitive.
+
+        ``labels`` holds either one label per molecule of the data set (``len(self)``), or
+        one per input row (:attr:`num_rows`, e.g. a whole CSV column): then the labels of
+        skipped rows are ignored and the rows merged into an earlier copy of their molecule
+        (:attr:`duplicates`) must carry the same split as that copy.
 
         Raises:
-            ValueError: for a wrong number of labels, or a label outside those, naming the
-                molecule's input row and its SMILES.
+            ValueError: for a wrong number of labels; a label outside those, naming the input
+                row and its SMILES; copies of one molecule labelled with different splits,
+                naming their rows; or a target column without a label in a non-empty training
+                part.
         """
-        if len(labels) != len(self):
+        labels = list(labels)
+        if len(labels) == len(self):
+            per_molecule, by_row = labels, False
+        elif len(labels) == self.num_rows:
+            per_molecule, by_row = [labels[row] for row in self.rows], True
+        else:
             raise ValueError(
-                f"split_by expected {len(self)} labels, one per molecule, got {len(labels)}"
+                f"split_by expected {len(self)} labels, one per molecule, or {self.num_rows}, "
+                f"one per input row, got {len(labels)}"
             )
-        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for position, label in enumerate(labels):
+
+        def split_of(label: str, row: int, smiles: str) -> str:
             key = _SPLIT_NAMES.get(str(label).strip().lower())
             if key is None:
                 raise ValueError(
-                    f"row {self.rows[position]} ({self.smiles[position]!r}): split label "
-                    f"{label!r} is not one of train / val / test"
+                    f"row {row} ({smiles!r}): split label {label!r} is not one of "
+                    "train / val / test"
                 )
-            parts[key].append(position)
-        return self[parts["train"]], self[parts["val"]], self[parts["test"]]
+            return key
+
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for position, label in enumerate(per_molecule):
+            parts[split_of(label, self.rows[position], self.smiles[position])].append(position)
+        if by_row and self.duplicates:
+            position_of = {row: position for position, row in enumerate(self.rows)}
+            for dup in self.duplicates:
+                kept, own = labels[dup.kept_row], labels[dup.row]
+                kept_key = split_of(kept, dup.kept_row, self.smiles[position_of[dup.kept_row]])
+                if split_of(own, dup.row, dup.smiles) != kept_key:
+                    raise ValueError(
+                        f"rows {dup.kept_row} and {dup.row} hold the same molecule "
+                        f"({dup.smiles!r}) but their split labels are {kept!r} and {own!r}: "
+                        "one molecule cannot be in two splits; give its rows one split label"
+                    )
+        train, val, test = self[parts["train"]], self[parts["val"]], self[parts["test"]]
+        _check_training_labels(train, val, test, "the predefined split")
+        return train, val, test
 
     def with_descriptors(self, descriptors: np.ndarray | Tensor) -> MoleculeDataset:
         """A copy whose graphs carry molecule-level features ``x_d`` of shape ``[1, D]`` (so a
@@ -382,7 +521,7 @@ class MoleculeDataset(Dataset):
             graph = copy.copy(graph)  # shallow: new attribute store, same feature tensors
             graph.x_d = row.unsqueeze(0)
             graphs.append(graph)
-        return self._from_graphs(graphs, self.rows, self.target_names)
+        return self._from_graphs(graphs, self.rows, self.target_names, source=self)
 
     def standardized(self, standardizer: Standardizer) -> MoleculeDataset:
         """A copy whose targets are ``standardizer.transform(y)`` (graphs are shared)."""
@@ -391,12 +530,121 @@ class MoleculeDataset(Dataset):
             graph = copy.copy(graph)  # shallow: new attribute store, same feature tensors
             graph.y = standardizer.transform(graph.y)
             graphs.append(graph)
-        return self._from_graphs(graphs, self.rows, self.target_names)
+        return self._from_graphs(graphs, self.rows, self.target_names, source=self)
 
     def __repr__(self) -> str:
         tasks = f", tasks={self.target_names}" if self.target_names else ""
         skipped = f", skipped={len(self.skipped)}" if self.skipped else ""
         return f"{self.__class__.__name__}({len(self)}{tasks}{skipped})"
+
+
+def _check_duplicates_rule(duplicates: str) -> None:
+    if duplicates not in _DUPLICATE_RULES:
+        raise ValueError(
+            f"duplicates must be one of {', '.join(map(repr, _DUPLICATE_RULES))}, got "
+            f"{duplicates!r}"
+        )
+
+
+def _check_labelled_columns(graphs: list[Data], target_names: list[str]) -> None:
+    """A target column with no label at all is a wrong column name or a broken file."""
+    if not graphs:
+        return
+    y = torch.cat([g.y for g in graphs])
+    empty = [name for t, name in enumerate(target_names) if torch.isnan(y[:, t]).all()]
+    if empty:
+        raise ValueError(
+            f"target column {empty[0]!r} has no labels: it is empty (or NaN) for all "
+            f"{len(graphs)} molecules"
+            + (f" (so are {empty[1:]})" if len(empty) > 1 else "")
+            + "; check the column name, or leave the column out"
+        )
+
+
+def _check_training_labels(
+    train: MoleculeDataset, val: MoleculeDataset, test: MoleculeDataset, how: str
+) -> None:
+    """Every task needs a label in the training part (an empty part is the caller's to
+    report): a task labelled only in validation / test cannot be learnt, and its targets
+    cannot be standardised."""
+    if not train.target_names or len(train) == 0:
+        return
+    y = train.y
+    unlabelled = [t for t in range(train.num_tasks) if torch.isnan(y[:, t]).all()]
+    if not unlabelled:
+        return
+    t = unlabelled[0]
+    elsewhere = [
+        f"{int((~torch.isnan(part.y[:, t])).sum())} in {name}"
+        for name, part in (("val", val), ("test", test))
+        if len(part) and (~torch.isnan(part.y[:, t])).any()
+    ]
+    names = [train.target_names[u] for u in unlabelled]
+    raise ValueError(
+        f"target column {names[0]!r} has no labels in the train split of {how} "
+        f"({len(train)} molecules); its labels are "
+        + (" and ".join(elsewhere) if elsewhere else "nowhere")
+        + (f" (also unlabelled in train: {names[1:]})" if len(names) > 1 else "")
+        + "; a model cannot learn it: label it for training molecules, or leave the column out"
+    )
+
+
+def _merge_duplicates(
+    graphs: list[Data], rows: list[int], target_names: list[str], rule: str
+) -> tuple[list[Data], list[int], list[Duplicate], int]:
+    """Keeps the first row of each molecule (by ``graph.canonical_smiles``) with the merged
+    labels; returns ``(graphs, rows, merged rows, how many molecules had conflicting
+    labels)``. Conflicts raise under ``rule="error"``."""
+    groups: dict[str, list[int]] = {}
+    for position, graph in enumerate(graphs):
+        groups.setdefault(graph.canonical_smiles, []).append(position)
+    dropped: set[int] = set()
+    merged: list[Duplicate] = []
+    conflicts: list[str] = []
+    for canonical, group in groups.items():
+        if len(group) == 1:
+            continue
+        labels = torch.cat([graphs[p].y for p in group])  # [copies, tasks]
+        y = torch.full((labels.size(1),), float("nan"))
+        conflict = []
+        for t in range(labels.size(1)):
+            values = labels[:, t][~torch.isnan(labels[:, t])]
+            if len(values) == 0:
+                continue
+            if (values != values[0]).any():
+                conflict.append(t)
+                y[t] = values.mean() if rule == "mean" else values[0]
+            else:
+                y[t] = values[0]
+        if conflict:
+            cells = "; ".join(
+                f"{target_names[t]}: " + ", ".join(f"{v:g}" for v in labels[:, t].tolist())
+                for t in conflict
+            )
+            conflicts.append(
+                f"{canonical!r} in rows {', '.join(str(rows[p]) for p in group)} ({cells})"
+            )
+        kept = group[0]
+        graphs[kept].y = y.unsqueeze(0)
+        for p in group[1:]:
+            dropped.add(p)
+            merged.append(
+                Duplicate(rows[p], graphs[p].smiles, rows[kept], tuple(graphs[p].y[0].tolist()))
+            )
+    if conflicts and rule == "error":
+        shown = "; ".join(conflicts[:3]) + (
+            f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        )
+        raise ValueError(
+            f"{len(conflicts)} molecule(s) appear in several rows with different labels "
+            f"(same canonical SMILES): {shown}. Set duplicates to 'mean' to average such "
+            "copies, or to 'first' to keep the first row's label"
+        )
+    if not dropped:
+        return graphs, rows, merged, 0
+    keep = [p for p in range(len(graphs)) if p not in dropped]
+    merged.sort(key=lambda d: d.row)
+    return [graphs[p] for p in keep], [rows[p] for p in keep], merged, len(conflicts)
 
 
 def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -> Tensor | None:
@@ -487,14 +735,20 @@ def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) ->
 
 
 def nci_tpsa(
-    on_error: OnError = "skip", n_jobs: int = 1, cache_dir: str | os.PathLike | None = None
+    on_error: OnError = "skip",
+    n_jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    duplicates: Duplicates = "error",
 ) -> MoleculeDataset:
     """4,999 NCI molecules with topological polar surface area (one task, ``"tpsa"``).
 
     Read offline from RDKit's ``Data/NCI/first_5k.tpsa.csv`` (a ``#`` comment line, then
     ``SMILES,TPSA`` rows without header). A few entries (8 with RDKit 2026.09: hypervalent
     metals and nitro groups written with pentavalent N) fail RDKit sanitisation; by default
-    they are skipped, listed in ``dataset.skipped`` and reported in a warning.
+    they are skipped, listed in ``dataset.skipped`` and reported in a warning. 99 rows repeat
+    the molecule of an earlier row (same canonical SMILES, same TPSA); they are merged into it
+    (``dataset.duplicates``, a warning), so that no molecule sits in two splits: 4,892
+    molecules. ``duplicates`` is passed on to :class:`MoleculeDataset`.
     """
     if not NCI_TPSA_FILE.exists():
         raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
@@ -511,6 +765,7 @@ def nci_tpsa(
         on_error=on_error,
         n_jobs=n_jobs,
         cache_dir=cache_dir,
+        duplicates=duplicates,
     )
 
 
@@ -519,14 +774,18 @@ def moleculenet(
     root: str | os.PathLike = "datasets/",
     on_error: OnError = "skip",
     n_jobs: int = 1,
+    duplicates: Duplicates = "error",
 ) -> MoleculeDataset:
     """A MoleculeNet set (ESOL, FreeSolv, Lipo, BBBP, HIV, BACE, Tox21, ...) with gconv features.
 
     Uses :class:`torch_geometric.datasets.MoleculeNet`'s table of files and columns: the raw
     CSV is downloaded once to ``root/<name>/raw`` (from DeepChem's S3 bucket) and featurised
     with :func:`gconv.data.featurize`, cached in ``root/<name>/processed``. Missing labels of
-    multi-task sets stay NaN. Needs internet on first use; offline, use :func:`chembl_pic50`,
-    :func:`nci_tpsa` or :meth:`MoleculeDataset.from_csv`.
+    multi-task sets stay NaN. Rows repeating a molecule are merged, and copies with different
+    labels raise unless ``duplicates`` is ``"mean"`` or ``"first"`` (see
+    :class:`MoleculeDataset`; some MoleculeNet sets hold such copies). Needs internet on first
+    use; offline, use :func:`chembl_pic50`, :func:`nci_tpsa` or
+    :meth:`MoleculeDataset.from_csv`.
     """
     from torch_geometric.data import download_url, extract_gz
     from torch_geometric.datasets import MoleculeNet
@@ -577,4 +836,5 @@ def moleculenet(
         on_error=on_error,
         n_jobs=n_jobs,
         cache_dir=Path(root) / key / "processed",
+        duplicates=duplicates,
     )

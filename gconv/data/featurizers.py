@@ -58,6 +58,7 @@ __all__ = [
     "mol_to_graph",
     "smiles_to_graph",
     "parse_smiles",
+    "largest_fragment_of",
 ]
 
 FEATURIZER_VERSION = "gconv-mol-v1"
@@ -370,7 +371,9 @@ _ATOM_FEATURIZER = AtomFeaturizer()
 _BOND_FEATURIZER = BondFeaturizer()
 
 
-def _largest_fragment(mol: Chem.Mol) -> Chem.Mol:
+def largest_fragment_of(mol: Chem.Mol) -> Chem.Mol:
+    """The fragment of ``mol`` with the most heavy atoms (the first written of equal ones), as
+    ``largest_fragment=True`` featurises it; ``mol`` itself when it is one fragment."""
     fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
     if len(fragments) <= 1:
         return mol
@@ -460,7 +463,7 @@ class GraphFeaturizer:
         is featurised.
         """
         if largest_fragment:
-            mols = [_largest_fragment(mol) for mol in mols]
+            mols = [largest_fragment_of(mol) for mol in mols]
         atom_featurizer, bond_featurizer = self.atom_featurizer, self.bond_featurizer
         atom_codes: list[tuple[int, ...]] = []
         bond_codes: list[tuple[int, ...]] = []
@@ -539,7 +542,7 @@ def mol_to_graph(
     if mol.GetNumAtoms() == 0:
         raise ValueError("mol_to_graph expected a molecule with at least one atom, got 0 atoms")
     if largest_fragment:
-        mol = _largest_fragment(mol)
+        mol = largest_fragment_of(mol)
     if smiles is None:
         smiles = Chem.MolToSmiles(mol)
     featurizer = GraphFeaturizer(atom_featurizer, bond_featurizer)
@@ -551,11 +554,22 @@ def parse_smiles(smiles: str) -> Chem.Mol:
 
     The message carries RDKit's reason when sanitisation fails (e.g. a valence error) and is
     the same text that data sets record for skipped rows.
+
+    Whitespace: leading and trailing whitespace is ignored (as RDKit does), whitespace inside
+    the string is an error. RDKit's ``MolFromSmiles`` reads the text after a space or tab as
+    the molecule's *name*, so ``"CCO c1ccccc1Cl"`` would silently become ethanol; here it
+    raises ``invalid SMILES 'CCO c1ccccc1Cl': contains whitespace ...``, the reason a data set
+    records for such a row.
     """
     if smiles is None or (isinstance(smiles, str) and not smiles.strip()):
         raise ValueError(f"expected a non-empty SMILES string, got {smiles!r}")
     if not isinstance(smiles, str):
         raise TypeError(f"expected a SMILES string, got {type(smiles).__name__} {smiles!r}")
+    if len(smiles.split()) > 1:
+        raise ValueError(
+            f"invalid SMILES {smiles!r}: contains whitespace (RDKit would read the text after it "
+            "as a name, not as part of the molecule); one SMILES per cell"
+        )
     with rdBase.BlockLogs():  # RDKit would print its own error to stderr; we raise instead
         return _parse_smiles_quietly(smiles)
 
@@ -587,7 +601,8 @@ def smiles_to_graph(smiles: str, largest_fragment: bool = False) -> Data:
             (default: :obj:`False`, all fragments are kept).
 
     Raises:
-        ValueError: for :obj:`None`, empty or unparsable SMILES; the message names the string.
+        ValueError: for :obj:`None`, empty or unparsable SMILES, or whitespace inside the
+            string (see :func:`parse_smiles`); the message names the string.
         TypeError: for input that is not a string.
     """
     return mol_to_graph(parse_smiles(smiles), largest_fragment=largest_fragment, smiles=smiles)

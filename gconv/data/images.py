@@ -4,8 +4,8 @@
   with a seeded, stratified train/test split. It needs no download and no disk cache, and is the
   default data set of every image example.
 * :class:`MNIST`, :class:`FashionMNIST` and :class:`STL10` are torchvision's datasets with
-  ``root="datasets/"`` as default and an error that states the fix when the files are missing
-  (or cannot be downloaded offline).
+  ``root="datasets/"`` as default and an error that states the fix when the files are missing,
+  corrupt (a truncated download: the error names the file), or cannot be downloaded offline.
 * :func:`to_tensors` turns any of them into one ``(x, y)`` pair of tensors for the device-resident
   :class:`gconv.data.TensorLoader`; :func:`load_image_dataset` picks a data set by name.
 """
@@ -129,12 +129,43 @@ def mnist5k(seed: int = 0, test_size: int = 1000) -> tuple[TensorPair, TensorPai
     return as_tensors(x_train, y_train), as_tensors(x_test, y_test)
 
 
-def _missing_message(name: str, folder: str, root: str | Path) -> str:
+def _missing_message(
+    name: str, folder: str, root: str | Path, missing: list[str] | None = None
+) -> str:
+    which = f" (missing: {', '.join(missing)})" if missing else ""
     return (
-        f"{name} not found at {os.path.abspath(folder)}. Use {name}(root={str(root)!r}, "
-        f"download=True) to download it, or gconv.data.mnist5k() for the 5,000 embedded MNIST "
-        f"digits that need no download."
+        f"{name} not found at {os.path.abspath(folder)}{which}. Use {name}(root={str(root)!r}, "
+        f"download=True) (--download on the examples' command line) to download it, or "
+        f"gconv.data.mnist5k() for the 5,000 embedded MNIST digits that need no download."
     )
+
+
+def _corrupt_message(name: str, path: str, root: str | Path, why: str) -> str:
+    return (
+        f"{name} file {os.path.abspath(path)} is corrupt ({why}: an interrupted download or "
+        f"extraction?). Delete it and download again with {name}(root={str(root)!r}, "
+        f"download=True) (--download on the examples' command line)."
+    )
+
+
+def _check_files(base: type, folder: str, root: str | Path) -> None:
+    """Raises the error that names what is wrong with the files of ``base`` (a torchvision
+    class listing ``(file, md5)`` pairs, like STL10) in ``folder``: missing files, or the first
+    file whose checksum is wrong. Only run after torchvision's own check failed."""
+    from torchvision.datasets.utils import check_integrity
+
+    name = base.__name__
+    files = list(getattr(base, "train_list", [])) + list(getattr(base, "test_list", []))
+    if not files:
+        return
+    missing = [file for file, _ in files if not os.path.isfile(os.path.join(folder, file))]
+    if missing:
+        partial = len(missing) < len(files)
+        raise RuntimeError(_missing_message(name, folder, root, missing if partial else None))
+    for file, md5 in files:
+        path = os.path.join(folder, file)
+        if not check_integrity(path, md5):
+            raise RuntimeError(_corrupt_message(name, path, root, "its MD5 checksum is wrong"))
 
 
 def _download_failed_message(name: str, folder: str, error: Exception) -> str:
@@ -242,8 +273,9 @@ class STL10(torchvision.datasets.STL10):
 
 def _init_with_clear_errors(dataset: Dataset, root: str | Path, kwargs: dict[str, Any]) -> None:
     """Run the ``__init__`` of the torchvision class that ``dataset`` derives from and turn its
-    missing-file / download errors into ones that name the folder, ``download=True`` and
-    :func:`mnist5k`; a failed download leaves no empty folders behind."""
+    missing-file / corrupt-file / download errors into one-line ones that name the folder (or
+    the corrupt file), ``download=True`` and :func:`mnist5k`; a failed download leaves no
+    empty folders behind."""
     name = type(dataset).__name__
     # the first torchvision class in the MRO: torchvision's FashionMNIST for gconv's FashionMNIST
     base = next(c for c in type(dataset).__mro__ if c.__module__.startswith("torchvision."))
@@ -260,8 +292,26 @@ def _init_with_clear_errors(dataset: Dataset, root: str | Path, kwargs: dict[str
             _remove_empty_dirs(Path(folder), existing)
             raise RuntimeError(_download_failed_message(name, folder, error)) from error
         if isinstance(error, RuntimeError) and "not found" in message:
+            # torchvision says "not found or corrupted" (STL10): tell which, naming the file
+            _check_files(base, folder, root)
             raise RuntimeError(_missing_message(name, folder, root)) from error
-        raise
+        if not os.path.isdir(folder):
+            raise
+        raise RuntimeError(_unreadable_message(name, folder, root, error)) from error
+    except (AssertionError, EOFError) as error:  # MNIST's reader on a broken file
+        if not os.path.isdir(folder):
+            raise
+        raise RuntimeError(_unreadable_message(name, folder, root, error)) from error
+
+
+def _unreadable_message(name: str, folder: str, root: str | Path, error: Exception) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    why = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+    return (
+        f"{name} files in {os.path.abspath(folder)} could not be read ({why}); they may be "
+        f"truncated or corrupt. Delete the folder and download again with {name}(root="
+        f"{str(root)!r}, download=True) (--download on the examples' command line)."
+    )
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -23,9 +23,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from gconv.data import format_number
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
-from gconv.molecule.report import format_value
 
 __all__ = ["CHUNK_SIZE", "read_chunks", "predict_csv", "fingerprint_paths", "fingerprint_csv"]
 
@@ -109,7 +109,7 @@ def _cell(value: Any, failed: bool) -> str:
         return ""
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    return format_value(float(value))
+    return format_number(float(value))
 
 
 def predict_csv(
@@ -201,7 +201,7 @@ def fingerprint_csv(
                 by_position = dict(zip(positions, embedding, strict=True))
                 for i, s in enumerate(smiles):
                     values = by_position.get(i)
-                    cells = [""] * dim if values is None else [format_value(v) for v in values]
+                    cells = [""] * dim if values is None else [format_number(v) for v in values]
                     writer.writerow([s, *cells, errors.get(i, "")])
             failed += len(errors)
             rows += len(chunk)

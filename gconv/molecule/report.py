@@ -1,18 +1,15 @@
-"""What ``gconv train`` reports besides the model: the training-time ``predictions.csv``, the
-parity plot and the results table."""
+"""What ``gconv train`` reports besides the model: the parity plot and the results table (the
+training-time ``predictions.csv`` is :func:`gconv.data.write_predictions_csv`'s)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from gconv.data import MoleculeDataset
-from gconv.molecule.model import MoleculeModel
 from gconv.molecule.tasks import Tasks
 
-__all__ = ["format_value", "write_training_predictions", "parity_plot", "print_results"]
+__all__ = ["parity_plot", "print_results"]
 
 _LABELS = {
     "rmse": "RMSE",
@@ -25,49 +22,6 @@ _LABELS = {
     "balanced_accuracy": "bal.acc",
     "f1_macro": "F1",
 }
-
-
-def format_value(value: float) -> str:
-    """A number as a CSV cell: the shortest text that reads back as the same float32 (models
-    compute in float32; ``6.42``, not ``6.42000008``)."""
-    return str(np.float32(value))
-
-
-def write_training_predictions(
-    path: Path,
-    model: MoleculeModel,
-    parts: tuple[MoleculeDataset, ...],
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> None:
-    """One row per molecule: SMILES, input row, split, then per task the true value, the
-    prediction (value, probability of class 1, or predicted class with ``<task>_class_<k>``
-    probabilities) and the ensemble's std. (Intervals are ``gconv predict``'s: here the
-    validation rows made them and the test rows are scored in ``metrics.json``.)"""
-    tasks = model.tasks
-    multiclass = tasks.task_type == "multiclass"
-    header = ["smiles", "row", "split"]
-    for task in tasks.names:
-        header += [f"{task}_true", f"{task}_pred"]
-        if multiclass:
-            header += [f"{task}_class_{k}" for k in range(tasks.num_classes)]
-        header.append(f"{task}_std")
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for name, part in zip(("train", "val", "test"), parts, strict=True):
-            prediction, std = predictions[name]
-            truth = part.y.numpy()
-            for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
-                cells = [smiles, row, name]
-                for t in range(tasks.num_tasks):
-                    cells.append(format_value(truth[i, t]))
-                    if multiclass:
-                        cells.append(str(int(prediction[i, t].argmax())))
-                        cells += [format_value(p) for p in prediction[i, t]]
-                    else:
-                        cells.append(format_value(prediction[i, t]))
-                    cells.append(format_value(std[i, t]))
-                writer.writerow(cells)
 
 
 def parity_plot(

@@ -232,7 +232,7 @@ class Tasks:
     def scores(self, y_true: np.ndarray, prediction: np.ndarray) -> dict[str, dict]:
         """Metrics per task over its labelled molecules, and their mean over the tasks where they
         are defined: ``{"per_task": {task: {metric: value}}, "mean": {metric: value}}``; a metric
-        undefined on a task (an AUROC with one class present, an R² of one molecule) is
+        undefined on a task (an AUROC with one class present, an R² of constant labels) is
         :obj:`None` there."""
         per_task = {}
         for t, name in enumerate(self.names):
@@ -299,7 +299,8 @@ def _task_scores(
         return {
             "rmse": math.sqrt(skm.mean_squared_error(y, p)),
             "mae": float(skm.mean_absolute_error(y, p)),
-            "r2": float(skm.r2_score(y, p)) if len(y) > 1 else None,
+            # undefined for constant labels: scikit-learn's 0.0 / 1.0 says nothing of the model
+            "r2": float(skm.r2_score(y, p)) if len(y) > 1 and np.ptp(y) > 0 else None,
         }
     y = y.astype(np.int64)
     both = len(np.unique(y)) > 1

@@ -49,6 +49,7 @@ from gconv.data import (
     murcko_scaffold,
     nci_tpsa,
     rdkit_descriptors,
+    write_predictions_csv,
 )
 from gconv.models import GNN
 from gconv.models.gnn import CONVS
@@ -62,7 +63,7 @@ from gconv.molecule.calibration import (
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import save_model_dir
-from gconv.molecule.report import parity_plot, print_results, write_training_predictions
+from gconv.molecule.report import parity_plot, print_results
 from gconv.molecule.tasks import TASK_TYPES, Tasks
 from gconv.train import (
     CheckpointError,
@@ -106,12 +107,18 @@ def load_data(
     smiles_column: str = "smiles",
     target_columns: Sequence[str] | None = None,
     dataset: str = "chembl",
+    duplicates: str = "error",
 ) -> tuple[MoleculeDataset, str]:
-    """The molecules and targets of a CSV file (rows that cannot be featurised are skipped and
-    listed in ``dataset.skipped``), or of an embedded set; and the source's name.
+    """The molecules and targets of a CSV file, or of an embedded set; and the source's name.
+
+    :class:`~gconv.data.MoleculeDataset`'s rules apply: rows that cannot be featurised are
+    skipped (``dataset.skipped``); rows holding the same molecule (canonical SMILES) are merged
+    into the first (``dataset.duplicates``), so that a molecule is never in two splits, and
+    ``duplicates`` decides between different labels: ``"error"``, ``"mean"`` or ``"first"``.
 
     Raises:
-        UsageError: an unreadable file, a missing column, a bad target cell.
+        UsageError: an unreadable file, a missing column, a bad target cell, a target column
+            without labels, conflicting copies of a molecule.
     """
     # skipped molecules are printed row by row and listed in metrics.json, not warned about
     with warnings.catch_warnings():
@@ -119,11 +126,15 @@ def load_data(
         try:
             if data_path is not None:
                 data = MoleculeDataset.from_csv(
-                    data_path, smiles_column, list(target_columns or []), on_error="skip"
+                    data_path,
+                    smiles_column,
+                    list(target_columns or []),
+                    on_error="skip",
+                    duplicates=duplicates,
                 )
                 return data, str(data_path)
             if dataset == "tpsa":
-                return nci_tpsa(), "nci_tpsa"
+                return nci_tpsa(duplicates=duplicates), "nci_tpsa"
             return chembl_pic50(), "chembl_pic50"
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise UsageError(f"cannot read {data_path}: {err}") from None
@@ -154,16 +165,20 @@ def split_data(
     ``splits_column``), else by a ``"scaffold"`` or ``"random"`` split.
 
     Raises:
-        UsageError: a label that is not train / val / test (naming the row), or an empty part
-            (saying why and what to do).
+        UsageError: a label that is not train / val / test (naming the row), copies of one
+            molecule in two splits, a target column without labels in the training split, or an
+            empty part (saying why and what to do).
     """
     if split_labels is not None:
-        try:
-            parts = data.split_by([split_labels[row] for row in data.rows])
+        try:  # one label per CSV row: merged copies of a molecule must share theirs
+            parts = data.split_by(split_labels)
         except ValueError as err:
             raise UsageError(f"--splits-column {splits_column}: {err}") from None
     else:
-        parts = data.split(split, sizes=tuple(sizes), seed=seed)
+        try:
+            parts = data.split(split, sizes=tuple(sizes), seed=seed)
+        except ValueError as err:  # a task without labels in the training split
+            raise UsageError(str(err)) from None
     empty = [name for name, part in zip(("train", "val", "test"), parts, strict=True) if not part]
     if empty:
         what = f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty"
@@ -395,6 +410,23 @@ def _calibrate(
     return report
 
 
+def _r2_notes(tasks: Tasks, scores: dict) -> dict[str, Any]:
+    """Regression: each task's test R² (None where undefined: fewer than two test labels, or all
+    equal, where scikit-learn's 0.0 / 1.0 would say nothing of the model) and a note naming those
+    tasks."""
+    if tasks.task_type != "regression":
+        return {}
+    per_task = {task: s["r2"] for task, s in scores["per_task"].items()}
+    undefined = [task for task, r2 in per_task.items() if r2 is None]
+    note = None
+    if undefined:
+        note = (
+            f"test R² undefined for {undefined}: fewer than two test labels, or all equal; "
+            "test_r2 averages the other tasks"
+        )
+    return {"test_r2_per_task": per_task, "test_r2_note": note}
+
+
 def check_options(options: dict[str, Any]) -> None:
     """The option checks that need no data; messages name the option as the command line does."""
 
@@ -415,6 +447,7 @@ def check_options(options: dict[str, Any]) -> None:
         "readout": READOUTS,
         "split": ("scaffold", "random"),
         "dataset": DATASETS,
+        "duplicates": ("error", "mean", "first"),
     }
     for name, allowed in choices.items():
         if options[name] not in allowed:
@@ -461,6 +494,7 @@ def train(
     task_type: str = "regression",
     num_classes: int | None = None,
     splits_column: str | None = None,
+    duplicates: str = "error",
     split: str = "scaffold",
     split_sizes: Sequence[float] = SPLIT_SIZES,
     limit: int | None = None,
@@ -519,10 +553,18 @@ def train(
         )
 
     # ------------------------------------------------------------------------- data
-    data, source = load_data(data_path, smiles_column, target_columns, dataset)
+    data, source = load_data(data_path, smiles_column, target_columns, dataset, duplicates)
     skipped = [{"row": r, "smiles": s, "reason": why} for r, s, why in data.skipped]
     for item in skipped:
         print(f"row {item['row']}: {item['smiles']}: {item['reason']}")
+    merged = [{"row": d.row, "smiles": d.smiles, "kept_row": d.kept_row} for d in data.duplicates]
+    if merged:
+        print(
+            f"{len(merged)} row(s) repeat an earlier row's molecule and were merged into it "
+            f"(first: row {merged[0]['row']} -> row {merged[0]['kept_row']}); "
+            "listed in metrics.json"
+        )
+    all_skipped = data.skipped  # --limit draws from the molecules; predictions.csv lists these
     if limit is not None:  # a seeded random subset: the files are sorted by id or size
         keep = np.random.default_rng(seed).permutation(len(data))[:limit]
         data = data[sorted(keep.tolist())]
@@ -537,17 +579,10 @@ def train(
     labels = read_split_column(data_path, splits_column) if splits_column else None
     parts = split_data(data, split, split_sizes, seed, labels, splits_column)
     train_part, val_part, test_part = parts
-    counts = (~train_part.y.isnan()).sum(0).tolist()
-    unlabelled = [name for name, count in zip(tasks.names, counts, strict=True) if count == 0]
-    if unlabelled:
-        raise UsageError(
-            f"target column(s) {unlabelled} have no label in the training split "
-            f"({len(train_part)} molecules): nothing to learn them from"
-        )
     chosen_readout, additivity_r2 = choose_readout(train_part, readout, task_type)
     descriptor_scaler = None
     if descriptors:
-        parts, descriptor_scaler = _descriptors(parts, cache_dir=Path("datasets") / "cache")
+        parts, descriptor_scaler = _descriptors(parts, cache_dir=output_dir / "cache")
     target_scaler = Standardizer.fit(train_part.y) if task_type == "regression" else None
     train_set, val_set = (
         (part.standardized(target_scaler) if target_scaler else part) for part in parts[:2]
@@ -652,6 +687,7 @@ def train(
         **{f"test_{m}": v for m, v in test_scores["mean"].items()},
         **{f"val_{m}": v for m, v in val_scores["mean"].items()},
         "test_scores": test_scores["per_task"],
+        **_r2_notes(tasks, test_scores),
         "val_scores": val_scores["per_task"],
         **{f"baseline_mean_{m}": v for m, v in constant_scores.items()},
         **{f"baseline_fp_{m}": v for m, v in fp_scores.items()},
@@ -667,6 +703,9 @@ def train(
         "n_test": len(test_part),
         "n_skipped": len(skipped),
         "skipped": skipped,
+        "n_duplicates": len(merged),
+        "duplicates": merged,
+        "duplicates_rule": duplicates,
         "best_epoch": best_epochs[0],
         "best_epochs": best_epochs,
         "conv": conv,
@@ -720,7 +759,13 @@ def train(
         training=training_info,
     )
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_training_predictions(output_dir / "predictions.csv", model, parts, predictions)
+    write_predictions_csv(
+        output_dir / "predictions.csv",
+        dict(zip(("train", "val", "test"), parts, strict=True)),
+        predictions,
+        skipped=all_skipped,
+        duplicates=data.duplicates,
+    )
     written = ["metrics.json", "predictions.csv"]
     if task_type == "regression":
         title = f"{source}: test set"
@@ -730,6 +775,8 @@ def train(
         written.append("parity.png")
     print_results(tasks, conv, ensemble_size, constant_scores, fp_scores, test_scores["mean"],
                   fp_model if baselines else None)  # fmt: skip
+    if metrics.get("test_r2_note"):
+        print(metrics["test_r2_note"])
     if calibration_report.get("summary"):
         print(f"calibration on validation: {calibration_report['summary']}")
     print(

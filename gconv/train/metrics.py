@@ -67,9 +67,15 @@ def mae(output: Tensor, target: Tensor) -> float:
 
 
 def r2(output: Tensor, target: Tensor) -> float:
-    """Coefficient of determination R², NaN targets ignored, averaged over tasks."""
-    cols = _regression_columns(output, target)
-    return float(np.mean([skm.r2_score(t, p) for t, p in cols]))
+    """Coefficient of determination R², NaN targets ignored, averaged over the tasks whose labels
+    vary; NaN when none does.
+
+    R² is undefined for a task with fewer than two labels or constant labels: scikit-learn reports
+    0.0 or 1.0 for it (``force_finite``), which would pass a meaningless number into the mean, so
+    such a task is left out, as :func:`roc_auc` leaves out a task with one class.
+    """
+    scores = [skm.r2_score(t, p) for t, p in _regression_columns(output, target) if np.ptp(t) > 0]
+    return float(np.mean(scores)) if scores else float("nan")
 
 
 def roc_auc(output: Tensor, target: Tensor) -> float:

@@ -33,9 +33,10 @@ def test_csv_non_finite_target_names_the_row(tmp_path, cell):
 
 
 def test_csv_missing_labels_stay_nan(tmp_path):
-    path = write(tmp_path, "smiles,a,b\nCCO,nan,1\nCCN,,NA\n")
+    path = write(tmp_path, "smiles,a,b\nCCO,nan,1\nCCN,,NA\nCCC,2,\n")
     y = MoleculeDataset.from_csv(path, "smiles", ["a", "b"]).y
     assert math.isnan(y[0, 0]) and y[0, 1] == 1.0 and torch.isnan(y[1]).all()
+    assert y[2, 0] == 2.0
 
 
 def test_empty_and_header_only_csv_are_errors(tmp_path):

@@ -111,11 +111,15 @@ def test_chembl_pic50_loads_and_caches(tmp_path):
     assert torch.equal(again[5].x, dataset[5].x) and torch.equal(again.y, y)
 
 
-def test_nci_tpsa_skips_unsanitisable_rows():
+def test_nci_tpsa_skips_unsanitisable_rows_and_merges_repeated_molecules():
     with pytest.warns(UserWarning, match="skipped 8 of 4999"):
-        dataset = nci_tpsa()
-    assert len(dataset) + len(dataset.skipped) == 4999
-    assert len(dataset) == 4991
+        with pytest.warns(UserWarning, match=r"merged 99 duplicate row\(s\).*\(same labels\)"):
+            dataset = nci_tpsa()
+    assert len(dataset) + len(dataset.skipped) + len(dataset.duplicates) == 4999
+    # 99 rows repeat an earlier row's molecule (same TPSA): merged, never in two splits
+    assert len(dataset.duplicates) == 99 and len(dataset) == 4892
+    y = dict(zip(dataset.rows, dataset.y[:, 0].tolist(), strict=True))
+    assert all(dup.y == (y[dup.kept_row],) for dup in dataset.duplicates)
     assert all("invalid SMILES" in reason for _, _, reason in dataset.skipped)
     assert dataset[0].smiles == "CC1=CC(=O)C=CC1=O" and dataset[0].y.item() == pytest.approx(34.14)
 

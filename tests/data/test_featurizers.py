@@ -1,6 +1,7 @@
 """Tests for gconv.data.featurizers: features of known molecules, bad input, feature tables."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from gconv.data.featurizers import (
     GraphArrays,
     GraphFeaturizer,
     mol_to_graph,
+    parse_smiles,
     smiles_to_graph,
 )
 
@@ -148,6 +150,22 @@ def test_very_large_molecule():
 def test_smiles_to_graph_bad_input_names_the_string(bad, error, match):
     with pytest.raises(error, match=match):
         smiles_to_graph(bad)
+
+
+@pytest.mark.parametrize("text", ["CCO c1ccccc1Cl", "CCO\tchloro", "CC\nO", "c1ccccc1, benzene"])
+def test_whitespace_inside_a_smiles_is_an_error_not_a_name(text):
+    # RDKit reads the text after a space as the molecule's name: "CCO c1ccccc1Cl" is ethanol
+    with pytest.raises(
+        ValueError, match=re.escape(f"invalid SMILES {text!r}: contains whitespace")
+    ):
+        parse_smiles(text)
+    with pytest.raises(ValueError, match="contains whitespace"):
+        smiles_to_graph(text)
+
+
+def test_leading_and_trailing_whitespace_is_ignored():
+    assert Chem.MolToSmiles(parse_smiles("  CCO\t")) == "CCO"
+    assert smiles_to_graph(" CCO ").num_nodes == 3
 
 
 def test_mol_to_graph_checks_input():

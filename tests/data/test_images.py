@@ -192,3 +192,37 @@ def test_to_tensors_generic_dataset_and_errors():
         to_tensors([(torch.zeros(4, 5), 0)])
     with pytest.raises(ValueError, match="empty dataset"):
         to_tensors([])
+
+
+def _write_files(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"\x00" * 100)  # truncated: wrong size and checksum
+
+
+STL10_FILES = ["train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin"]
+
+
+def test_stl10_corrupt_file_is_named_with_the_fix(tmp_path):
+    # torchvision says "Dataset not found or corrupted"; gconv used to say "not found"
+    _write_files(tmp_path / "stl10_binary", STL10_FILES)
+    with pytest.raises(RuntimeError) as info:
+        STL10(tmp_path, split="test")
+    message = str(info.value)
+    assert f"STL10 file {tmp_path / 'stl10_binary' / 'train_X.bin'} is corrupt" in message
+    assert "Delete it and download again" in message and "--download" in message
+    assert "\n" not in message
+
+
+def test_stl10_partly_missing_files_are_listed(tmp_path):
+    _write_files(tmp_path / "stl10_binary", STL10_FILES[:2])
+    with pytest.raises(RuntimeError, match=r"not found at .*missing: unlabeled_X.bin, test_X"):
+        STL10(tmp_path)
+
+
+def test_mnist_unreadable_files_are_one_error_naming_the_folder(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+    _write_files(raw, [*names, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+    with pytest.raises(RuntimeError, match=r"MNIST files in .*MNIST could not be read.*--download"):
+        MNIST(tmp_path)

@@ -64,3 +64,45 @@ def test_predict_smiles_and_standardizer_on_the_gpu():
     z = standardizer.transform(y.cuda())  # tensors are scaled on their own device
     assert z.is_cuda
     torch.testing.assert_close(z.cpu(), standardizer.transform(y), equal_nan=True)
+
+
+def test_write_predictions_csv_every_row_in_input_order(tmp_path):
+    import csv
+    import warnings
+
+    import numpy as np
+
+    from gconv.data.predict import write_predictions_csv
+
+    smiles = ["CCC", "C1CC", "CCO", "CCN", "OCC", "CCCl"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = MoleculeDataset(smiles, [1.0, 2.0, 3.0, 4.0, 3.0, 5.0], on_error="skip")
+    assert dataset.rows == [0, 2, 3, 5]
+    parts = {"train": dataset[[3, 0]], "val": dataset[[1]], "test": dataset[[2]]}
+    predictions = {
+        "train": (np.array([[5.5], [1.5]]), np.array([[0.1], [0.2]])),
+        "val": (np.array([[3.5]]), None),
+        "test": (np.array([[4.5]]), None),
+    }
+    path = tmp_path / "p.csv"
+    write_predictions_csv(path, parts, predictions, dataset.skipped, dataset.duplicates)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["smiles", "row", "split", "y0_true", "y0_pred", "y0_std", "error"]
+    assert rows[1:] == [
+        ["CCC", "0", "train", "1", "1.5", "0.2", ""],
+        ["C1CC", "1", "", "", "", "", "invalid SMILES 'C1CC': syntax error"],
+        ["CCO", "2", "val", "3", "3.5", "", ""],
+        ["CCN", "3", "test", "4", "4.5", "", ""],
+        [
+            "OCC",
+            "4",
+            "val",
+            "3",
+            "3.5",
+            "",
+            "duplicate of row 2 (same molecule, scored once as that row)",
+        ],
+        ["CCCl", "5", "train", "5", "5.5", "0.1", ""],
+    ]

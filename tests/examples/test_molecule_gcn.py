@@ -51,7 +51,10 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     with open(tmp_path / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 60
-    assert list(rows[0]) == ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std"]
+    header = ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std", "error"]
+    assert list(rows[0]) == header and [int(r["row"]) for r in rows] == sorted(
+        int(r["row"]) for r in rows
+    )  # input order
     assert {r["split"] for r in rows} == {"train", "val", "test"}
     stds = [float(r["pIC50_std"]) for r in rows]
     assert all(s >= 0 for s in stds) and max(stds) > 0  # two members disagree somewhere
@@ -67,7 +70,7 @@ def _write_csv(path: Path, rows: list[str], header: str = "smi,y") -> Path:
 
 def test_bad_rows_are_printed_and_listed(example, tmp_path, capsys):
     rows = ["CCO,1.0", "C1CC,2.0", "c1ccccc1,3.0", "CCN,", "CCCC,4.0", "CC(=O)O,5.0"]
-    rows += [f"{'C' * n}O,{n}" for n in range(2, 16)]
+    rows += [f"{'C' * n}O,{n}" for n in range(3, 17)]  # (n = 2 would repeat CCO)
     csv_path = _write_csv(tmp_path / "mols.csv", rows)
     out = tmp_path / "run"
     metrics = example.main(
@@ -81,6 +84,102 @@ def test_bad_rows_are_printed_and_listed(example, tmp_path, capsys):
     assert "row 1: C1CC: invalid SMILES 'C1CC': syntax error" in capsys.readouterr().out
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == len(rows) - 1
     assert metrics["tasks"] == ["y"]
+
+
+# -- issue 22: no silent wrong result from the data ---------------------------------------------
+# 24 distinct molecules, a random split: quick, and every part non-empty
+MOLECULES = [f"{'C' * n}{end}" for n in range(1, 9) for end in ("O", "N", "Cl")]
+RANDOM = ["--split", "random", *QUICK]
+
+
+def _rows(tmp_path, extra: list[str], header: str = "smiles,y") -> Path:
+    rows = [f"{s},{i / 4}" for i, s in enumerate(MOLECULES)] + extra
+    return _write_csv(tmp_path / "data.csv", rows, header=header)
+
+
+def test_conflicting_duplicates_are_one_error_line_naming_the_rows(example, tmp_path, capsys):
+    csv_path = _rows(tmp_path, ["CCO,1", "CCO,9", "OCC,1"])  # rows 24-26; "CO" is row 0
+    argv = ["--csv", str(csv_path), "--target-col", "y", "--out", str(tmp_path / "run"), *RANDOM]
+    message = _error_line(example, argv, capsys)
+    assert "'CCO' in rows 3, 24, 25, 26" in message and "'mean'" in message
+
+
+def test_predictions_list_every_input_row_in_order_with_reasons(example, tmp_path, capsys):
+    # duplicates averaged on request; a SMILES with a space is skipped, not read as ethanol
+    extra = ["CCO,1", "CCO,9", '"CCO c1ccccc1Cl",5', "OCC,1"]
+    csv_path = _rows(tmp_path, extra)
+    out = tmp_path / "run"
+    argv = ["--csv", str(csv_path), "--target-col", "y", "--duplicates", "mean"]
+    metrics = example.main([*argv, "--out", str(out), *RANDOM])
+    assert metrics["n_skipped"] == 1 and metrics["skipped"][0]["row"] == 26
+    assert "contains whitespace" in metrics["skipped"][0]["reason"]
+    assert [d["row"] for d in metrics["duplicates"]] == [24, 25, 27]
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 24
+    assert "3 row(s) repeat an earlier row's molecule" in capsys.readouterr().out
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["row"]) for r in rows] == list(range(28))  # every row, input order
+    assert list(rows[0]) == ["smiles", "row", "split", "y_true", "y_pred", "y_std", "error"]
+    ethanol = rows[3]
+    assert float(ethanol["y_true"]) == pytest.approx((0.75 + 1 + 9 + 1) / 4)
+    assert rows[26]["y_pred"] == "" and "contains whitespace" in rows[26]["error"]
+    for row in (24, 25, 27):  # merged copies: the molecule's split and prediction
+        assert rows[row]["error"] == "duplicate of row 3 (same molecule, scored once as that row)"
+        assert (rows[row]["split"], rows[row]["y_pred"]) == (ethanol["split"], ethanol["y_pred"])
+    assert rows[25]["y_true"] == "9"
+    test = [r for r in rows if r["split"] == "test" and not r["error"]]
+    error = [(float(r["y_pred"]) - float(r["y_true"])) ** 2 for r in test]
+    assert math.isclose((sum(error) / len(error)) ** 0.5, metrics["test_rmse"], rel_tol=1e-4)
+
+
+def test_copies_in_two_splits_of_a_split_column_are_one_error_line(example, tmp_path, capsys):
+    labels = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    rows = [f"{s},{i},{label}" for i, (s, label) in enumerate(zip(MOLECULES, labels, strict=True))]
+    csv_path = _write_csv(tmp_path / "s.csv", [*rows, "OCC,3,test"], header="smiles,y,split")
+    argv = ["--csv", str(csv_path), "--target-col", "y", "--split-column", "split", *QUICK]
+    message = _error_line(example, argv, capsys)
+    assert "rows 3 and 24 hold the same molecule ('OCC')" in message
+    assert "'train' and 'test'" in message
+
+
+def test_multitask_label_problems_name_the_column(example, tmp_path, capsys):
+    header = "smiles,y,z,split"
+    labels = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    empty = [f"{s},{i},,{lab}" for i, (s, lab) in enumerate(zip(MOLECULES, labels, strict=True))]
+    path = _write_csv(tmp_path / "empty.csv", empty, header=header)
+    argv = ["--csv", str(path), "--target-col", "y", "z", "--out", str(tmp_path / "r"), *RANDOM]
+    assert "target column 'z' has no labels" in _error_line(example, argv, capsys)
+    only_test = [
+        f"{s},{i},{7 if lab == 'test' else ''},{lab}"
+        for i, (s, lab) in enumerate(zip(MOLECULES, labels, strict=True))
+    ]
+    path = _write_csv(tmp_path / "test_only.csv", only_test, header=header)
+    argv = ["--csv", str(path), "--target-col", "y", "z", "--split-column", "split", *QUICK]
+    message = _error_line(example, argv, capsys)
+    assert "target column 'z' has no labels in the train split" in message
+    assert "4 in test" in message
+
+
+def test_constant_task_has_no_test_r2(example, tmp_path):
+    rows = [f"{s},{i / 4},1.0" for i, s in enumerate(MOLECULES)]
+    path = _write_csv(tmp_path / "const.csv", rows, header="smiles,y,z")
+    argv = ["--csv", str(path), "--target-col", "y", "z", "--out", str(tmp_path / "r"), *RANDOM]
+    metrics = example.main(argv)
+    assert metrics["test_r2_per_task"]["z"] is None
+    assert metrics["test_r2"] == pytest.approx(metrics["test_r2_per_task"]["y"])
+    assert "undefined for ['z']" in metrics["test_r2_note"]
+
+
+def test_descriptor_cache_goes_under_out_not_the_working_directory(example, tmp_path, monkeypatch):
+    csv_path = _rows(tmp_path, [])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "run"
+    argv = ["--csv", str(csv_path), "--target-col", "y", "--descriptors", "--out", str(out)]
+    example.main([*argv, "--no-baselines", *RANDOM])
+    assert list(cwd.iterdir()) == []
+    assert list((out / "cache").glob("descriptors-*.pt"))
 
 
 def test_split_column_defines_the_split(example, tmp_path):

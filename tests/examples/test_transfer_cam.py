@@ -84,8 +84,18 @@ def test_offline_default_data_runs_and_says_it_is_not_transfer(example, tmp_path
 def test_errors_name_the_missing_file(example, tmp_path):
     with pytest.raises(SystemExit, match=r"resnet18-f37072fd\.pth"):
         example.main(["--weights", str(tmp_path / "missing.pth"), "--limit", "50", "--val", "10"])
-    with pytest.raises(SystemExit, match=r"STL10 not found at .*stl10_binary"):
+    with pytest.raises(SystemExit, match=r"STL10 not found at .*stl10_binary.*--download"):
         example.main(["--data", "stl10", "--root", str(tmp_path)])
+    # present but corrupt (a truncated download): one line naming the file and --download
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    for name in ("train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin"):
+        (folder / name).write_bytes(b"\x00" * 100)
+    with pytest.raises(SystemExit) as info:
+        example.main(["--data", "stl10", "--root", str(tmp_path)])
+    message = str(info.value.code)
+    assert message.startswith(f"error: STL10 file {folder / 'train_X.bin'} is corrupt")
+    assert "--download" in message and "\n" not in message
     with pytest.raises(SystemExit):
         example.parse_args(["--image-size", "16"])
 

@@ -116,6 +116,6 @@ def test_no_calibration_and_the_confidence_option(tmp_path, data_csv):
     assert load_model(tmp_path / "off").column_names() == ["size"]
     wide = run([*common, "--confidence", "0.5", "--no-baselines", "-o", str(tmp_path / "c")])
     assert wide["calibration"]["confidence"] == 0.5
-    assert list(read_csv(tmp_path / "c" / "predictions.csv")[0])[-1] == "size_std"
+    assert list(read_csv(tmp_path / "c" / "predictions.csv")[0])[-2:] == ["size_std", "error"]
     with pytest.raises(SystemExit):
         run([*common, "--confidence", "1.5"])

@@ -28,8 +28,9 @@ def test_classification_reports_every_metric_per_task_and_their_mean(classificat
     rows = read_csv(classification_dir / "predictions.csv")
     assert list(rows[0]) == [
         "smiles", "row", "split",
-        "has_o_true", "has_o_pred", "has_o_std", "has_n_true", "has_n_pred", "has_n_std",
+        "has_o_true", "has_o_pred", "has_o_std", "has_n_true", "has_n_pred", "has_n_std", "error",
     ]  # fmt: skip
+    assert [int(r["row"]) for r in rows] == list(range(len(molecules())))  # input order
     assert all(0.0 <= float(r["has_o_pred"]) <= 1.0 for r in rows)
     assert sum(r["has_n_true"] == "nan" for r in rows) == 10  # missing labels stay missing
 
@@ -112,7 +113,7 @@ def test_a_task_without_training_labels_is_refused(tmp_path):
         row["split"] = "train" if i < 40 else "val" if i < 45 else "test"
         row["late"] = "1" if i >= 40 else ""
     path = write_csv(tmp_path / "late.csv", rows)
-    with pytest.raises(UsageError, match=r"\['late'\] have no label in the training split"):
+    with pytest.raises(UsageError, match=r"target column 'late' has no labels in the train split"):
         train(path, target_columns=["size", "late"], splits_column="split", output_dir=tmp_path)
 
 

@@ -51,3 +51,12 @@ def test_accuracy_with_class_probability_targets():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
     soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
     assert accuracy(logits, soft) == pytest.approx(2 / 3)
+
+
+def test_r2_leaves_out_tasks_whose_labels_do_not_vary():
+    """A constant task has no R² (scikit-learn would report 0.0 or 1.0 and bias the mean)."""
+    tgt = torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [4.0, float("nan")]])
+    out = torch.tensor([[1.1, 4.0], [1.9, 6.0], [3.2, 5.0], [3.9, 0.0]])
+    assert r2(out, tgt) == pytest.approx(r2(out[:, :1], tgt[:, :1]))
+    assert math.isnan(r2(out[:, 1:], tgt[:, 1:]))
+    assert math.isnan(r2(out[:1, :1], tgt[:1, :1]))  # one label: undefined too
