@@ -83,7 +83,8 @@ def fit_temperature(tasks: Tasks, outputs: Tensor, y_val: np.ndarray) -> dict:
     out_channels]`` logits). A task with fewer than two classes among its validation labels
     keeps :math:`T = 1`."""
     temperatures, counts = [], []
-    logits = outputs.double().view(outputs.shape[0], outputs.shape[1], tasks.num_tasks, -1)
+    per_task = tasks.out_channels // tasks.num_tasks
+    logits = outputs.double().view(outputs.shape[0], outputs.shape[1], tasks.num_tasks, per_task)
     for t in range(tasks.num_tasks):
         labelled = ~np.isnan(y_val[:, t])
         labels = torch.from_numpy(y_val[labelled, t].astype(np.int64))

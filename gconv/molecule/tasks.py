@@ -215,7 +215,8 @@ class Tasks:
         if self.task_type == "regression":
             values = outputs
         else:
-            logits = outputs.view(members, n, self.num_tasks, -1)
+            per_task = self.out_channels // self.num_tasks  # explicit: n may be 0
+            logits = outputs.view(members, n, self.num_tasks, per_task)
             if temperature is not None:
                 logits = logits / temperature.double().view(1, 1, -1, 1)
             if self.task_type == "classification":
@@ -223,7 +224,8 @@ class Tasks:
             else:
                 values = torch.softmax(logits, dim=-1)
         mean = values.mean(0)
-        spread = values.std(0, unbiased=False)
+        # (no molecules: torch warns about the degrees of freedom of an empty std)
+        spread = values.std(0, unbiased=False) if n else torch.zeros(mean.shape, dtype=mean.dtype)
         if self.task_type == "multiclass":  # the spread of the predicted class's probability
             spread = spread.gather(-1, mean.argmax(-1, keepdim=True)).squeeze(-1)
         return mean.numpy(), spread.numpy()

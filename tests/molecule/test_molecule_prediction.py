@@ -170,3 +170,20 @@ def test_fingerprint_block_index_reads_the_head(classification_dir, tmp_path, ca
     assert "--ffn-block-index: block must be from 0" in message
     run([*argv])  # default name next to the input: t_fps_0.csv
     assert (tmp_path / "t_fps_0.csv").is_file()
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification", "multiclass"])
+def test_no_readable_row_in_a_chunk_or_a_file(kind, request, tmp_path):
+    model = load_model(request.getfixturevalue(f"{kind}_dir"))
+    table = model.predict([])
+    assert all(len(column) == 0 for column in table.values())
+    rows = [{"smiles": s} for s in ("C1CC", "", "CCO", "CCN")]
+    test = write_csv(tmp_path / "t.csv", rows)
+    summary = predict_csv(model, test, tmp_path / "p.csv", chunk_size=2)  # chunk 1: all bad
+    assert summary == {"rows": 4, "failed": 2, "path": tmp_path / "p.csv"}
+    result = read_csv(tmp_path / "p.csv")
+    assert [bool(r["error"]) for r in result] == [True, True, False, False]
+    (tmp_path / "h.csv").write_text("smiles\n")  # a header and no rows
+    assert predict_csv(model, tmp_path / "h.csv", tmp_path / "q.csv")["rows"] == 0
+    assert read_csv(tmp_path / "q.csv") == []
+    assert fingerprint_csv(model, tmp_path / "h.csv", tmp_path / "f.csv")["rows"] == 0
