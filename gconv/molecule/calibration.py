@@ -26,15 +26,18 @@ its few hundred molecules the effect is small next to the split's own shift.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 from torch import Tensor
 
+from gconv.molecule.model import MoleculeModel
 from gconv.molecule.tasks import Tasks
 
 __all__ = [
+    "calibrate",
     "conformal_half_width",
     "fit_conformal",
     "fit_temperature",
@@ -152,3 +155,67 @@ def expected_calibration_error(
             correct = (probs.argmax(-1) == labels).astype(np.float64)
         result.append(_ece(confidence, correct, n_bins))
     return result
+
+
+def calibrate(
+    model: MoleculeModel,
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
+    graphs: dict[str, list],
+    y_val: np.ndarray,
+    y_test: np.ndarray,
+    enabled: bool,
+    confidence: float,
+) -> dict[str, Any]:
+    """Fits the calibration on the validation split (see the module docstring), sets it on
+    ``model``, updates ``predictions`` (temperature-scaled probabilities) and returns what
+    ``metrics.json`` reports: the calibration, the test coverage of the intervals (their mean as
+    ``test_coverage``) or the test ECE (``test_ece``, and ``test_ece_uncalibrated``)."""
+    tasks = model.tasks
+    names = tasks.names
+
+    def mean(values: list[float | None]) -> float | None:
+        defined = [v for v in values if v is not None]
+        return float(np.mean(defined)) if defined else None
+
+    report: dict[str, Any] = {"method": None}
+    if tasks.task_type != "regression":
+        before = expected_calibration_error(tasks, y_test, predictions["test"][0])
+        report["test_ece_uncalibrated"] = mean(before)
+        report["test_ece_uncalibrated_per_task"] = dict(zip(names, before, strict=True))
+    if not enabled:
+        if tasks.task_type != "regression":
+            report["test_ece"] = report["test_ece_uncalibrated"]
+        return report
+    if tasks.task_type == "regression":
+        model.calibration = fit_conformal(tasks, y_val, predictions["val"][0], confidence)
+        lo, hi = model.interval(predictions["test"][0])
+        covered = coverage(y_test, lo, hi)
+        report.update(model.calibration)
+        report["test_coverage"] = mean(covered)
+        report["test_coverage_per_task"] = dict(zip(names, covered, strict=True))
+        widths = ", ".join(f"{q:.4g}" for q in model.calibration["half_width"])
+        report["summary"] = (
+            f"{confidence:.0%} interval +- [{widths}], test coverage {report['test_coverage']:.2f}"
+            if report["test_coverage"] is not None
+            else f"{confidence:.0%} interval +- [{widths}]"
+        )
+        if not all(model.calibration["guaranteed"]):
+            report["summary"] += (
+                f" (too few validation labels for a {confidence:.0%} guarantee: the largest "
+                "residual is used)"
+            )
+        return report
+    model.calibration = fit_temperature(tasks, model.outputs(graphs["val"]), y_val)
+    for name, part_graphs in graphs.items():
+        predictions[name] = model.predict_graphs(part_graphs)
+    after = expected_calibration_error(tasks, y_test, predictions["test"][0])
+    report.update(model.calibration)
+    report["test_ece"] = mean(after)
+    report["test_ece_per_task"] = dict(zip(names, after, strict=True))
+    temperatures = ", ".join(f"{t:.3g}" for t in model.calibration["temperature"])
+    if report["test_ece"] is not None:
+        report["summary"] = (
+            f"temperature [{temperatures}], test ECE {report['test_ece']:.3f} (uncalibrated "
+            f"{report['test_ece_uncalibrated']:.3f})"
+        )
+    return report

@@ -54,12 +54,7 @@ from gconv.data import (
 from gconv.models import GNN
 from gconv.models.gnn import CONVS
 from gconv.molecule.baselines import constant_baseline, fingerprint_baseline
-from gconv.molecule.calibration import (
-    coverage,
-    expected_calibration_error,
-    fit_conformal,
-    fit_temperature,
-)
+from gconv.molecule.calibration import calibrate
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import save_model_dir
@@ -346,70 +341,6 @@ def fit_members(
     return members, best_epochs
 
 
-def _calibrate(
-    model: MoleculeModel,
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
-    graphs: dict[str, list],
-    y_val: np.ndarray,
-    y_test: np.ndarray,
-    enabled: bool,
-    confidence: float,
-) -> dict[str, Any]:
-    """Fits the calibration on the validation split (``gconv.molecule.calibration``), sets it on
-    ``model``, updates ``predictions`` (temperature-scaled probabilities) and returns what
-    ``metrics.json`` reports: the calibration, the test coverage of the intervals (their mean as
-    ``test_coverage``) or the test ECE (``test_ece``, and ``test_ece_uncalibrated``)."""
-    tasks = model.tasks
-    names = tasks.names
-
-    def mean(values: list[float | None]) -> float | None:
-        defined = [v for v in values if v is not None]
-        return float(np.mean(defined)) if defined else None
-
-    report: dict[str, Any] = {"method": None}
-    if tasks.task_type != "regression":
-        before = expected_calibration_error(tasks, y_test, predictions["test"][0])
-        report["test_ece_uncalibrated"] = mean(before)
-        report["test_ece_uncalibrated_per_task"] = dict(zip(names, before, strict=True))
-    if not enabled:
-        if tasks.task_type != "regression":
-            report["test_ece"] = report["test_ece_uncalibrated"]
-        return report
-    if tasks.task_type == "regression":
-        model.calibration = fit_conformal(tasks, y_val, predictions["val"][0], confidence)
-        lo, hi = model.interval(predictions["test"][0])
-        covered = coverage(y_test, lo, hi)
-        report.update(model.calibration)
-        report["test_coverage"] = mean(covered)
-        report["test_coverage_per_task"] = dict(zip(names, covered, strict=True))
-        widths = ", ".join(f"{q:.4g}" for q in model.calibration["half_width"])
-        report["summary"] = (
-            f"{confidence:.0%} interval +- [{widths}], test coverage {report['test_coverage']:.2f}"
-            if report["test_coverage"] is not None
-            else f"{confidence:.0%} interval +- [{widths}]"
-        )
-        if not all(model.calibration["guaranteed"]):
-            report["summary"] += (
-                f" (too few validation labels for a {confidence:.0%} guarantee: the largest "
-                "residual is used)"
-            )
-        return report
-    model.calibration = fit_temperature(tasks, model.outputs(graphs["val"]), y_val)
-    for name, part_graphs in graphs.items():
-        predictions[name] = model.predict_graphs(part_graphs)
-    after = expected_calibration_error(tasks, y_test, predictions["test"][0])
-    report.update(model.calibration)
-    report["test_ece"] = mean(after)
-    report["test_ece_per_task"] = dict(zip(names, after, strict=True))
-    temperatures = ", ".join(f"{t:.3g}" for t in model.calibration["temperature"])
-    if report["test_ece"] is not None:
-        report["summary"] = (
-            f"temperature [{temperatures}], test ECE {report['test_ece']:.3f} (uncalibrated "
-            f"{report['test_ece_uncalibrated']:.3f})"
-        )
-    return report
-
-
 def _r2_notes(tasks: Tasks, scores: dict) -> dict[str, Any]:
     """Regression: each task's test R² (None where undefined: fewer than two test labels, or all
     equal, where scikit-learn's 0.0 / 1.0 would say nothing of the model) and a note naming those
@@ -666,7 +597,7 @@ def train(
     )
     graphs = {name: part.graphs for name, part in zip(("train", "val", "test"), parts, strict=True)}
     predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
-    calibration_report = _calibrate(
+    calibration_report = calibrate(
         model, predictions, graphs, y_val, y_test, calibration, confidence
     )
     test_scores = tasks.scores(y_test, predictions["test"][0])
