@@ -21,6 +21,8 @@ PUBLIC_MODULES = [
     "gconv.train",
     "gconv.explain",
     "gconv.summary",
+    "gconv.molecule",
+    "gconv.cli",
 ]
 SCRIPTS = sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
 

@@ -95,7 +95,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "to_tensors",
     ),
     "loader": ("TensorLoader",),
-    "predict": ("predict_smiles", "write_predictions_csv"),
+    "predict": ("format_number", "predict_smiles", "write_predictions_csv"),
     "scaling": ("Standardizer",),
     "splitting": ("murcko_scaffold", "random_split_indices", "scaffold_split_indices"),
     "superpixels": ("image_to_superpixels", "superpixel_dataset"),
@@ -199,7 +199,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         to_tensors,
     )
     from gconv.data.loader import TensorLoader
-    from gconv.data.predict import predict_smiles, write_predictions_csv
+    from gconv.data.predict import format_number, predict_smiles, write_predictions_csv
     from gconv.data.scaling import Standardizer
     from gconv.data.splitting import murcko_scaffold, random_split_indices, scaffold_split_indices
     from gconv.data.superpixels import image_to_superpixels, superpixel_dataset

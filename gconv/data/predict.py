@@ -31,7 +31,19 @@ from gconv.data.scaling import Standardizer
 if TYPE_CHECKING:
     from gconv.data.datasets import Duplicate, MoleculeDataset
 
-__all__ = ["predict_smiles", "write_predictions_csv"]
+__all__ = ["predict_smiles", "write_predictions_csv", "format_number"]
+
+
+def format_number(value: float) -> str:
+    """A number as a CSV cell: the shortest text that reads back as the same float32 (``9``,
+    ``6.42``, ``0.1``, ``1.2345679e-08``, ``nan``), so a file holds every digit a float32 model
+    computes, and no noise (``6.42``, not ``6.42000008``)."""
+    value = np.float32(value)
+    if not np.isfinite(value):
+        return str(value)
+    if value == 0 or 1e-4 <= abs(value) < 1e16:
+        return np.format_float_positional(value, unique=True, trim="-")
+    return np.format_float_scientific(value, unique=True, trim="-")
 
 
 @torch.no_grad()
@@ -87,7 +99,9 @@ def write_predictions_csv(
 
     Columns: ``smiles``, ``row`` (0-based data row of the input), ``split``, then per task
     ``<task>_true``, ``<task>_pred``, ``<task>_std`` (the ensemble's spread; empty without
-    one), and ``error``. A molecule's line has an empty ``error``. A skipped row
+    one), and ``error``; numbers as :func:`format_number` writes them. Class probabilities
+    (a ``mean`` of shape ``[N, T, C]``) make ``<task>_pred`` the most probable class, followed
+    by ``<task>_class_<k>``, the probability of class ``k``. A molecule's line has an empty ``error``. A skipped row
     (:attr:`MoleculeDataset.skipped`) has empty split and value cells and its reason in
     ``error``. A row merged into an earlier copy of its molecule
     (:attr:`MoleculeDataset.duplicates`) gets that molecule's split and prediction, its own
@@ -100,34 +114,44 @@ def write_predictions_csv(
         parts (Mapping[str, MoleculeDataset]): The splits by name, e.g. ``{"train": train,
             "val": val, "test": test}``, with targets in original units.
         predictions (Mapping[str, tuple]): Per split name ``(mean, std)``, arrays
-            ``[len(part), num_tasks]`` in original units, in the part's order; ``std`` may be
-            :obj:`None`.
+            ``[len(part), num_tasks]`` in original units (or ``mean`` ``[len(part), num_tasks,
+            C]`` class probabilities), in the part's order; ``std`` may be :obj:`None`.
         skipped (Iterable[tuple[int, str, str]], optional): ``(row, smiles, reason)`` of the
             rows that could not be read. (default: none)
         duplicates (Iterable[Duplicate], optional): Merged rows; those whose kept row is in no
             part are left out. (default: none)
     """
     tasks = next(iter(parts.values())).target_names if parts else []
+    shapes = {np.asarray(mean).ndim for mean, _ in predictions.values()}
+    classes = 0
+    if 3 in shapes:  # class probabilities [N, T, C]
+        classes = next(np.asarray(m).shape[2] for m, _ in predictions.values() if np.ndim(m) == 3)
     header = ["smiles", "row", "split"]
     for task in tasks:
-        header += [f"{task}_true", f"{task}_pred", f"{task}_std"]
+        header += [f"{task}_true", f"{task}_pred"]
+        header += [f"{task}_class_{k}" for k in range(classes)]
+        header.append(f"{task}_std")
     header.append("error")
+    width = len(header) - 4  # the value cells of one line
 
     def values(truth, mean, std) -> list[str]:
         cells = []
         for t in range(len(tasks)):
-            cells += [
-                f"{truth[t]:.6g}",
-                f"{mean[t]:.6g}",
-                "" if std is None else f"{std[t]:.6g}",
-            ]
+            cells.append(format_number(truth[t]))
+            if classes:
+                cells.append(str(int(np.argmax(mean[t]))))
+                cells += [format_number(p) for p in mean[t]]
+            else:
+                cells.append(format_number(mean[t]))
+            cells.append("" if std is None else format_number(std[t]))
         return cells
 
     lines: dict[int, list] = {}
     molecule: dict[int, tuple] = {}  # row -> (split, mean, std) for the merged rows
     for name, part in parts.items():
         mean, std = predictions[name]
-        mean = np.asarray(mean).reshape(len(part), -1)
+        mean = np.asarray(mean).reshape(len(part), len(tasks), -1)
+        mean = mean if classes else mean[:, :, 0]
         std = None if std is None else np.asarray(std).reshape(len(part), -1)
         truth = part.y.numpy() if tasks else np.zeros((len(part), 0))
         for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
@@ -140,7 +164,7 @@ def write_predictions_csv(
             note = f"duplicate of row {dup.kept_row} (same molecule, scored once as that row)"
             lines[dup.row] = [dup.smiles, dup.row, name, *values(dup.y, mean, std), note]
     for row, smiles, reason in skipped:
-        lines[row] = [smiles, row, "", *[""] * (3 * len(tasks)), reason]
+        lines[row] = [smiles, row, "", *[""] * width, reason]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)

@@ -106,3 +106,41 @@ def test_write_predictions_csv_every_row_in_input_order(tmp_path):
         ],
         ["CCCl", "5", "train", "5", "5.5", "0.1", ""],
     ]
+
+
+def test_format_number_is_the_shortest_text_of_the_float32():
+    import numpy as np
+
+    from gconv.data import format_number
+
+    values = [9.0, 6.42, 0.1, -3.25, 13.189452, 1e-8, 1e30, 0.0, 123456.789]
+    assert [format_number(v) for v in values[:4]] == ["9", "6.42", "0.1", "-3.25"]
+    for value in values:  # reads back as the same float32
+        assert np.float32(float(format_number(value))) == np.float32(value)
+    assert format_number(float("nan")) == "nan"
+
+
+def test_write_predictions_csv_with_class_probabilities(tmp_path):
+    import csv
+
+    import numpy as np
+
+    from gconv.data.predict import write_predictions_csv
+
+    dataset = MoleculeDataset(["CCC", "CCO", "CCN"], [0.0, 2.0, 1.0], target_names=["g"])
+    parts = {"train": dataset[[0, 2]], "test": dataset[[1]]}
+    probabilities = np.array([[[0.7, 0.2, 0.1]], [[0.1, 0.3, 0.6]]])
+    predictions = {
+        "train": (probabilities, np.array([[0.05], [0.1]])),
+        "test": (probabilities[:1], None),
+    }
+    write_predictions_csv(tmp_path / "p.csv", parts, predictions)
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == [
+        "smiles", "row", "split", "g_true", "g_pred", "g_class_0", "g_class_1", "g_class_2",
+        "g_std", "error",
+    ]  # fmt: skip
+    assert rows[1] == ["CCC", "0", "train", "0", "0", "0.7", "0.2", "0.1", "0.05", ""]
+    assert rows[2] == ["CCO", "1", "test", "2", "0", "0.7", "0.2", "0.1", "", ""]
+    assert rows[3] == ["CCN", "2", "train", "1", "2", "0.1", "0.3", "0.6", "0.1", ""]

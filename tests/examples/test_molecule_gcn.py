@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "molecule_gcn.py"
@@ -306,27 +305,6 @@ def test_resume_with_more_epochs_trains_on_and_a_torn_checkpoint_is_one_line(
 def test_csv_without_target_column_is_a_usage_error(example, tmp_path):
     with pytest.raises(SystemExit):
         example.parse_args(["--csv", str(tmp_path / "x.csv")])
-
-
-def test_auto_readout_follows_size_dependence(example):
-    from gconv.data import MoleculeDataset
-
-    smiles = [f"{'C' * n}{'O' * k}" for n in range(1, 10) for k in range(1, 4)]
-    # extensive: 2 per carbon plus 5 per oxygen; intensive: a coin flip per molecule
-    extensive = MoleculeDataset(smiles, [2.0 * s.count("C") + 5.0 * s.count("O") for s in smiles])
-    coin = np.random.default_rng(0).normal(size=len(smiles))
-    intensive = MoleculeDataset(smiles, coin)
-    args = example.parse_args([])
-    assert example.choose_readout(args, extensive)[0] == "norm"
-    assert example.choose_readout(args, intensive)[0] == "meanmax"
-
-
-def test_default_epochs_give_small_sets_at_least_1200_steps(example):
-    assert example.default_epochs(3993, 64) == 100  # TPSA: 63 steps an epoch
-    assert example.default_epochs(813, 64) == 100  # CHEMBL: 13 steps, 1,300 in 100 epochs
-    assert example.default_epochs(160, 64) == 400  # ClogP: 3 steps an epoch
-    assert example.default_epochs(10, 64) == 1200
-    assert example.parse_args([]).epochs is None  # explicit --epochs is taken as given
 
 
 @pytest.mark.slow

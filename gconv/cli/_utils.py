@@ -1,0 +1,120 @@
+"""What ``gconv predict`` and ``gconv fingerprint`` share: the model-directory flags and loading a
+directory by its kind."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gconv.molecule.errors import UsageError
+from gconv.molecule.model_dir import load_model, read_config
+from gconv.molecule.prediction import CHUNK_SIZE
+from gconv.molecule.training import resolve_device
+
+__all__ = [
+    "CompactHelpFormatter",
+    "CompactRawHelpFormatter",
+    "respell",
+    "add_model_arguments",
+    "load_directory",
+    "default_output",
+]
+
+# model-directory kind -> its loader (issue 25 adds "image")
+LOADERS = {"molecule": load_model}
+
+
+def respell(message: str, parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """``message`` with each option named as the user typed it: the library names an option by
+    its first long flag (``--output-dir``); where ``argv`` used an alias (``--out``), so does the
+    message."""
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    for action in parser._actions:
+        names = [s for s in action.option_strings if s.startswith("--")]
+        if not names or names[0] in typed:
+            continue
+        alias = next((name for name in names[1:] if name in typed), None)
+        if alias is not None:
+            message = re.sub(rf"(?<![\w-]){re.escape(names[0])}(?![\w-])", alias, message)
+    return message
+
+
+class CompactHelpFormatter(argparse.HelpFormatter):
+    """Help on one screen: an option shows its short flag and first long name with the metavar
+    once (``-i, --data-path CSV``; aliases are listed in the epilog and ``docs/cli.md``), its help
+    on the same line, 100 columns at most."""
+
+    def __init__(self, prog: str) -> None:
+        import shutil
+
+        width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+        super().__init__(prog, max_help_position=34, width=width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        text = " ".join(text.split())  # flags such as --target-columns are not split at "-"
+        return textwrap.fill(
+            text, width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        short = [s for s in action.option_strings if not s.startswith("--")]
+        long = [s for s in action.option_strings if s.startswith("--")]
+        flags = ", ".join(short[:1] + long[:1])
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return f"--[no-]{long[0][2:]}"
+        if action.nargs == 0:
+            return flags
+        return (
+            f"{flags} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
+        )
+
+
+class CompactRawHelpFormatter(CompactHelpFormatter):
+    """:class:`CompactHelpFormatter` that prints the description as written (a script's
+    docstring)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--model-path``, ``--test-path``, ``--smiles-columns`` and the run options."""
+    p.add_argument("-i", "--test-path", type=Path, required=True, metavar="CSV",
+                   help="CSV with a header row and a SMILES column")  # fmt: skip
+    p.add_argument("--model-path", "--model-paths", dest="model_paths", type=Path, nargs="+",
+                   required=True, metavar="DIR", help="the model directory `gconv train` wrote")  # fmt: skip
+    p.add_argument("-s", "--smiles-columns", dest="smiles_column", metavar="NAME",
+                   help="SMILES column (default: the training file's name for it)")  # fmt: skip
+    p.add_argument("-b", "--batch-size", type=int, default=256, metavar="N")
+    p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, metavar="ROWS",
+                   help="rows read and written at a time (memory stays flat)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's)")
+
+
+def load_directory(args: argparse.Namespace) -> Any:
+    """The model in the one ``--model-path`` directory, loaded by the loader of its kind."""
+    if len(args.model_paths) != 1:
+        raise UsageError(
+            f"--model-path takes one model directory (its model_<k> members are the ensemble), "
+            f"got {len(args.model_paths)}: {[str(p) for p in args.model_paths]}"
+        )
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    directory = args.model_paths[0]
+    kind = read_config(directory).get("kind")
+    if kind not in LOADERS:
+        raise UsageError(f"{directory} holds a {kind!r} model; this gconv reads {list(LOADERS)}")
+    return LOADERS[kind](directory, device=resolve_device(args.device))
+
+
+def default_output(test_path: Path, suffix: str) -> Path:
+    """chemprop's default: next to the input, ``<stem><suffix>.csv``."""
+    return test_path.parent / f"{test_path.stem}{suffix}.csv"

@@ -1,0 +1,51 @@
+"""``gconv predict``: a model directory's predictions for a CSV of SMILES (chemprop's format)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gconv.cli._utils import add_model_arguments, default_output, load_directory
+from gconv.molecule.prediction import predict_csv
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "predict a CSV of SMILES with a model directory"
+DESCRIPTION = (
+    "Writes the input columns, one column per task (the value; the probability of class 1; the "
+    "predicted class and <task>_class_<k> probabilities), <task>_std with an ensemble, "
+    "<task>_lo / <task>_hi with a calibrated interval, and 'error' (why a row could not be read: "
+    "its predictions stay empty). Reads and writes in chunks."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("-o", "--preds-path", "--output", dest="preds_path", type=Path, metavar="CSV",
+                   help="predictions CSV (default: <test stem>_preds.csv next to it)")  # fmt: skip
+    p.add_argument("--drop-extra-columns", action="store_true",
+                   help="keep only the SMILES column of the input")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Predicts ``--test-path`` into ``--preds-path``; prints one summary line."""
+    model = load_directory(args)
+    preds_path = args.preds_path or default_output(args.test_path, "_preds")
+    summary = predict_csv(
+        model,
+        args.test_path,
+        preds_path,
+        smiles_column=args.smiles_column,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        drop_extra_columns=args.drop_extra_columns,
+    )
+    if summary["failed"]:
+        print(
+            f"{summary['failed']:,} of {summary['rows']:,} rows could not be read: see the "
+            f"'error' column of {preds_path}"
+        )
+    else:
+        print(f"predicted {summary['rows']:,} rows into {preds_path}")
+    return summary

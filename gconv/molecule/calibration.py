@@ -1,0 +1,221 @@
+r"""Uncertainty that means what it says, fitted on the validation split: prediction intervals for
+regression, calibrated probabilities for classification; and how the test split rates them.
+
+* **Regression — split-conformal intervals** (`Vovk et al.; Lei et al. 2018
+  <https://arxiv.org/abs/1604.04173>`_): per task, the absolute residuals
+  :math:`r_i = |y_i - \hat y_i|` of the :math:`n` labelled validation molecules, and the
+  half-width :math:`q = r_{(k)}`, the :math:`k`-th smallest with :math:`k = \lceil (n + 1)c
+  \rceil` for confidence :math:`c`. The interval :math:`\hat y \pm q` then holds a new molecule's
+  value with probability at least :math:`c` when molecules are exchangeable with the validation
+  ones (a scaffold split makes the test set harder: the test coverage in ``metrics.json`` says
+  what it was). With :math:`k > n` (fewer than :math:`c / (1 - c)` labels) no finite :math:`q`
+  guarantees :math:`c`; the largest residual is taken and ``guaranteed`` is false.
+* **Classification — temperature scaling** (`Guo et al. 2017 <https://arxiv.org/abs/1706.04599>`_):
+  per task, one :math:`T > 0` dividing every member's logits, chosen to minimise the negative
+  log-likelihood of the ensemble's probabilities on the validation labels. Dividing by :math:`T`
+  keeps each member's ranking of molecules, so AUROC of a single model is unchanged.
+* **Expected calibration error** (ECE, 10 equal-width bins, the definition of torchmetrics'
+  ``binary_calibration_error`` / ``multiclass_calibration_error``, tested equal): binary tasks
+  compare the probability of class 1 with the label's frequency, multiclass tasks the top class's
+  probability with its accuracy.
+
+The validation split also chose the best epoch, so it is not a pristine calibration set; with
+its few hundred molecules the effect is small next to the split's own shift.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import minimize_scalar
+from torch import Tensor
+
+from gconv.molecule.model import MoleculeModel
+from gconv.molecule.tasks import Tasks
+
+__all__ = [
+    "calibrate",
+    "conformal_half_width",
+    "fit_conformal",
+    "fit_temperature",
+    "coverage",
+    "expected_calibration_error",
+]
+
+_TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+def conformal_half_width(residuals: np.ndarray, confidence: float) -> tuple[float, bool]:
+    """The split-conformal half-width of absolute ``residuals`` at ``confidence``, and whether
+    it carries the guarantee (enough residuals)."""
+    residuals = np.sort(np.abs(np.asarray(residuals, dtype=np.float64)))
+    n = len(residuals)
+    if n == 0:
+        return math.nan, False
+    k = math.ceil((n + 1) * confidence)
+    return float(residuals[min(k, n) - 1]), k <= n
+
+
+def fit_conformal(
+    tasks: Tasks, y_val: np.ndarray, prediction: np.ndarray, confidence: float
+) -> dict:
+    """``{"method": "conformal", "confidence", "half_width": [T], "n": [T], "guaranteed": [T]}``
+    from the validation labels and the ensemble's validation predictions (regression)."""
+    half_widths, counts, guaranteed = [], [], []
+    for t in range(tasks.num_tasks):
+        labelled = ~np.isnan(y_val[:, t])
+        q, exact = conformal_half_width(y_val[labelled, t] - prediction[labelled, t], confidence)
+        half_widths.append(q)
+        counts.append(int(labelled.sum()))
+        guaranteed.append(exact)
+    return {
+        "method": "conformal",
+        "confidence": confidence,
+        "half_width": half_widths,
+        "n": counts,
+        "guaranteed": guaranteed,
+    }
+
+
+def fit_temperature(tasks: Tasks, outputs: Tensor, y_val: np.ndarray) -> dict:
+    """``{"method": "temperature", "temperature": [T], "n": [T]}``: per task, the temperature
+    minimising the validation NLL of the ensemble's probabilities (``outputs``: ``[M, N,
+    out_channels]`` logits). A task with fewer than two classes among its validation labels
+    keeps :math:`T = 1`."""
+    temperatures, counts = [], []
+    per_task = tasks.out_channels // tasks.num_tasks
+    logits = outputs.double().view(outputs.shape[0], outputs.shape[1], tasks.num_tasks, per_task)
+    for t in range(tasks.num_tasks):
+        labelled = ~np.isnan(y_val[:, t])
+        labels = torch.from_numpy(y_val[labelled, t].astype(np.int64))
+        counts.append(int(labelled.sum()))
+        if len(torch.unique(labels)) < 2:
+            temperatures.append(1.0)
+            continue
+        z = logits[:, torch.from_numpy(labelled), t]  # [M, n, 1 or C]
+
+        def nll(log_t: float, z=z, labels=labels) -> float:
+            scaled = z / math.exp(log_t)
+            if tasks.task_type == "classification":
+                p1 = torch.sigmoid(scaled[..., 0]).mean(0)
+                p = torch.where(labels == 1, p1, 1 - p1)
+            else:
+                p = torch.softmax(scaled, -1).mean(0).gather(-1, labels[:, None])[:, 0]
+            return float(-torch.log(p.clamp_min(1e-12)).mean())
+
+        low, high = (math.log(v) for v in _TEMPERATURE_RANGE)
+        result = minimize_scalar(nll, bounds=(low, high), method="bounded")
+        temperatures.append(float(math.exp(result.x)))
+    return {"method": "temperature", "temperature": temperatures, "n": counts}
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[float | None]:
+    """Per task, the fraction of labelled molecules whose value lies in ``[lo, hi]``."""
+    result = []
+    for t in range(y.shape[1]):
+        labelled = ~np.isnan(y[:, t])
+        inside = (lo[labelled, t] <= y[labelled, t]) & (y[labelled, t] <= hi[labelled, t])
+        result.append(float(inside.mean()) if labelled.any() else None)
+    return result
+
+
+def _ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
+    # torchmetrics' binning: bucketize(right=True) - 1 on linspace(0, 1, n_bins + 1)
+    boundaries = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.searchsorted(boundaries, confidence, side="right") - 1
+    total = 0.0
+    for b in np.unique(bins):
+        members = bins == b
+        total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def expected_calibration_error(
+    tasks: Tasks, y: np.ndarray, prediction: np.ndarray, n_bins: int = 10
+) -> list[float | None]:
+    """Per task, the ECE of the probabilities (classification: of class 1 against the label;
+    multiclass: of the top class against its being right) over the labelled molecules."""
+    if tasks.task_type == "regression":
+        raise ValueError("the expected calibration error needs class probabilities")
+    result = []
+    for t in range(tasks.num_tasks):
+        labelled = ~np.isnan(y[:, t])
+        if not labelled.any():
+            result.append(None)
+            continue
+        labels = y[labelled, t].astype(np.int64)
+        if tasks.task_type == "classification":
+            confidence, correct = prediction[labelled, t], labels.astype(np.float64)
+        else:
+            probs = prediction[labelled, t]
+            confidence = probs.max(-1)
+            correct = (probs.argmax(-1) == labels).astype(np.float64)
+        result.append(_ece(confidence, correct, n_bins))
+    return result
+
+
+def calibrate(
+    model: MoleculeModel,
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
+    graphs: dict[str, list],
+    y_val: np.ndarray,
+    y_test: np.ndarray,
+    enabled: bool,
+    confidence: float,
+) -> dict[str, Any]:
+    """Fits the calibration on the validation split (see the module docstring), sets it on
+    ``model``, updates ``predictions`` (temperature-scaled probabilities) and returns what
+    ``metrics.json`` reports: the calibration, the test coverage of the intervals (their mean as
+    ``test_coverage``) or the test ECE (``test_ece``, and ``test_ece_uncalibrated``)."""
+    tasks = model.tasks
+    names = tasks.names
+
+    def mean(values: list[float | None]) -> float | None:
+        defined = [v for v in values if v is not None]
+        return float(np.mean(defined)) if defined else None
+
+    report: dict[str, Any] = {"method": None}
+    if tasks.task_type != "regression":
+        before = expected_calibration_error(tasks, y_test, predictions["test"][0])
+        report["test_ece_uncalibrated"] = mean(before)
+        report["test_ece_uncalibrated_per_task"] = dict(zip(names, before, strict=True))
+    if not enabled:
+        if tasks.task_type != "regression":
+            report["test_ece"] = report["test_ece_uncalibrated"]
+        return report
+    if tasks.task_type == "regression":
+        model.calibration = fit_conformal(tasks, y_val, predictions["val"][0], confidence)
+        lo, hi = model.interval(predictions["test"][0])
+        covered = coverage(y_test, lo, hi)
+        report.update(model.calibration)
+        report["test_coverage"] = mean(covered)
+        report["test_coverage_per_task"] = dict(zip(names, covered, strict=True))
+        widths = ", ".join(f"{q:.4g}" for q in model.calibration["half_width"])
+        report["summary"] = (
+            f"{confidence:.0%} interval +- [{widths}], test coverage {report['test_coverage']:.2f}"
+            if report["test_coverage"] is not None
+            else f"{confidence:.0%} interval +- [{widths}]"
+        )
+        if not all(model.calibration["guaranteed"]):
+            report["summary"] += (
+                f" (too few validation labels for a {confidence:.0%} guarantee: the largest "
+                "residual is used)"
+            )
+        return report
+    model.calibration = fit_temperature(tasks, model.outputs(graphs["val"]), y_val)
+    for name, part_graphs in graphs.items():
+        predictions[name] = model.predict_graphs(part_graphs)
+    after = expected_calibration_error(tasks, y_test, predictions["test"][0])
+    report.update(model.calibration)
+    report["test_ece"] = mean(after)
+    report["test_ece_per_task"] = dict(zip(names, after, strict=True))
+    temperatures = ", ".join(f"{t:.3g}" for t in model.calibration["temperature"])
+    if report["test_ece"] is not None:
+        report["summary"] = (
+            f"temperature [{temperatures}], test ECE {report['test_ece']:.3f} (uncalibrated "
+            f"{report['test_ece_uncalibrated']:.3f})"
+        )
+    return report

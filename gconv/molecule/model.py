@@ -1,0 +1,287 @@
+r"""A trained molecule model as one object: its ensemble members, tasks, scalers and calibration.
+
+:class:`MoleculeModel` is what ``gconv train`` builds after training and what
+:func:`gconv.molecule.load_model` reads back from a model directory; training-time
+``predictions.csv`` and ``gconv predict`` go through the same :meth:`MoleculeModel.predict_graphs`,
+so they agree by construction (and a test proves the directory round trip). Predictions run in eval
+mode on float64 copies of the members, so that a molecule's prediction does not depend on the
+molecules batched with it (float32 matrix products round differently with the batch's size).
+
+Example::
+
+    >>> model = load_model("runs/solubility")
+    >>> table = model.predict(["CCO", "c1ccccc1O", "not a smiles"])
+    >>> table["logS"], table["error"]        # NaN and a reason for the unreadable row
+    >>> import pandas; pandas.DataFrame(table)  # when pandas is installed
+
+``gconv explain`` builds on the same object: :attr:`MoleculeModel.members` are plain
+:class:`gconv.models.GNN` modules and :meth:`MoleculeModel.featurize` gives the graphs they take
+(descriptors attached and scaled).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from gconv.data import Standardizer, featurize, rdkit_descriptors
+from gconv.molecule.tasks import Tasks
+
+__all__ = ["MoleculeModel"]
+
+
+class MoleculeModel:
+    r"""An ensemble of graph models with everything prediction needs.
+
+    Args:
+        members (Sequence[nn.Module]): The ensemble's models (one or more
+            :class:`gconv.models.GNN`), ``model(batch) -> [num_graphs, tasks.out_channels]``.
+        tasks (Tasks): Names and type of the outputs.
+        target_scaler (Standardizer, optional): The regression targets' standardiser, undone on
+            the outputs. (default: :obj:`None`)
+        descriptor_names (Sequence[str], optional): RDKit 2D descriptors the members read as
+            ``data.x_d`` (in this order). (default: :obj:`None`, no descriptors)
+        descriptor_scaler (Standardizer, optional): Scales those descriptors; needed with
+            ``descriptor_names``. (default: :obj:`None`)
+        calibration (dict, optional): ``{"method": "conformal", "confidence": c, "half_width":
+            [T]}`` (regression: a prediction interval ``value ± half_width``) or ``{"method":
+            "temperature", "temperature": [T]}`` (classification: logits divided by it).
+            (default: :obj:`None`)
+        smiles_column (str, optional): The SMILES column of the training file, the default
+            column to read. (default: :obj:`"smiles"`)
+    """
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],
+        tasks: Tasks,
+        target_scaler: Standardizer | None = None,
+        descriptor_names: Sequence[str] | None = None,
+        descriptor_scaler: Standardizer | None = None,
+        calibration: dict[str, Any] | None = None,
+        smiles_column: str = "smiles",
+    ) -> None:
+        if not members:
+            raise ValueError("MoleculeModel needs at least one member")
+        if descriptor_names and descriptor_scaler is None:
+            raise ValueError("MoleculeModel with descriptor_names needs their descriptor_scaler")
+        self.members = list(members)
+        self.tasks = tasks
+        self.target_scaler = target_scaler
+        self.descriptor_names = list(descriptor_names) if descriptor_names else None
+        self.descriptor_scaler = descriptor_scaler
+        self.calibration = calibration
+        self.smiles_column = smiles_column
+        #: The model directory's ``config.json`` (set by saving or loading), else None.
+        self.config: dict[str, Any] | None = None
+        self._members64: list[nn.Module] | None = None
+
+    def __repr__(self) -> str:
+        descriptors = f", descriptors={len(self.descriptor_names)}" if self.descriptor_names else ""
+        calibration = f", calibration={self.calibration['method']!r}" if self.calibration else ""
+        return (
+            f"MoleculeModel(members={len(self.members)}, {self.tasks!r}{descriptors}{calibration})"
+        )
+
+    def to(self, device: str | torch.device) -> MoleculeModel:
+        """Moves every member to ``device``; returns ``self``."""
+        for member in self.members:
+            member.to(device)
+        self._members64 = None  # made again, on the device, when next needed
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.members[0].parameters()).device
+
+    # ------------------------------------------------------------------ inputs
+    def featurize(self, smiles: Sequence[str]) -> tuple[list[Data], list[int], dict[int, str]]:
+        """Graphs for the SMILES that can be read, with their scaled descriptors as ``x_d``.
+
+        Returns:
+            ``(graphs, positions, errors)``: the graphs, the position in ``smiles`` of each, and
+            ``{position: reason}`` for every SMILES that cannot be read (empty, unparsable, or
+            rejected by RDKit's sanitisation).
+        """
+        if isinstance(smiles, str):
+            raise TypeError("MoleculeModel expected a sequence of SMILES strings, got one string")
+        smiles = ["" if s is None else str(s) for s in smiles]
+        result = featurize(smiles, on_error="skip")
+        errors = {index: reason for index, _, reason in result.skipped}
+        graphs = result.graphs
+        if self.descriptor_names and graphs:
+            values = rdkit_descriptors([g.smiles for g in graphs], names=self.descriptor_names)
+            scaled = torch.from_numpy(self.descriptor_scaler.transform(values))
+            for graph, row in zip(graphs, scaled, strict=True):
+                graph.x_d = row.unsqueeze(0)
+        return graphs, list(result.indices), errors
+
+    # ------------------------------------------------------------------ outputs
+    def _float64_members(self) -> list[nn.Module]:
+        """Float64 copies of the members in eval mode, made once: float32 matrix products round
+        differently with the batch's size, float64 ones far below float32's resolution, so a
+        molecule's prediction does not depend on the molecules batched with it (training-time
+        predictions equal ``gconv predict``'s, chunks or not)."""
+        if self._members64 is None or len(self._members64) != len(self.members):
+            self._members64 = [copy.deepcopy(m).double().eval() for m in self.members]
+        return self._members64
+
+    def _batches(self, graphs: Sequence[Data], batch_size: int, device: torch.device):
+        from torch_geometric.loader import DataLoader
+
+        for batch in DataLoader(list(graphs), batch_size=batch_size):
+            batch = batch.to(device)
+            for key in ("x", "edge_attr", "x_d"):
+                if getattr(batch, key, None) is not None:
+                    batch[key] = batch[key].double()
+            yield batch
+
+    @torch.no_grad()
+    def outputs(self, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
+        """Every member's outputs ``[M, N, out_channels]`` (float64, on the CPU): values in the
+        targets' units for regression, logits otherwise. Computed in float64 (see
+        :meth:`_float64_members`)."""
+        if not graphs:
+            return torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
+        results = []
+        for member in self._float64_members():
+            device = next(member.parameters()).device
+            out = torch.cat([member(b) for b in self._batches(graphs, batch_size, device)]).cpu()
+            if self.target_scaler is not None:
+                out = self.target_scaler.inverse_transform(out)
+            results.append(out)
+        return torch.stack(results)
+
+    def predict_graphs(
+        self, graphs: Sequence[Data], batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(prediction, std)`` of :meth:`Tasks.predictions` for featurised graphs, with the
+        calibration's temperature applied to classification logits."""
+        temperature = None
+        if self.calibration and self.calibration.get("method") == "temperature":
+            temperature = torch.tensor(self.calibration["temperature"])
+        return self.tasks.predictions(self.outputs(graphs, batch_size), temperature)
+
+    def interval(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The calibrated prediction interval ``(lo, hi)`` ``[N, T]`` of regression values, or
+        :obj:`None` without a conformal calibration."""
+        if not self.calibration or self.calibration.get("method") != "conformal":
+            return None
+        half = np.asarray(self.calibration["half_width"], dtype=np.float64)
+        return prediction - half, prediction + half
+
+    # ------------------------------------------------------------------ tables
+    def column_names(self) -> list[str]:
+        """The prediction columns, chemprop's convention: per task its value (regression), the
+        probability of class 1 (classification), or the predicted class and the
+        ``<task>_class_<k>`` probabilities (multiclass); then ``<task>_std`` with an ensemble,
+        ``<task>_lo`` / ``<task>_hi`` with a conformal interval."""
+        names = []
+        for task in self.tasks.names:
+            names.append(task)
+            if self.tasks.task_type == "multiclass":
+                names += [f"{task}_class_{k}" for k in range(self.tasks.num_classes)]
+        if len(self.members) > 1:
+            names += [f"{task}_std" for task in self.tasks.names]
+        if self.interval(np.zeros((0, self.tasks.num_tasks))) is not None:
+            names += [f"{task}_{end}" for task in self.tasks.names for end in ("lo", "hi")]
+        return names
+
+    def columns(self, prediction: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+        """The :meth:`column_names` columns for ``len(prediction)`` molecules: float arrays, and
+        the predicted class of a multiclass task as an int array."""
+        table: dict[str, np.ndarray] = {}
+        for t, task in enumerate(self.tasks.names):
+            if self.tasks.task_type == "multiclass":
+                table[task] = prediction[:, t].argmax(-1)
+                for k in range(self.tasks.num_classes):
+                    table[f"{task}_class_{k}"] = prediction[:, t, k]
+            else:
+                table[task] = prediction[:, t]
+        if len(self.members) > 1:
+            for t, task in enumerate(self.tasks.names):
+                table[f"{task}_std"] = std[:, t]
+        bounds = self.interval(prediction)
+        if bounds is not None:
+            for t, task in enumerate(self.tasks.names):
+                table[f"{task}_lo"], table[f"{task}_hi"] = bounds[0][:, t], bounds[1][:, t]
+        return table
+
+    def predict(self, smiles: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Predictions for a list of SMILES, one row each, in order.
+
+        Returns:
+            Columns by name (a ``dict`` of NumPy arrays, which ``pandas.DataFrame`` takes as it
+            is): ``smiles``, the :meth:`column_names` columns, and ``error`` (``""``, or why the
+            row could not be read; its predictions are then NaN, and a multiclass class -1).
+        """
+        smiles = list(smiles)
+        graphs, positions, errors = self.featurize(smiles)
+        prediction, std = self.predict_graphs(graphs, batch_size)
+        return self.table(smiles, positions, errors, self.columns(prediction, std))
+
+    @staticmethod
+    def table(
+        smiles: list[str],
+        positions: list[int],
+        errors: dict[int, str],
+        columns: dict[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """Spreads the columns of the read rows over all rows (NaN, or -1 for a class, where a
+        row could not be read), with ``smiles`` first and ``error`` last."""
+        n = len(smiles)
+        table: dict[str, np.ndarray] = {"smiles": np.array(smiles, dtype=object)}
+        for name, values in columns.items():
+            if values.dtype.kind in "iu":
+                full = np.full(n, -1, dtype=np.int64)
+            else:
+                full = np.full(n, np.nan, dtype=np.float64)
+            full[positions] = values
+            table[name] = full
+        table["error"] = np.array([errors.get(i, "") for i in range(n)], dtype=object)
+        return table
+
+    # ------------------------------------------------------------------ embeddings
+    @torch.no_grad()
+    def embed(self, graphs: Sequence[Data], member: int = 0, block: int = 0) -> Tensor:
+        """Learned molecule representations ``[N, D]`` of one member (chemprop's ``fingerprint``).
+
+        Args:
+            graphs (Sequence[Data]): Featurised molecules (:meth:`featurize`).
+            member (int, optional): Which ensemble member. (default: :obj:`0`)
+            block (int, optional): ``0``: the head's input, i.e. the readout's molecule embedding
+                (with the scaled descriptors appended where the model reads them); ``k >= 1``: the
+                output of the head's ``k``-th linear layer (before its activation), as chemprop's
+                ``--ffn-block-index``. (default: :obj:`0`)
+        """
+        model = self._float64_members()[member]
+        head = model.head
+        linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+        if not 0 <= block <= len(linears):
+            raise ValueError(
+                f"block must be from 0 (the readout's embedding) to {len(linears)} (the head's "
+                f"linear layers), got {block}"
+            )
+        captured: list[Tensor] = []
+        if block == 0:
+            handle = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
+        else:
+            handle = linears[block - 1].register_forward_hook(
+                lambda _m, _inputs, output: captured.append(output)
+            )
+        device = next(model.parameters()).device
+        try:
+            for batch in self._batches(graphs, 256, device):
+                model(batch)
+        finally:
+            handle.remove()
+        if not captured:
+            width = linears[block - 1].out_features if block else linears[0].in_features
+            return torch.empty(0, width)
+        return torch.cat(captured).float().cpu()
