@@ -10,6 +10,7 @@ Rooms, as torchcam and pytorch-grad-cam keep them:
 * :mod:`.decomposition` — ``ReadoutDecomposition``: exact per-atom contributions of models with a
   sum / norm / mean readout;
 * :mod:`.occlusion` — ``Occlusion``: each atom removed with its bonds, the slow reference;
+* :mod:`.choose` — ``recommended_explainer``: the best of these for a graph model, and why;
 * :mod:`.core` — ``BaseCAM`` (the shared algorithm), normalisation, ``Explanation`` per graph;
 * :mod:`.targets` — what is explained (``ClassifierOutputTarget``; default: the prediction);
 * :mod:`.hooks` — the hook on the target layer (``ActivationsAndGradients``);
@@ -25,6 +26,7 @@ the new one.
 from gconv._utils import deprecated_module_attributes
 from gconv.explain import (
     cam,
+    choose,
     core,
     decomposition,
     faithfulness,
@@ -36,6 +38,7 @@ from gconv.explain import (
     viz,
 )
 from gconv.explain.cam import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, normalize_per_channel
+from gconv.explain.choose import recommended_explainer
 from gconv.explain.core import (
     BaseCAM,
     graph_batch,
@@ -99,6 +102,7 @@ from gconv.explain.viz import (
 __all__ = [
     # modules
     "cam",
+    "choose",
     "core",
     "decomposition",
     "faithfulness",
@@ -117,6 +121,7 @@ __all__ = [
     "IntegratedGradients",
     "ReadoutDecomposition",
     "Occlusion",
+    "recommended_explainer",
     # the core and its parts
     "BaseCAM",
     "ActivationsAndGradients",

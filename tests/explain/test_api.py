@@ -23,6 +23,7 @@ ROOMS = [
     "gradient",
     "decomposition",
     "occlusion",
+    "choose",
     "faithfulness",
     "viz",
 ]
