@@ -25,6 +25,35 @@ difference between the two libraries' maps, gconv's deletion / insertion AUC (an
 and pytorch-grad-cam's ROAD scores (most- / least-relevant-first, averaged over its default
 percentiles) for both maps.
 
+**Atoms** (``--part logp``, ``substructure`` or ``atoms`` for both; ~15 min for 3 seeds on two
+quiet cores). Per-atom truth on the NCI molecules shipped with RDKit (``first_5k.tpsa.csv``, the
+4,991 that parse), scaffold split (80/10/10, the seed's own):
+
+* *logP*: the target is Crippen logP, by construction a sum of atom contributions; the truth of
+  an atom is its contribution (``rdMolDescriptors._CalcCrippenContribs`` on the molecule with
+  explicit hydrogens, each hydrogen's added to its heavy atom, so they sum to ``MolLogP``).
+  Scored by the per-molecule Pearson r and Kendall tau between signed atom scores and the truth
+  (scipy), averaged over 200 test molecules.
+* *substructure*: label 1 when the molecule has a nitro group, a carboxylic acid (or
+  carboxylate) or a primary amine (:data:`SUBSTRUCTURES`, ~25 % positive); the truth of an atom
+  is whether a pattern matches it. Scored by the atom AUROC of the positive test molecules the
+  classifier gets right.
+
+The model (``--model dmpnn``, the default) is the molecule example's default model trained with
+its recipe (:func:`train_molecule_model`: D-MPNN, MLP head, one-cycle AdamW, its 100 epochs on
+logP; BCE on one logit and 30 epochs for the rule, with the ``norm`` readout, as ``auto`` would
+read a yes/no rule as not additive); ``--model gcn`` is ``examples/explain_molecule.py``'s (GCN,
+mean readout, one Linear head, its 25 epochs). Every gconv method explains the target column
+(the regression output, or the logit) of all explained molecules in one call; signed scores
+where the method has them (CAMs ``raw=True``, per-feature attributions summed over the
+features); CAM only where the head is one Linear. PyG's ``GNNExplainer``
+(:data:`GNN_EXPLAINER_EPOCHS` epochs, node mask ``"object"``) and ``CaptumExplainer``
+(integrated gradients, node mask ``"attributes"``; on the raw logit as a regression, since
+Captum takes a binary classifier only as probabilities) explain the first
+:data:`PYG_EXPLAINED` of them one per call. The tables go to
+``benchmarks/results/explain_atoms.md`` and the numbers to ``.json`` (each part updates its own
+entry). ``--quick`` is a smoke run (400 molecules, 2 epochs, 8 explained) that writes neither.
+
 Accuracies and AUROCs are mean +- sd over the seeds; times are medians over seeds on whatever
 machine runs this (say in the results whether it was busy).
 """
