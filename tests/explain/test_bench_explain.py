@@ -81,3 +81,5 @@ def test_atom_benchmark_smoke():
     for name in ("gconv ReadoutDecomposition", "gconv Occlusion", "PyG GNNExplainer"):
         assert -1 <= results[name]["pearson"] <= 1 and results[name]["ms_per_molecule"] > 0
     assert "gconv CAM" not in results  # the example's MLP head: CAM does not apply
+    reference = results["reference: Crippen logP itself, atom removed (no model)"]
+    assert 0 < reference["pearson"] < 1  # removal is not the contributions, even for Crippen
