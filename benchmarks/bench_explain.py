@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -923,8 +924,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)  # tiny graphs: more threads only add overhead
     results: dict = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, load average "
+        f"{os.getloadavg()[0]:.1f} at the start",
         "seeds": args.seeds,
     }
     if args.part in ("graphs", "both", "all"):
@@ -955,6 +957,7 @@ def main(argv: list[str] | None = None) -> dict:
             key = task if model_kind == "dmpnn" else f"{task}_{model_kind}"
             results[key] = summarise(runs)
             print("\n".join(atom_table(key, results[key])), flush=True)
+    results["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
     if not args.quick and any(key in results for key in _atom_keys()):
         write_atom_results(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

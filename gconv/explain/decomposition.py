@@ -38,10 +38,19 @@ not re-run: one forward pass, then the head alone along the path.
 
 **What is explained.** The split is exact for the model's own representation: atom :math:`i`'s
 share is the share of *its embedding*, and :math:`\mathbf{h}_i` already mixes its neighbourhood
-(a D-MPNN of depth 3 sees up to 3 bonds away). That is the right unit for additive chemistry —
-Crippen's logP gives an atom a type fixed by its neighbours, and the model can learn the same
-— but nothing forces a model to keep an atom's effect in that atom's own embedding, which is
-why a benchmark against known atom contributions (``benchmarks/bench_explain.py``) measures it.
+(a D-MPNN of depth 3 sees up to 3 bonds away). Crippen's logP gives an atom a type fixed by its
+neighbours, so a model *could* keep each atom's contribution in its own embedding, but nothing
+in training asks it to: a sum over atoms is the same whichever atom carries a share. Measured
+(``benchmarks/bench_explain.py --part atoms``, scaffold test molecules, 3 seeds): on the molecule
+example's D-MPNN with its MLP head trained on Crippen logP, the per-molecule Pearson r of the
+decomposition with the Crippen atom contributions is 0.36 ± 0.02 (Grad-CAM, which weighs the
+same embeddings, the same), against 0.79 ± 0.07 for integrated gradients from zero atom features;
+a least-squares fit of the decomposition on the contributions gives an atom's own one a weight
+of 0.10-0.11 and each neighbour's as much, 0.11-0.14 (seeds 0, 1; standardised target): the
+D-MPNN keeps a neighbour's share in the message it passes. On
+``examples/explain_molecule.py``'s GCN (mean readout, one Linear head) the decomposition is
+among the best (atom AUROC 0.997 on a substructure rule). Hence
+:func:`~gconv.explain.recommended_explainer` picks it only for a linear head.
 """
 
 from __future__ import annotations
