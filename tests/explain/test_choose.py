@@ -3,10 +3,16 @@ Linear, integrated gradients otherwise, each with a reason that names why."""
 
 from __future__ import annotations
 
+import pytest
 from torch import nn
 
 from gconv.data import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
-from gconv.explain import IntegratedGradients, ReadoutDecomposition, recommended_explainer
+from gconv.explain import (
+    IntegratedGradients,
+    ReadoutDecomposition,
+    Saliency,
+    recommended_explainer,
+)
 from gconv.models import GNN
 
 
@@ -41,3 +47,14 @@ def test_a_model_without_a_readout_gets_integrated_gradients():
     explainer, reason = recommended_explainer(nn.Linear(3, 1))
     assert isinstance(explainer, IntegratedGradients)
     assert "no readout" in reason
+
+
+def test_a_classifier_without_a_linear_head_gets_saliency():
+    explainer, reason = recommended_explainer(_gnn("norm", (16,)), task="classification")
+    assert isinstance(explainer, Saliency) and explainer.absolute
+    assert "logit's gradient" in reason
+    # the decomposition stays where the model allows it, whatever the task
+    explainer, _ = recommended_explainer(_gnn("mean"), task="classification")
+    assert isinstance(explainer, ReadoutDecomposition)
+    with pytest.raises(ValueError, match="task must be"):
+        recommended_explainer(_gnn("mean"), task="ranking")
