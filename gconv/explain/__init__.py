@@ -5,7 +5,12 @@ inputs, ``Method(model)(inputs, target=None)``, and takes images ``[B, C, H, W]`
 Rooms, as torchcam and pytorch-grad-cam keep them:
 
 * :mod:`.cam` — the methods: ``CAM``, ``GradCAM``, ``GradCAMPlusPlus``, ``ScoreCAM``;
-* :mod:`.gradient` — gradient attributions: ``Saliency``, ``IntegratedGradients``;
+* :mod:`.gradient` — gradient attributions: ``Saliency``, ``IntegratedGradients`` (zero features
+  or the empty molecule as the baseline);
+* :mod:`.decomposition` — ``ReadoutDecomposition``: exact per-atom contributions of models with a
+  sum / norm / mean readout;
+* :mod:`.occlusion` — ``Occlusion``: each atom removed with its bonds, the slow reference;
+* :mod:`.choose` — ``recommended_explainer``: the best of these for a graph model, and why;
 * :mod:`.core` — ``BaseCAM`` (the shared algorithm), normalisation, ``Explanation`` per graph;
 * :mod:`.targets` — what is explained (``ClassifierOutputTarget``; default: the prediction);
 * :mod:`.hooks` — the hook on the target layer (``ActivationsAndGradients``);
@@ -19,16 +24,31 @@ the new one.
 """
 
 from gconv._utils import deprecated_module_attributes
-from gconv.explain import cam, core, faithfulness, find_layers, gradient, hooks, targets, viz
+from gconv.explain import (
+    cam,
+    choose,
+    core,
+    decomposition,
+    faithfulness,
+    find_layers,
+    gradient,
+    hooks,
+    occlusion,
+    targets,
+    viz,
+)
 from gconv.explain.cam import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, normalize_per_channel
+from gconv.explain.choose import recommended_explainer
 from gconv.explain.core import (
     BaseCAM,
     graph_batch,
     graph_explanations,
     normalize_maps,
     normalize_per_graph,
+    remove_nodes,
     with_features,
 )
+from gconv.explain.decomposition import ReadoutDecomposition, is_linear_readout
 from gconv.explain.faithfulness import (
     FaithfulnessCurve,
     faithfulness_report,
@@ -40,6 +60,7 @@ from gconv.explain.faithfulness import (
 )
 from gconv.explain.find_layers import (
     candidate_layers,
+    find_readout,
     find_target_layer,
     resolve_layer,
     resolve_named_layer,
@@ -53,6 +74,7 @@ from gconv.explain.gradient import (
     saliency,  # deprecated: warns on call; not in __all__
 )
 from gconv.explain.hooks import ActivationsAndGradients, NodeActivations
+from gconv.explain.occlusion import Occlusion
 from gconv.explain.targets import (
     ClassifierOutputTarget,
     Target,
@@ -80,11 +102,14 @@ from gconv.explain.viz import (
 __all__ = [
     # modules
     "cam",
+    "choose",
     "core",
+    "decomposition",
     "faithfulness",
     "find_layers",
     "gradient",
     "hooks",
+    "occlusion",
     "targets",
     "viz",
     # methods
@@ -94,6 +119,9 @@ __all__ = [
     "ScoreCAM",
     "Saliency",
     "IntegratedGradients",
+    "ReadoutDecomposition",
+    "Occlusion",
+    "recommended_explainer",
     # the core and its parts
     "BaseCAM",
     "ActivationsAndGradients",
@@ -105,6 +133,7 @@ __all__ = [
     "target_index",
     "candidate_layers",
     "find_target_layer",
+    "find_readout",
     "resolve_layer",
     "resolve_named_layer",
     "normalize_maps",
@@ -112,7 +141,9 @@ __all__ = [
     "normalize_per_channel",
     "graph_batch",
     "with_features",
+    "remove_nodes",
     "graph_explanations",
+    "is_linear_readout",
     "constant_features",
     "featureless_graphs",
     # faithfulness

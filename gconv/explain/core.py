@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
+from torch_geometric.utils import subgraph
 
 from gconv._utils import evaluating
 from gconv.explain._utils import GridTracker, Inputs, check_finite, check_inputs, compute_dtype
@@ -61,6 +62,7 @@ __all__ = [
     "normalize_per_graph",
     "graph_batch",
     "with_features",
+    "remove_nodes",
     "graph_explanations",
 ]
 
@@ -117,6 +119,25 @@ def with_features(inputs: Inputs, x: Tensor) -> Inputs:
         return x
     data = copy.copy(inputs)  # shallow: shares edge_index, batch, ... with the caller's data
     data.x = x
+    return data
+
+
+def remove_nodes(inputs: BaseData, removed: Tensor) -> BaseData:
+    """``inputs`` without the ``removed`` nodes (``[N]`` bool) and their edges, every graph of
+    the batch kept (a graph whose nodes are all removed stays, empty): how the deletion curves
+    and :class:`~gconv.explain.Occlusion` take an atom out of a molecule. ``x``, ``edge_index``,
+    ``edge_attr`` and ``batch`` are cut; graph-level attributes (``x_d``, ``y``) are shared."""
+    keep = ~removed
+    data = copy.copy(inputs)  # shallow: graph-level attributes and the graph count stay
+    edge_attr = getattr(inputs, "edge_attr", None)
+    edge_index, edge_attr = subgraph(
+        keep, inputs.edge_index, edge_attr, relabel_nodes=True, num_nodes=inputs.num_nodes
+    )
+    data.x, data.edge_index = inputs.x[keep], edge_index
+    if edge_attr is not None:
+        data.edge_attr = edge_attr
+    if getattr(inputs, "batch", None) is not None:
+        data.batch = inputs.batch[keep]
     return data
 
 

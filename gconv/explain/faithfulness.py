@@ -41,10 +41,10 @@ from scipy.stats import spearmanr
 from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
-from torch_geometric.utils import subgraph
 
 from gconv._utils import deprecated_module_attributes, evaluating
 from gconv.explain._utils import compute_dtype
+from gconv.explain.core import remove_nodes
 from gconv.explain.targets import as_target
 
 __all__ = [
@@ -210,23 +210,13 @@ def _perturbed_graph(
     data: BaseData, touched: Tensor, node_removal: str, fill: Tensor | None = None
 ) -> BaseData:
     """``data`` with the ``touched`` nodes set to ``fill`` / zeroed, or removed."""
+    if node_removal == "remove":
+        return remove_nodes(data, touched)
     perturbed = copy.copy(data)
     if node_removal == "zero":
         perturbed.x = data.x.masked_fill(touched[:, None], 0.0)
-        return perturbed
-    if node_removal == "mean":
+    else:  # "mean"
         perturbed.x = torch.where(touched[:, None], fill.to(data.x.dtype), data.x)
-        return perturbed
-    keep = ~touched
-    edge_attr = getattr(data, "edge_attr", None)
-    edge_index, edge_attr = subgraph(
-        keep, data.edge_index, edge_attr, relabel_nodes=True, num_nodes=data.num_nodes
-    )
-    perturbed.x, perturbed.edge_index = data.x[keep], edge_index
-    if edge_attr is not None:
-        perturbed.edge_attr = edge_attr
-    if getattr(data, "batch", None) is not None:
-        perturbed.batch = data.batch[keep]
     return perturbed
 
 

@@ -9,6 +9,11 @@ was some module's output, that module is hooked; if it only appears as the input
 (a readout fed by a residual sum), that module's input is hooked. Containers that are never
 called (a ``ModuleList``) never appear. Errors list the candidate layers by name.
 
+**The readout.** :func:`find_readout` names the module that pools node embeddings into one vector
+per graph (a :class:`gconv.layers.Readout` or a PyG ``Aggregation``): ``model.readout`` where the
+model has one, else the one such module it holds. The readout decomposition and the
+empty-molecule baseline of integrated gradients work on it.
+
 Grid nodes ``[B, N, C]`` are recognised with the ``grid_size`` that the grid layers pass around
 (a grid pool returns it), so every image size works, odd ones included.
 """
@@ -24,7 +29,13 @@ from torch import Tensor, nn
 from gconv._utils import evaluating
 from gconv.explain._utils import GridTracker, Inputs, check_inputs, first_tensor, is_node_level
 
-__all__ = ["resolve_layer", "resolve_named_layer", "candidate_layers", "find_target_layer"]
+__all__ = [
+    "resolve_layer",
+    "resolve_named_layer",
+    "candidate_layers",
+    "find_target_layer",
+    "find_readout",
+]
 
 # global pools read a feature map out to one vector: their output is not a feature map
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -167,3 +178,41 @@ def find_target_layer(model: nn.Module, inputs: Inputs) -> tuple[str, nn.Module,
             f"no layer of {type(model).__name__} produced {kind} for this input: CAM methods "
             "need a node-level (convolutional or message-passing) layer; pass target_layer"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the readout
+# ---------------------------------------------------------------------------------------------
+def _is_readout(module: nn.Module) -> bool:
+    from torch_geometric.nn.aggr import Aggregation
+
+    from gconv.layers.readout import Readout
+
+    return isinstance(module, (Readout, Aggregation))
+
+
+def find_readout(model: nn.Module, readout: nn.Module | str | None = None) -> tuple[str, nn.Module]:
+    """``(dotted name, module)`` of the readout of a graph model: ``readout`` when given (a module
+    or its name), else ``model.readout`` when that is a module, else the one module of ``model``
+    that is a :class:`gconv.layers.Readout` or a PyG ``Aggregation`` (those nested in another,
+    such as the ``SumAggregation`` inside :class:`~gconv.layers.SumReadout`, do not count).
+
+    Raises:
+        ValueError: when the model has no readout or several, naming them.
+    """
+    if readout is not None:
+        return resolve_named_layer(model, readout)
+    own = getattr(model, "readout", None)
+    if isinstance(own, nn.Module):
+        return resolve_named_layer(model, own)
+    found: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        if _is_readout(module) and not any(name.startswith(f"{outer}.") for outer, _ in found):
+            found.append((name, module))
+    if len(found) != 1:
+        what = "no readout" if not found else f"{len(found)} readouts {[n for n, _ in found]}"
+        raise ValueError(
+            f"{type(model).__name__} has {what} (a gconv.layers.Readout or a PyG "
+            "Aggregation that pools node embeddings per graph); pass readout= to name it"
+        )
+    return found[0]

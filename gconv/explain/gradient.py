@@ -24,6 +24,7 @@ gradients raise a :class:`RuntimeError` instead of returning NaN.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -37,6 +38,7 @@ from torch_geometric.nn import MessagePassing
 from gconv._utils import deprecated_function, evaluating
 from gconv.explain._utils import Inputs, check_finite, check_inputs, compute_dtype
 from gconv.explain.core import graph_batch, graph_explanations, with_features
+from gconv.explain.find_layers import find_readout
 from gconv.explain.targets import TargetSpec, as_target, target_index
 
 __all__ = ["Saliency", "IntegratedGradients", "constant_features", "featureless_graphs"]
@@ -194,6 +196,20 @@ class IntegratedGradients:
     per-feature attributions from zero features like any molecule. Models without
     ``MessagePassing`` layers (no edge path) use zero features for every graph.
 
+    **The empty molecule** (``baseline="empty"``, graphs only). Zero features are no molecule
+    (a molecule of all-zero atoms is predicted far outside the training range; see
+    :mod:`~gconv.explain.faithfulness`); the deletion curves remove atoms instead. This baseline
+    walks the same way: every atom gets a presence :math:`m_i` that runs from 0 to 1, scaling its
+    embedding where the readout takes it (:func:`~gconv.explain.find_layers.find_readout`) and,
+    in ``MessagePassing`` layers, every message along a bond by :math:`m_u m_v`. At
+    :math:`m = 0` the readout sees nothing, as for the empty molecule (every gconv readout but
+    Set2Set pools zeros to what it gives an empty graph). The attribution is per atom,
+    ``node_mask`` ``[N, 1]`` (a bond's effect is credited to its two atoms), and complete:
+    each graph's atoms sum to :math:`y^c_g - y^c_g(m = 0)`. For a model whose encoder is not
+    built from ``MessagePassing`` layers (gconv's D-MPNN), only the readout's input is scaled,
+    and with a sum / norm / mean readout this is the
+    :class:`~gconv.explain.ReadoutDecomposition` computed by quadrature (tested).
+
     **Precision.** float16 / bfloat16 models run in their own precision; the quadrature sums and
     the attributions are float32 (a :class:`RuntimeError` where the model's gradients overflow).
 
@@ -201,8 +217,9 @@ class IntegratedGradients:
         model (torch.nn.Module): image or graph model.
         n_steps (int, optional): fixed number of quadrature points; adaptive when :obj:`None`.
             (default: :obj:`None`)
-        baseline (str or float or Tensor, optional): ``"auto"``, ``"zero"`` or a value / tensor
-            broadcastable to the features. (default: :obj:`"auto"`)
+        baseline (str or float or Tensor, optional): ``"auto"``, ``"zero"``, ``"empty"``
+            (graphs: atoms grown from absent, see above) or a value / tensor broadcastable to
+            the features. (default: :obj:`"auto"`)
         edge_mask (bool, optional): also attribute to edges where possible. (default: :obj:`True`)
         tolerance (float, optional): target ``|convergence delta|`` per graph, in score units.
             (default: :obj:`0.05`)
@@ -223,9 +240,9 @@ class IntegratedGradients:
     ):
         if n_steps is not None and (not isinstance(n_steps, int) or n_steps < 1):
             raise ValueError(f"n_steps must be a positive int or None, got {n_steps!r}")
-        if isinstance(baseline, str) and baseline not in ("auto", "zero"):
+        if isinstance(baseline, str) and baseline not in ("auto", "zero", "empty"):
             raise ValueError(
-                f"baseline must be 'auto', 'zero', a number or a tensor, got {baseline!r}"
+                f"baseline must be 'auto', 'zero', 'empty', a number or a tensor, got {baseline!r}"
             )
         self.model = model
         self.n_steps = n_steps
@@ -247,6 +264,17 @@ class IntegratedGradients:
         x = _float_features(inputs)
         is_graph = isinstance(inputs, BaseData)
         use_edges = self.edge_mask and is_graph and _has_message_passing(self.model)
+        empty = isinstance(self.baseline, str) and self.baseline == "empty"
+        attribute = self._attribute
+        if empty:
+            if not is_graph:
+                raise TypeError(
+                    "baseline='empty' grows the atoms of a graph from absent to present: "
+                    "expected a PyG Data / Batch; for images use 'zero' or a value"
+                )
+            readout = find_readout(self.model)[1]
+            attribute = functools.partial(self._attribute_presence, readout)
+            use_edges = _has_message_passing(self.model)
         if isinstance(self.baseline, str):
             baseline = torch.zeros_like(x)
         else:
@@ -273,7 +301,7 @@ class IntegratedGradients:
                 node_attr = edge_attr = delta = steps_of = None
                 converged = torch.zeros(num_samples, dtype=torch.bool, device=x.device)
                 while True:
-                    new_node, new_edge, new_delta = self._attribute(
+                    new_node, new_edge, new_delta = attribute(
                         inputs, x, baseline, use_edges, score_fn, steps, output
                     )
                     if delta is None:
@@ -326,7 +354,7 @@ class IntegratedGradients:
             node_attr,
             target_index(score_fn, output.size(0)),
             output.detach(),
-            edge_mask=edge_attr if use_edges else None,
+            edge_mask=edge_attr if use_edges and not empty else None,
             convergence_delta=delta,
         )
 
@@ -391,6 +419,57 @@ class IntegratedGradients:
             per_graph.index_add_(0, _edge_graph(inputs), edge_attr)
         delta = per_graph - (score_fn(output).to(acc) - start_scores.to(acc))
         return node_attr, edge_attr, delta
+
+    def _attribute_presence(self, readout, inputs, x, baseline, use_edges, score_fn, steps, output):
+        """One quadrature over atom presence (``baseline="empty"``): (node attribution
+        ``[N, 1]``, ``None``, delta), summed in float32 for a float16 / bfloat16 model."""
+        points, weights = np.polynomial.legendre.leggauss(steps)
+        points, weights = (points + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
+        model, num_nodes = self.model, inputs.num_nodes
+        edge_index = inputs.edge_index
+        acc = compute_dtype(x.dtype)
+        state = {"presence": None, "calls": 0}
+
+        def scale(module, args, kwargs):
+            state["calls"] += 1
+            h = args[0] if args else kwargs.get("x")
+            if not isinstance(h, Tensor) or h.dim() != 2 or h.size(0) != num_nodes:
+                raise ValueError(
+                    f"baseline='empty' scales the node embeddings [{num_nodes}, C] that the "
+                    f"readout ({type(module).__name__}) takes; it got "
+                    f"{tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__}"
+                )
+            scaled = h * state["presence"][:, None].to(h.dtype)
+            return ((scaled, *args[1:]), kwargs) if args else (args, {**kwargs, "x": scaled})
+
+        def forward(presence: Tensor) -> Tensor:
+            state["presence"] = presence
+            if use_edges:
+                weight = presence[edge_index[0]] * presence[edge_index[1]]
+                set_masks(model, weight, edge_index, apply_sigmoid=False)
+            return score_fn(model(inputs))
+
+        handle = readout.register_forward_pre_hook(scale, with_kwargs=True)
+        try:
+            total = torch.zeros(num_nodes, dtype=acc, device=x.device)
+            for t, w in zip(points.tolist(), weights.tolist(), strict=True):
+                presence = torch.full((num_nodes,), t, dtype=x.dtype, device=x.device)
+                presence.requires_grad_(True)
+                (grad,) = torch.autograd.grad(forward(presence).sum(), presence, allow_unused=True)
+                if grad is not None:
+                    total += w * grad.to(acc)
+            with torch.no_grad():
+                start_scores = forward(x.new_zeros(num_nodes))
+        finally:
+            handle.remove()
+            clear_masks(model)
+        if state["calls"] == 0:
+            raise RuntimeError(
+                f"baseline='empty': the readout {type(readout).__name__} did not run"
+            )
+        per_graph = total.new_zeros(output.size(0)).index_add_(0, graph_batch(inputs), total)
+        delta = per_graph - (score_fn(output).to(acc) - start_scores.to(acc))
+        return total[:, None], None, delta
 
     def __repr__(self) -> str:
         steps = self.n_steps if self.n_steps is not None else "auto"

@@ -14,7 +14,19 @@ import gconv.explain
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "gconv" / "explain"
-ROOMS = ["targets", "find_layers", "hooks", "core", "cam", "gradient", "faithfulness", "viz"]
+ROOMS = [
+    "targets",
+    "find_layers",
+    "hooks",
+    "core",
+    "cam",
+    "gradient",
+    "decomposition",
+    "occlusion",
+    "choose",
+    "faithfulness",
+    "viz",
+]
 DEPRECATED = ["saliency", "integrated_gradients", "model_randomisation", "graph"]
 
 

@@ -44,3 +44,42 @@ def test_ba_2motifs_ground_truth():
     # seeded: the same graphs again
     again = bench.ba_2motifs(20, seed=0)
     assert all(torch.equal(a.edge_index, b.edge_index) for a, b in zip(graphs, again, strict=True))
+
+
+def test_crippen_contributions_add_up_to_crippen_logp():
+    """The logP truth: per heavy atom, its hydrogens folded in; the atoms sum to MolLogP."""
+    from rdkit import Chem
+    from rdkit.Chem import Crippen
+
+    bench = _bench()
+    for smiles in ("CCO", "OC(=O)c1ccccc1", "CN(C)C(=O)c1ccc([N+](=O)[O-])cc1", "[NH4+]"):
+        contributions = bench.crippen_contributions(smiles)
+        mol = Chem.MolFromSmiles(smiles)
+        assert contributions.shape == (mol.GetNumAtoms(),)
+        assert abs(contributions.sum() - Crippen.MolLogP(mol)) < 1e-9
+
+
+def test_substructure_truth_marks_the_matched_atoms():
+    bench = _bench()
+    # nitrobenzene: N and both O; benzoic acid: C, =O, OH; ethylamine: the N; toluene: none
+    assert bench.substructure_atoms("O=[N+]([O-])c1ccccc1").tolist() == [True] * 3 + [False] * 6
+    assert bench.substructure_atoms("OC(=O)c1ccccc1").tolist() == [True] * 3 + [False] * 6
+    assert bench.substructure_atoms("CCN").tolist() == [False, False, True]
+    assert not bench.substructure_atoms("Cc1ccccc1").any()
+    assert not bench.substructure_atoms("CC(=O)N").any()  # an amide is no primary amine
+
+
+def test_atom_benchmark_smoke():
+    """A tiny run of the atom part end to end: every method scored (numbers meaningless)."""
+    bench, threads = _bench(), torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: more threads only add overhead on a shared CPU
+    try:
+        results = bench.explain_atoms("logp", 0, epochs=1, explained=4, pyg_explained=1, limit=200)
+    finally:
+        torch.set_num_threads(threads)
+    assert results["num_explained"] == 4 and results["test_rmse"] > 0
+    for name in ("gconv ReadoutDecomposition", "gconv Occlusion", "PyG GNNExplainer"):
+        assert -1 <= results[name]["pearson"] <= 1 and results[name]["ms_per_molecule"] > 0
+    assert "gconv CAM" not in results  # the example's MLP head: CAM does not apply
+    reference = results["reference: Crippen logP itself, atom removed (no model)"]
+    assert 0 < reference["pearson"] < 1  # removal is not the contributions, even for Crippen

@@ -117,7 +117,7 @@ def test_integrated_gradients_of_a_linear_model_is_input_times_weight(graphs):
     sizes = torch.tensor([4.0] * 4 + [3.0] * 3)[:, None]
     torch.testing.assert_close(explanation.node_mask, data.x * model.head.weight[0] / sizes)
     assert "edge_mask" not in explanation  # no message passing: no edge attribution
-    with pytest.raises(ValueError, match="baseline must be 'auto', 'zero', a number or a tensor"):
+    with pytest.raises(ValueError, match="baseline must be 'auto', 'zero', 'empty', a number"):
         IntegratedGradients(model, baseline="mean")
 
 
