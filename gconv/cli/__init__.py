@@ -1,5 +1,5 @@
 """The ``gconv`` command (``python -m gconv``): ``gconv train``, ``gconv predict``,
-``gconv fingerprint``.
+``gconv explain``, ``gconv fingerprint``.
 
 This package only parses and dispatches, as chemprop's ``chemprop/cli/``: each subcommand is a
 module with ``HELP``, ``add_arguments(parser)`` and ``run(args)``, and ``run`` calls the library
@@ -28,14 +28,19 @@ from typing import Any
 
 import torch
 
-from gconv.cli import fingerprint, predict, train
+from gconv.cli import explain, fingerprint, predict, train
 from gconv.cli._utils import CompactHelpFormatter, respell
 from gconv.molecule.errors import UsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "run", "run_command", "respell", "main"]
 
 #: Subcommand name -> its module (``HELP``, ``add_arguments(parser)``, ``run(args)``).
-SUBCOMMANDS = {"train": train, "predict": predict, "fingerprint": fingerprint}
+SUBCOMMANDS = {
+    "train": train,
+    "predict": predict,
+    "explain": explain,
+    "fingerprint": fingerprint,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

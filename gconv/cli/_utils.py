@@ -84,9 +84,9 @@ class CompactRawHelpFormatter(CompactHelpFormatter):
         return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_model_arguments(p: argparse.ArgumentParser, test_path_required: bool = True) -> None:
     """``--model-path``, ``--test-path``, ``--smiles-columns`` and the run options."""
-    p.add_argument("-i", "--test-path", type=Path, required=True, metavar="CSV",
+    p.add_argument("-i", "--test-path", type=Path, required=test_path_required, metavar="CSV",
                    help="CSV with a header row and a SMILES column")  # fmt: skip
     p.add_argument("--model-path", "--model-paths", dest="model_paths", type=Path, nargs="+",
                    required=True, metavar="DIR", help="the model directory `gconv train` wrote")  # fmt: skip

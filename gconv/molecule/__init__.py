@@ -1,5 +1,5 @@
 """The molecule application: train, save, load and predict with molecule models — the library
-behind ``gconv train / predict / fingerprint``.
+behind ``gconv train / predict / explain / fingerprint``.
 
 One idea a room:
 
@@ -13,6 +13,7 @@ One idea a room:
 * :mod:`~gconv.molecule.baselines` — the constant and Morgan-fingerprint baselines;
 * :mod:`~gconv.molecule.calibration` — prediction intervals and calibrated probabilities;
 * :mod:`~gconv.molecule.prediction` — chunked CSV prediction and fingerprints, bad rows kept;
+* :mod:`~gconv.molecule.explanation` — per-atom scores and pictures (``gconv explain``);
 * :mod:`~gconv.molecule.report` — training-time ``predictions.csv``, parity plot, results table.
 
 Example::
@@ -24,6 +25,7 @@ Example::
 """
 
 from gconv.molecule.errors import UsageError
+from gconv.molecule.explanation import atom_scores, explain_molecules
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import load_model, read_config, save_model_dir
 from gconv.molecule.prediction import fingerprint_csv, predict_csv
@@ -44,4 +46,6 @@ __all__ = [
     "save_model_dir",
     "predict_csv",
     "fingerprint_csv",
+    "explain_molecules",
+    "atom_scores",
 ]

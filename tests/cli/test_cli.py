@@ -104,4 +104,4 @@ def test_a_usage_error_at_run_time_is_one_line_and_exit_status_1(tmp_path, capsy
 def test_parser_lists_every_subcommand():
     parser = build_parser()
     actions = [a for a in parser._actions if a.dest == "command"]
-    assert set(actions[0].choices) == {"train", "predict", "fingerprint"}
+    assert set(actions[0].choices) == {"train", "predict", "explain", "fingerprint"}
