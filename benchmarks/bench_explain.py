@@ -61,6 +61,7 @@ machine runs this (say in the results whether it was busy).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -89,6 +90,8 @@ from gconv.explain import (
     ScoreCAM,
 )
 from gconv.models import GNN
+from gconv.molecule import choose_readout, default_epochs
+from gconv.molecule import train as train_molecules
 from gconv.train import Trainer, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
@@ -443,8 +446,8 @@ def train_molecule_model(
     target; the substructure rule: BCE on one logit) and score the held-out molecules.
 
     ``model_kind="dmpnn"``: the molecule example's default model and recipe
-    (``examples/molecule_gcn.py``: its ``DEFAULTS``, ``choose_readout`` and ``default_epochs``;
-    the model and Trainer lines are the example's, copied, as ``run`` returns no model) —
+    (``gconv.molecule``: ``train``'s defaults, ``choose_readout`` and ``default_epochs``; the
+    model and Trainer lines follow ``gconv.molecule.training``'s, as ``train`` returns no model) —
     D-MPNN, MLP head, one-cycle AdamW; readout ``auto`` for logP (``norm``), ``norm`` for the
     rule (``auto`` would read a yes/no rule as not additive and pick meanmax, which the
     decomposition refuses); epochs: the example's 100 for logP, :data:`RULE_EPOCHS` for the
@@ -457,9 +460,13 @@ def train_molecule_model(
     if limit is not None:
         dataset, truth = dataset[:limit], truth[:limit]
     position = {row: index for index, row in enumerate(dataset.rows)}
-    example = _example("molecule_gcn")
-    defaults = example.DEFAULTS
-    train, val, test = dataset.split("scaffold", sizes=defaults["sizes"], seed=seed)
+    # the molecule tool's defaults: gconv.molecule.train's signature (examples/molecule_gcn.py
+    # is that command under its own name)
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(train_molecules).parameters.items()
+    }
+    train, val, test = dataset.split("scaffold", sizes=defaults["split_sizes"], seed=seed)
     test_truth = [truth[position[row]] for row in test.rows]
     if task == "logp":
         standardizer = Standardizer.fit(train.y)
@@ -471,8 +478,8 @@ def train_molecule_model(
     seed_everything(seed)
     if model_kind == "dmpnn":
         if task == "logp":
-            readout = example.choose_readout(argparse.Namespace(readout="auto"), train)[0]
-            epochs = epochs or example.default_epochs(len(train), defaults["batch_size"])
+            readout = choose_readout(train, "auto")[0]
+            epochs = epochs or default_epochs(len(train), defaults["batch_size"])
         else:
             readout, epochs = "norm", epochs or RULE_EPOCHS
         model = GNN(
