@@ -46,8 +46,8 @@ def _target_columns(model: MoleculeModel, graphs: Sequence[Data]) -> list[Tensor
     tasks = model.tasks
     if tasks.task_type != "multiclass":
         return list(range(tasks.num_tasks))
-    prediction, _ = model.predict_graphs(graphs)  # [N, T]: the ensemble's predicted classes
-    classes = torch.as_tensor(np.asarray(prediction), dtype=torch.long).reshape(len(graphs), -1)
+    probabilities, _ = model.predict_graphs(graphs)  # [N, T, C]: the ensemble's
+    classes = torch.from_numpy(np.asarray(probabilities).argmax(-1)).reshape(len(graphs), -1)
     return [t * tasks.num_classes + classes[:, t] for t in range(tasks.num_tasks)]
 
 

@@ -12,6 +12,7 @@ from torch_geometric.data import Batch
 
 from gconv.cli import run
 from gconv.molecule import atom_scores, load_model
+from gconv.molecule.explanation import _target_columns
 
 SMILES = ["CCO", "c1ccccc1O", "C1CC", "CC(=O)Nc1ccc(O)cc1"]
 
@@ -77,3 +78,11 @@ def test_explain_needs_smiles_or_a_test_file_not_both(regression_dir, tmp_path):
                  str(tmp_path / "e"), *extra])  # fmt: skip
         message = str(exit_info.value.code)  # SystemExit("error: ...") exits with status 1
         assert message.startswith("error: give the molecules as --smiles S [S ...] or as")
+
+
+def test_multiclass_explains_the_logit_of_each_molecules_predicted_class(multiclass_dir):
+    model = load_model(multiclass_dir)
+    graphs, _, _ = model.featurize(["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCCCCCCC"])
+    probabilities, _ = model.predict_graphs(graphs)  # [N, T, C]
+    (columns,) = _target_columns(model, graphs)  # one task
+    assert columns.tolist() == probabilities[:, 0].argmax(-1).tolist()
