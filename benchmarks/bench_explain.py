@@ -849,13 +849,13 @@ def _atom_keys() -> list[str]:
     return [f"{task}{suffix}" for task in ATOM_TASKS for suffix in ("", "_gcn")]
 
 
-def write_atom_results(results: dict) -> None:
+def write_atom_results(results: dict, keys: list[str] | None = None) -> None:
     """Update ``benchmarks/results/explain_atoms.json`` with the atom parts of ``results`` (each
     with its date, machine and seeds; parts run separately accumulate) and render every part
     it holds as tables into ``explain_atoms.md``."""
     path = ATOM_RESULTS.with_suffix(".json")
     stored = json.loads(path.read_text()) if path.exists() else {}
-    for key in _atom_keys():
+    for key in keys if keys is not None else _atom_keys():
         if key in results:
             stored[key] = {
                 "date": results["date"],
@@ -964,9 +964,11 @@ def main(argv: list[str] | None = None) -> dict:
             key = task if model_kind == "dmpnn" else f"{task}_{model_kind}"
             results[key] = summarise(runs)
             print("\n".join(atom_table(key, results[key])), flush=True)
-    results["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
-    if not args.quick and any(key in results for key in _atom_keys()):
-        write_atom_results(results)
+            if not args.quick:  # each part as soon as it is done
+                machine = results["machine"]
+                results["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
+                write_atom_results(results, [key])
+                results["machine"] = machine
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
