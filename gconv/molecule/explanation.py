@@ -20,6 +20,7 @@ it).
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,8 +149,6 @@ def explain_molecules(
 
 
 def _csv_text(rows: list[list[Any]]) -> str:
-    import io
-
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
