@@ -196,7 +196,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _image_options(args: argparse.Namespace) -> dict[str, Any]:
     given = set(getattr(args, "given", ()))
-    options = {"images": args.images}
+    options = {**IMAGE_DEFAULTS, "images": args.images}
     for name in IMAGE_SHARED:
         value = getattr(args, name)
         if name in ("batch_size", "lr", "output_dir") and name not in given:

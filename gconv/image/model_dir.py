@@ -124,6 +124,11 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             f"{path}: the model has {kwargs.get('num_classes')} outputs, but "
             f"{len(classes)} classes are listed"
         )
+    if "in_shape" in kwargs and list(kwargs["in_shape"]) != [channels, *image_size]:
+        raise UsageError(
+            f"{path}: the model takes inputs {list(kwargs['in_shape'])}, but color_mode "
+            f"{color_mode!r} and image_size {list(image_size)} give {[channels, *image_size]}"
+        )
     for key in ("in_shape", "channels", "blocks", "head_hidden"):
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
