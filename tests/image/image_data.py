@@ -27,3 +27,21 @@ def write_digit_folder(root: Path, digits=(0, 1, 7), per_class: int = 16, mode: 
         for k, pixels in enumerate(images):
             Image.fromarray(pixels, mode="L").convert(mode).save(folder / f"{k:03d}.png")
     return root
+
+
+def write_photo_folder(root: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """Colour JPEG crops of two of scikit-image's sample photographs, of varying sizes:
+    ``root/cat/*.jpg`` (``chelsea``) and ``root/coffee/*.jpg`` (``coffee``)."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    for name, photo in (("cat", data.chelsea()), ("coffee", data.coffee())):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            h, w = int(rng.integers(60, 120)), int(rng.integers(60, 120))
+            top = int(rng.integers(0, photo.shape[0] - h))
+            left = int(rng.integers(0, photo.shape[1] - w))
+            crop = photo[top : top + h, left : left + w]
+            Image.fromarray(crop).save(folder / f"{k:02d}.jpg", quality=90)
+    return root
