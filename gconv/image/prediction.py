@@ -49,22 +49,26 @@ def predict_images(
     name), ``prob_<class>`` per class, ``error`` (why a file could not be read; its other cells
     stay empty) — renamed into place when complete. Returns ``{"rows", "failed", "path"}``."""
     paths = image_paths(images)
-    header = ["path", "class", *probability_columns(model.classes), "error"]
+    columns = probability_columns(model.classes)
     failed = 0
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for start in range(0, len(paths), chunk_size):
-        table = model.predict(paths[start : start + chunk_size], batch_size=batch_size)
-        for i in range(len(table["path"])):
-            error = table["error"][i]
-            failed += bool(error)
-            probabilities = [
-                format_probability(table[c][i]) for c in probability_columns(model.classes)
-            ]
-            writer.writerow([table["path"][i], table["class"][i], *probabilities, error])
+
+    def write(f) -> None:  # chunk by chunk into the temporary file atomic_write renames
+        nonlocal failed
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["path", "class", *columns, "error"])
+        for start in range(0, len(paths), chunk_size):
+            table = model.predict(paths[start : start + chunk_size], batch_size=batch_size)
+            for i in range(len(table["path"])):
+                failed += bool(table["error"][i])
+                probabilities = [format_probability(table[c][i]) for c in columns]
+                writer.writerow(
+                    [table["path"][i], table["class"][i], *probabilities, table["error"][i]]
+                )
+        text.flush()
+        text.detach()  # leave f open: atomic_write syncs and closes it
+
     preds_path = Path(preds_path)
     preds_path.parent.mkdir(parents=True, exist_ok=True)
-    text = buffer.getvalue()
-    atomic_write(preds_path, lambda f: f.write(text.encode()))
+    atomic_write(preds_path, write)
     return {"rows": len(paths), "failed": failed, "path": preds_path}

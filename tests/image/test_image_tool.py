@@ -145,3 +145,16 @@ def test_a_model_directory_is_read_by_its_kind(trained_copy, tmp_path):
     assert "the model takes inputs [1, 16, 16], but color_mode 'grayscale' and image_size" in str(
         exit_info.value.code
     )
+
+
+def test_resume_continues_the_run_and_refuses_other_data(trained_copy, tmp_path):
+    folder, model_dir = trained_copy
+    common = ["train", "--images", str(folder), "-o", str(model_dir), "--image-size", "16",
+              "--batch-size", "16", "--quiet", "--resume"]  # fmt: skip
+    metrics = run([*common, "--epochs", "13"])
+    assert metrics["epochs"] == 13
+    other = tmp_path / "other"
+    write_digit_folder(other, per_class=12)
+    with pytest.raises(SystemExit) as exit_info:
+        run([*common[:2], str(other), *common[3:], "--epochs", "14"])
+    assert str(exit_info.value.code).startswith("error: --resume: ")
