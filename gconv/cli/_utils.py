@@ -137,8 +137,9 @@ def load_directory(args: argparse.Namespace, kinds: Sequence[str] = ("molecule",
                 f"{INPUT_FLAGS[kind]}, not {given}"
             )
     if kind not in kinds:
+        article = "an" if kind == "image" else "a"
         raise UsageError(
-            f"{directory} holds a {kind} model; give its inputs as {INPUT_FLAGS[kind]}"
+            f"{directory} holds {article} {kind} model; give its inputs as {INPUT_FLAGS[kind]}"
         )
     return LOADERS[kind](directory, device=resolve_device(args.device))
 

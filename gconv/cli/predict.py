@@ -65,7 +65,9 @@ def run_images(args: argparse.Namespace) -> dict[str, Any]:
     if args.preds_path is None:
         raise UsageError("--images needs --preds-path CSV (where the predictions go)")
     model = load_directory(args, kinds=("image",))
-    summary = predict_images(model, args.images, args.preds_path, batch_size=args.batch_size)
+    summary = predict_images(
+        model, args.images, args.preds_path, batch_size=args.batch_size, chunk_size=args.chunk_size
+    )
     if summary["failed"]:
         print(
             f"{summary['failed']:,} of {summary['rows']:,} images could not be read: see the "
