@@ -158,3 +158,13 @@ def test_resume_continues_the_run_and_refuses_other_data(trained_copy, tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         run([*common[:2], str(other), *common[3:], "--epochs", "14"])
     assert str(exit_info.value.code).startswith("error: --resume: ")
+
+
+def test_cam_on_the_flatten_head_cnn_is_one_line_naming_the_fix(trained, tmp_path):
+    folder, model_dir, _ = trained
+    with pytest.raises(SystemExit) as exit_info:
+        run(["explain", "--model-path", str(model_dir), "--images", str(folder / "0" / "000.png"),
+             "--output-dir", str(tmp_path / "e"), "--method", "cam"])  # fmt: skip
+    message = str(exit_info.value.code)
+    assert message.startswith("error: --method cam cannot explain this model: CAM needs")
+    assert "use GradCAM instead" in message and "\n" not in message
