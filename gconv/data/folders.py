@@ -6,7 +6,8 @@ sub-folder per class, its name the class name::
     DIR/cat/001.jpg, DIR/cat/002.png, ..., DIR/dog/...
 
 or, for a predefined split, ``DIR/train``, ``DIR/val`` (also ``valid``, ``validation``) and
-``DIR/test``, each in that layout; a missing ``val`` or ``test`` is drawn from ``train``. Without
+``DIR/test``, each in that layout; a missing ``val`` or ``test`` is drawn from ``train``. Hidden
+folders (``.ipynb_checkpoints``) are no classes. Without
 one, the images are split with scikit-learn's stratified ``train_test_split``, so every part holds
 every class in its share.
 
@@ -147,8 +148,8 @@ def read_images(
 
 
 def list_images(path: str | os.PathLike) -> list[Path]:
-    """The image files (by :data:`IMAGE_EXTENSIONS`) under a folder, recursively and sorted, or
-    the one file ``path``.
+    """The image files (by :data:`IMAGE_EXTENSIONS`) under a folder, recursively and sorted
+    (hidden files and folders left out), or the one file ``path``.
 
     Raises:
         ValueError: ``path`` does not exist, cannot be listed, or holds no image file.
@@ -160,7 +161,11 @@ def list_images(path: str | os.PathLike) -> list[Path]:
         raise ValueError(f"{path} does not exist: give a folder of images or an image file")
     try:
         files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
     except OSError as err:
         raise ValueError(f"cannot read the folder {path}: {_reason(err)}") from None
@@ -185,7 +190,12 @@ def _class_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
     """torchvision's class folders and files of one ``ImageFolder``-layout folder, checked."""
     _check_folder(folder)
     try:
-        classes, class_to_idx = find_classes(str(folder))
+        classes, _ = find_classes(str(folder))
+        # hidden folders (.ipynb_checkpoints, .git) are no classes
+        classes = [name for name in classes if not name.startswith(".")]
+        if not classes:
+            raise FileNotFoundError(folder)
+        class_to_idx = {name: k for k, name in enumerate(classes)}
     except FileNotFoundError:
         raise ValueError(
             f"{folder} has no class folders: put the images of each class in a sub-folder named "
@@ -198,7 +208,14 @@ def _class_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise ValueError(
             f"cannot read the class folder {folder / unreadable[0]}: permission denied"
         )
-    files = make_dataset(str(folder), class_to_idx, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+
+    def is_image(file: str) -> bool:  # torchvision's extensions, hidden files and folders left out
+        parts = Path(file).relative_to(folder).parts
+        return file.lower().endswith(IMAGE_EXTENSIONS) and not any(
+            part.startswith(".") for part in parts
+        )
+
+    files = make_dataset(str(folder), class_to_idx, is_valid_file=is_image, allow_empty=True)
     counts = Counter(label for _, label in files)
     empty = [classes[k] for k in range(len(classes)) if counts[k] == 0]
     if empty:

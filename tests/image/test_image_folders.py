@@ -67,6 +67,15 @@ def _error(root: Path, **kwargs) -> str:
     return message
 
 
+def test_hidden_folders_are_no_classes_nor_images(digit_folder):
+    (digit_folder / ".ipynb_checkpoints").mkdir()
+    (digit_folder / "0" / ".thumbs").mkdir()
+    Image.new("L", (28, 28)).save(digit_folder / "0" / ".thumbs" / "a.png")
+    data = read_image_folder(digit_folder, verbose=False)
+    assert data.classes == ["0", "1", "7"] and len(data.paths) == 48
+    assert len(list_images(digit_folder)) == 48
+
+
 def test_an_empty_class_folder_is_one_clear_line(digit_folder):
     (digit_folder / "9").mkdir()
     assert _error(digit_folder).startswith(f"empty class folder: {digit_folder / '9'} holds no")
