@@ -277,10 +277,10 @@ def train(
         fix = " (choose a larger --image-size)" if "pool" in str(err) else ""
         raise UsageError(f"{err}{fix}") from None
     network = build_network(classifier, mean, std)
-    train_loader = data.loader(
-        "train", batch_size, augment=build_augment(augment, data.image_size), seed=seed
-    )
-    val_loader = data.loader("val", 256)
+    augmentation = build_augment(augment, data.image_size)
+    # the images live on the training device, augmented there (as examples/mnist_cnn.py's)
+    train_loader = data.loader("train", batch_size, augment=augmentation, seed=seed, device=device_)
+    val_loader = data.loader("val", 256, device=device_)
     total_steps = epochs * len(train_loader)
 
     def one_cycle(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
