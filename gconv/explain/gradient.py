@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
 from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
@@ -315,21 +316,32 @@ class IntegratedGradients:
                 node_sample = node_sample.to(x.device)
                 edge_sample = _edge_graph(inputs) if use_edges else None
                 steps = self.n_steps or min(16, self.max_steps)
-                node_attr = edge_attr = delta = steps_of = None
+                node_attr = edge_attr = delta = steps_of = gap = None
                 converged = torch.zeros(num_samples, dtype=torch.bool, device=x.device)
                 while True:
-                    new_node, new_edge, new_delta, gap = attribute(
-                        inputs, x, baseline, use_edges, score_fn, steps, output
+                    todo = (~converged).nonzero().flatten()
+                    part = None
+                    if delta is not None:  # later rules: only the samples still to converge
+                        part = _samples(inputs, x, baseline, output, score_fn, todo)
+                    if part is None:  # the first rule, or a batch that cannot be split
+                        part = (inputs, x, baseline, output, score_fn)
+                        todo = torch.arange(num_samples, device=x.device)
+                    sub_inputs, sub_x, sub_baseline, sub_output, sub_score_fn = part
+                    new_node, new_edge, new_delta, new_gap = attribute(
+                        sub_inputs, sub_x, sub_baseline, use_edges, sub_score_fn, steps, sub_output
                     )
                     if delta is None:
-                        node_attr, edge_attr, delta = new_node, new_edge, new_delta
+                        node_attr, edge_attr, delta, gap = new_node, new_edge, new_delta, new_gap
                         steps_of = torch.full_like(converged, steps, dtype=torch.long)
                     else:  # only the graphs (images) that had not converged take the new rule
-                        update = ~converged
-                        node_attr = _rows_where(update[node_sample], new_node, node_attr)
+                        update = torch.zeros_like(converged)
+                        update[todo] = True
+                        update &= ~converged
+                        node_attr = _take(node_attr, new_node, update[node_sample])
                         if edge_attr is not None:
-                            edge_attr = _rows_where(update[edge_sample], new_edge, edge_attr)
-                        delta = torch.where(update, new_delta, delta)
+                            edge_attr = _take(edge_attr, new_edge, update[edge_sample])
+                        delta = _take(delta, new_delta, update)
+                        gap = _take(gap, new_gap, update)
                         steps_of = torch.where(update, steps, steps_of)
                     if self.n_steps is not None:
                         break
@@ -495,6 +507,38 @@ class IntegratedGradients:
     def __repr__(self) -> str:
         steps = self.n_steps if self.n_steps is not None else "auto"
         return f"{self.__class__.__name__}(n_steps={steps}, baseline={self.baseline!r})"
+
+
+def _take(old: Tensor, new: Tensor, rows: Tensor) -> Tensor:
+    """``old`` with its ``rows`` (a mask) replaced from ``new``, which holds either every row
+    (the whole batch recomputed) or just the replaced ones, in order (the samples recomputed
+    alone)."""
+    if new.size(0) != old.size(0):
+        full = old.clone()
+        full[rows] = new.to(old.dtype)
+        new = full
+    return _rows_where(rows, new, old)
+
+
+def _samples(inputs, x: Tensor, baseline: Tensor, output: Tensor, score_fn, todo: Tensor):
+    """``(inputs, x, baseline, output, target)`` of the samples ``todo`` alone, or ``None``
+    where the batch cannot be split: a callable target (it may depend on the whole batch), or
+    a graph input that is not a PyG ``Batch``. Each sample's attributions are its own, so a
+    sample computed alone is computed as in the batch (tested)."""
+    category = getattr(score_fn, "category", None)
+    if category is None:
+        return None
+    index = torch.as_tensor(category, device=output.device).reshape(-1)
+    if index.numel() > 1:
+        index = index[todo]
+    sub_score_fn = type(score_fn)(index)
+    if isinstance(inputs, Tensor):
+        return inputs[todo], x[todo], baseline[todo], output[todo], sub_score_fn
+    if not isinstance(inputs, Batch) or not hasattr(inputs, "_slice_dict"):
+        return None
+    rows = torch.isin(graph_batch(inputs), todo)
+    sub_inputs = Batch.from_data_list(inputs.index_select(todo.cpu()))
+    return sub_inputs, x[rows], baseline[rows], output[todo], sub_score_fn
 
 
 def _rows_where(condition: Tensor, new: Tensor, old: Tensor) -> Tensor:
