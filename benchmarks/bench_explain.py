@@ -33,7 +33,14 @@ quiet cores). Per-atom truth on the NCI molecules shipped with RDKit (``first_5k
   an atom is its contribution (``rdMolDescriptors._CalcCrippenContribs`` on the molecule with
   explicit hydrogens, each hydrogen's added to its heavy atom, so they sum to ``MolLogP``).
   Scored by the per-molecule Pearson r and Kendall tau between signed atom scores and the truth
-  (scipy), averaged over 200 test molecules.
+  (scipy), averaged over 200 test molecules. Three reference rows use no model: Crippen logP
+  itself explained by atom removal (:func:`crippen_occlusion`: the ceiling of removal-based
+  explanations), and one value per atom type fitted by least squares to the training molecules'
+  logP (:func:`atom_type_fit`) with Crippen's own atom types (which gives the contributions back:
+  the truth is identifiable from molecule sums with those types) and with the model's one-hot
+  atom features as types (which does not: value moves between atom types that occur together
+  without changing any sum; a model trained on molecule values is free to split them its own
+  way, and a faithful explanation shows its split).
 * *substructure*: label 1 when the molecule has a nitro group, a carboxylic acid (or
   carboxylate) or a primary amine (:data:`SUBSTRUCTURES`, ~25 % positive); the truth of an atom
   is whether a pattern matches it. Scored by the atom AUROC of the positive test molecules the

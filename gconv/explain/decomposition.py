@@ -43,8 +43,8 @@ neighbours, so a model *could* keep each atom's contribution in its own embeddin
 in training asks it to: a sum over atoms is the same whichever atom carries a share. Measured
 (``benchmarks/bench_explain.py --part atoms``, scaffold test molecules, 3 seeds): on the molecule
 example's D-MPNN with its MLP head trained on Crippen logP, the per-molecule Pearson r of the
-decomposition with the Crippen atom contributions is 0.36 ± 0.02 (Grad-CAM, which weighs the
-same embeddings, the same), against 0.79 ± 0.07 for integrated gradients from zero atom features;
+decomposition with the Crippen atom contributions is 0.34 ± 0.01 (Grad-CAM, which weighs the
+same embeddings, the same), against 0.76 ± 0.09 for integrated gradients from zero atom features;
 a least-squares fit of the decomposition on the contributions gives an atom's own one a weight
 of 0.10-0.11 and each neighbour's as much, 0.11-0.14 (seeds 0, 1; standardised target): the
 D-MPNN keeps a neighbour's share in the message it passes. On
