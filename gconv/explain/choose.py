@@ -39,7 +39,7 @@ def recommended_explainer(model: nn.Module, task: str = "regression") -> tuple[o
     * Any other model, ``task="classification"``: :class:`~gconv.explain.Saliency`, the
       magnitude of the logit's gradient per atom (unsigned). On the same D-MPNN trained on a
       substructure rule it finds the rule's atoms best (atom AUROC 0.996, integrated gradients
-      0.91, occlusion 0.95) at a fraction of a millisecond per molecule.
+      0.90, occlusion 0.94) at a fraction of a millisecond per molecule.
 
     Args:
         model (torch.nn.Module): a graph model.
