@@ -30,8 +30,9 @@ def recommended_explainer(model: nn.Module, task: str = "regression") -> tuple[o
       seeds; occlusion 0.67, the exact decomposition of that model 0.34, as its atom embeddings
       carry their neighbours' contributions: see :mod:`~gconv.explain.decomposition`). Compared
       on validation molecules (seeds 0 and 1) with integrated gradients from a mean training
-      atom and from zero atom and bond features, and (seed 0) with sampled atom Shapley values
-      and leave-one-out: none better on average. No method reaches 0.9 on this
+      atom and from zero atom and bond features (bonds credited to an atom), and (seed 0) with
+      sampled atom Shapley values and leave-one-out: none consistently better (each gained on
+      one seed and lost on the other; at most 0.02 on the mean of the two). No method reaches 0.9 on this
       benchmark: one value per atom type fitted to the training molecules' logP with the
       model's atom features as types reaches 0.69 (with Crippen's own types, 1.00): molecule
       values do not decide how value is split between atoms that occur together, and a model
