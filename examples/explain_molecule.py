@@ -11,7 +11,7 @@ CAM's map as shares: they add up to the prediction minus the bias, the empty mol
 for an MLP head integrated gradients, the closest of gconv's methods to known atom
 contributions for such models (``benchmarks/bench_explain.py --part atoms``). Integrated
 gradients attributes to atom features and bonds too (its number of steps chosen until every
-molecule's convergence delta is below 0.05). Deletion removes the most important atoms first,
+molecule's convergence delta is within 0.01 + 1 % of the change it splits). Deletion removes the most important atoms first,
 with their bonds (``node_removal="remove"``), and records the predicted, standardised pIC50: a
 faithful map makes it fall faster (lower AUC) than a random order. Removed, not zeroed: a
 molecule of all-zero atoms is predicted far outside the training range (+5.0 SD with the
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     method = type(explainer).__name__
     print(f"explaining with {method}: {reason}")
     atoms = explainer(batch, target=0)  # signed atom scores (for this model: shares)
-    ig_explainer = IntegratedGradients(model)  # steps until |convergence delta| < 0.05
+    ig_explainer = IntegratedGradients(model)  # steps until |delta| <= 0.01 + 1 % |change|
     ig = ig_explainer(batch, target=0)
     with torch.no_grad():
         prediction = model(batch)[:, 0]

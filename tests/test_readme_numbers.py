@@ -62,7 +62,11 @@ def test_every_entry_has_a_table_on_the_results_page(reproduce, results):
     assert set(reproduce.EXAMPLES) <= set(rendered) <= set(reproduce.TABLES)
     for name, rows in rendered.items():
         assert "\n".join(rows) in page, name
-    for quoted in (reproduce.MOLECULES_TABLE, reproduce.EXPLAIN_TABLES):
+    for quoted in (
+        reproduce.MOLECULES_TABLE,
+        reproduce.EXPLAIN_TABLES,
+        reproduce.EXPLAIN_ATOMS_TABLES,
+    ):
         assert quoted.read_text().strip() in page, quoted
 
 

@@ -12,7 +12,8 @@ gradients sum to the change of the score, which normalisation would break.
 
 * :class:`Saliency` — :math:`|\partial y^c / \partial \mathbf{x}|` at the input.
 * :class:`IntegratedGradients` — the path integral of the gradient from a baseline, with its
-  number of steps chosen until the completeness error (the convergence delta) is small.
+  number of steps chosen until the completeness error (the convergence delta) is small
+  relative to the change of the score it splits.
 
 Both are stateless apart from their settings: eval mode for the call and every module's own flag
 restored afterwards (:func:`gconv._utils.evaluating`), edge masks removed, gradients taken with
@@ -30,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
 from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
@@ -177,7 +179,16 @@ class IntegratedGradients:
     each graph sum to :math:`y^c_g(\mathbf{x}) - y^c_g(\text{baseline})`. The gap is the
     **convergence delta**, kept per graph (``explanation.convergence_delta``, and
     ``self.convergence_delta`` after a call). Without a fixed ``n_steps``, the number of steps
-    doubles from 16 until ``|delta| < tolerance``, **for each graph (image) on its own**: a graph
+    doubles from 16 until
+
+    .. math::
+        |\delta_g| \le \mathrm{atol} + \mathrm{rtol}\,|y^c_g(\mathbf{x}) - y^c_g(\text{baseline})|
+
+    (``torch.isclose``'s rule: relative to the change being split, with a floor ``atol`` in
+    score units for graphs whose score hardly changes), **for each graph (image) on its own**:
+    a classifier's logit that moves by 20 is split to 1 % of that, as a regression output that
+    moves by 1 is, instead of one absolute tolerance that is loose for one and unreachable for
+    the other (an absolute 0.05 ran classifier logits into ``max_steps``). A graph
     keeps the first quadrature at which it converged, so its attributions are the same alone as
     in any batch (``self.steps_per_sample`` holds each one's steps, ``self.steps_used`` the
     most); a :class:`RuntimeWarning` says so when ``max_steps`` is reached first.
@@ -221,8 +232,10 @@ class IntegratedGradients:
             (graphs: atoms grown from absent, see above) or a value / tensor broadcastable to
             the features. (default: :obj:`"auto"`)
         edge_mask (bool, optional): also attribute to edges where possible. (default: :obj:`True`)
-        tolerance (float, optional): target ``|convergence delta|`` per graph, in score units.
-            (default: :obj:`0.05`)
+        rtol (float, optional): target ``|convergence delta|`` per graph relative to
+            ``|score - baseline score|``. (default: :obj:`0.01`)
+        atol (float, optional): the floor of that target, in score units.
+            (default: :obj:`0.01`)
         max_steps (int, optional): most quadrature points tried. (default: :obj:`512`)
         steps_per_pass (int, optional): for images, path steps evaluated in one forward pass.
             (default: :obj:`8`)
@@ -234,7 +247,8 @@ class IntegratedGradients:
         n_steps: int | None = None,
         baseline: str | float | Tensor = "auto",
         edge_mask: bool = True,
-        tolerance: float = 0.05,
+        rtol: float = 0.01,
+        atol: float = 0.01,
         max_steps: int = 512,
         steps_per_pass: int = 8,
     ):
@@ -248,7 +262,11 @@ class IntegratedGradients:
         self.n_steps = n_steps
         self.baseline = baseline
         self.edge_mask = edge_mask
-        self.tolerance = tolerance
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        self.rtol = rtol
+        self.atol = atol
         self.max_steps = max_steps
         self.steps_per_pass = steps_per_pass
         #: per-graph (per-image) convergence delta of the last call
@@ -298,31 +316,45 @@ class IntegratedGradients:
                 node_sample = node_sample.to(x.device)
                 edge_sample = _edge_graph(inputs) if use_edges else None
                 steps = self.n_steps or min(16, self.max_steps)
-                node_attr = edge_attr = delta = steps_of = None
+                node_attr = edge_attr = delta = steps_of = gap = None
                 converged = torch.zeros(num_samples, dtype=torch.bool, device=x.device)
                 while True:
-                    new_node, new_edge, new_delta = attribute(
-                        inputs, x, baseline, use_edges, score_fn, steps, output
+                    todo = (~converged).nonzero().flatten()
+                    part = None
+                    if delta is not None:  # later rules: only the samples still to converge
+                        part = _samples(inputs, x, baseline, output, score_fn, todo)
+                    if part is None:  # the first rule, or a batch that cannot be split
+                        part = (inputs, x, baseline, output, score_fn)
+                        todo = torch.arange(num_samples, device=x.device)
+                    sub_inputs, sub_x, sub_baseline, sub_output, sub_score_fn = part
+                    new_node, new_edge, new_delta, new_gap = attribute(
+                        sub_inputs, sub_x, sub_baseline, use_edges, sub_score_fn, steps, sub_output
                     )
                     if delta is None:
-                        node_attr, edge_attr, delta = new_node, new_edge, new_delta
+                        node_attr, edge_attr, delta, gap = new_node, new_edge, new_delta, new_gap
                         steps_of = torch.full_like(converged, steps, dtype=torch.long)
                     else:  # only the graphs (images) that had not converged take the new rule
-                        update = ~converged
-                        node_attr = _rows_where(update[node_sample], new_node, node_attr)
+                        update = torch.zeros_like(converged)
+                        update[todo] = True
+                        update &= ~converged
+                        node_attr = _take(node_attr, new_node, update[node_sample])
                         if edge_attr is not None:
-                            edge_attr = _rows_where(update[edge_sample], new_edge, edge_attr)
-                        delta = torch.where(update, new_delta, delta)
+                            edge_attr = _take(edge_attr, new_edge, update[edge_sample])
+                        delta = _take(delta, new_delta, update)
+                        gap = _take(gap, new_gap, update)
                         steps_of = torch.where(update, steps, steps_of)
                     if self.n_steps is not None:
                         break
-                    converged = converged | (delta.abs() < self.tolerance)
+                    allowed = self.atol + self.rtol * gap.abs()
+                    converged = converged | (delta.abs() <= allowed)
                     if bool(converged.all()):
                         break
                     if steps * 2 > self.max_steps:
                         warnings.warn(
                             f"integrated gradients did not converge: |convergence delta| up to "
-                            f"{float(delta.abs().max()):.3g} (tolerance {self.tolerance}) after "
+                            f"{float(delta.abs().max()):.3g} (allowed: {self.atol:g} + "
+                            f"{self.rtol:g} x |score change|, at most "
+                            f"{float(allowed.max()):.3g}) after "
                             f"{steps} steps for {int((~converged).sum())} of {num_samples} "
                             f"samples; raise max_steps or check the model for kinks",
                             RuntimeWarning,
@@ -359,7 +391,8 @@ class IntegratedGradients:
         )
 
     def _attribute(self, inputs, x, baseline, use_edges, score_fn, steps, output):
-        """One quadrature with ``steps`` points: (node attribution, edge attribution, delta),
+        """One quadrature with ``steps`` points: (node attribution, edge attribution, delta,
+        score change it splits),
         summed in float32 for a float16 / bfloat16 model (``x`` keeps the model's dtype)."""
         points, weights = np.polynomial.legendre.leggauss(steps)
         points, weights = (points + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
@@ -387,7 +420,7 @@ class IntegratedGradients:
                 start_scores = score_fn(model(baseline))
             gap = score_fn(output).to(acc) - start_scores.to(acc)
             delta = attribution.flatten(1).sum(dim=1) - gap
-            return attribution, None, delta
+            return attribution, None, delta, gap
         num_graphs = output.size(0)
         batch = graph_batch(inputs)
         total_x = torch.zeros_like(x, dtype=acc)
@@ -417,12 +450,12 @@ class IntegratedGradients:
         per_graph = x.new_zeros(num_graphs, dtype=acc).index_add_(0, batch, node_attr.sum(dim=-1))
         if edge_attr is not None:
             per_graph.index_add_(0, _edge_graph(inputs), edge_attr)
-        delta = per_graph - (score_fn(output).to(acc) - start_scores.to(acc))
-        return node_attr, edge_attr, delta
+        gap = score_fn(output).to(acc) - start_scores.to(acc)
+        return node_attr, edge_attr, per_graph - gap, gap
 
     def _attribute_presence(self, readout, inputs, x, baseline, use_edges, score_fn, steps, output):
         """One quadrature over atom presence (``baseline="empty"``): (node attribution
-        ``[N, 1]``, ``None``, delta), summed in float32 for a float16 / bfloat16 model."""
+        ``[N, 1]``, ``None``, delta, score change), summed in float32 for a float16 / bfloat16 model."""
         points, weights = np.polynomial.legendre.leggauss(steps)
         points, weights = (points + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
         model, num_nodes = self.model, inputs.num_nodes
@@ -468,12 +501,44 @@ class IntegratedGradients:
                 f"baseline='empty': the readout {type(readout).__name__} did not run"
             )
         per_graph = total.new_zeros(output.size(0)).index_add_(0, graph_batch(inputs), total)
-        delta = per_graph - (score_fn(output).to(acc) - start_scores.to(acc))
-        return total[:, None], None, delta
+        gap = score_fn(output).to(acc) - start_scores.to(acc)
+        return total[:, None], None, per_graph - gap, gap
 
     def __repr__(self) -> str:
         steps = self.n_steps if self.n_steps is not None else "auto"
         return f"{self.__class__.__name__}(n_steps={steps}, baseline={self.baseline!r})"
+
+
+def _take(old: Tensor, new: Tensor, rows: Tensor) -> Tensor:
+    """``old`` with its ``rows`` (a mask) replaced from ``new``, which holds either every row
+    (the whole batch recomputed) or just the replaced ones, in order (the samples recomputed
+    alone)."""
+    if new.size(0) != old.size(0):
+        full = old.clone()
+        full[rows] = new.to(old.dtype)
+        new = full
+    return _rows_where(rows, new, old)
+
+
+def _samples(inputs, x: Tensor, baseline: Tensor, output: Tensor, score_fn, todo: Tensor):
+    """``(inputs, x, baseline, output, target)`` of the samples ``todo`` alone, or ``None``
+    where the batch cannot be split: a callable target (it may depend on the whole batch), or
+    a graph input that is not a PyG ``Batch``. Each sample's attributions are its own, so a
+    sample computed alone is computed as in the batch (tested)."""
+    category = getattr(score_fn, "category", None)
+    if category is None:
+        return None
+    index = torch.as_tensor(category, device=output.device).reshape(-1)
+    if index.numel() > 1:
+        index = index[todo]
+    sub_score_fn = type(score_fn)(index)
+    if isinstance(inputs, Tensor):
+        return inputs[todo], x[todo], baseline[todo], output[todo], sub_score_fn
+    if not isinstance(inputs, Batch) or not hasattr(inputs, "_slice_dict"):
+        return None
+    rows = torch.isin(graph_batch(inputs), todo)
+    sub_inputs = Batch.from_data_list(inputs.index_select(todo.cpu()))
+    return sub_inputs, x[rows], baseline[rows], output[todo], sub_score_fn
 
 
 def _rows_where(condition: Tensor, new: Tensor, old: Tensor) -> Tensor:

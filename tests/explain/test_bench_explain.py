@@ -4,6 +4,7 @@ README is only as good as this ground truth)."""
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch_geometric.utils import degree, is_undirected, to_networkx
 
@@ -83,3 +84,40 @@ def test_atom_benchmark_smoke():
     assert "gconv CAM" not in results  # the example's MLP head: CAM does not apply
     reference = results["reference: Crippen logP itself, atom removed (no model)"]
     assert 0 < reference["pearson"] < 1  # removal is not the contributions, even for Crippen
+    for types in ("Crippen's", "the model's"):
+        fitted = results[f"reference: {types} atom types fitted to the training logP (no model)"]
+        assert -1 <= fitted["pearson"] <= 1
+
+
+def test_atom_type_fit_recovers_the_truth_with_crippen_types_only():
+    """The identifiability references: values fitted to molecule sums give back the Crippen
+    contributions when the atom types are Crippen's, far less so with the model's atom types."""
+    import warnings
+
+    from rdkit import Chem, RDLogger
+
+    from gconv.data import NCI_TPSA_FILE, MoleculeDataset
+
+    bench = _bench()
+    RDLogger.DisableLog("rdApp.*")
+    smiles = []
+    with open(NCI_TPSA_FILE) as f:
+        for line in f:
+            candidate = line.split(",")[0]
+            if not line.startswith("#") and Chem.MolFromSmiles(candidate) is not None:
+                smiles.append(candidate)
+            if len(smiles) == 700:
+                break
+    targets = [float(bench.crippen_contributions(s).sum()) for s in smiles]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        data = MoleculeDataset(smiles, targets, target_names=["logp"], on_error="skip")
+    train, explained = data[:600], list(data[600:])
+    truth = [bench.crippen_contributions(graph.smiles) for graph in explained]
+    by_type = {
+        types: bench.atom_agreement(bench.atom_type_fit(train, explained, types), truth, "logp")
+        for types in ("crippen", "features")
+    }
+    assert by_type["crippen"]["pearson"] > 0.97
+    assert by_type["features"]["pearson"] < by_type["crippen"]["pearson"] - 0.1
+    assert bench.crippen_types("CO")[0] != bench.crippen_types("C")[0]  # the C's neighbour

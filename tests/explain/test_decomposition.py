@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -164,12 +166,32 @@ def test_piecewise_linear_head_is_integrated_exactly(graphs, head):
 def test_smooth_head_uses_quadrature_to_the_tolerance(graphs):
     model = _model(SumReadout(), _mlp(5, 16, 1, activation=nn.GELU))
     data = _scaled_graphs(graphs, 5.0)
-    explainer = ReadoutDecomposition(model, tolerance=1e-5)
+    explainer = ReadoutDecomposition(model, rtol=0, atol=1e-5)
     explanation = explainer(data)
     assert not explainer.exact and explainer.steps_used >= 16
     assert explanation.convergence_delta.abs().max() < 1e-5
     reference = _reference(model, data, 0)
     torch.testing.assert_close(explanation.node_mask[:, 0].double(), reference, atol=1e-4, rtol=0)
+
+
+def test_quadrature_tolerance_is_relative_to_the_score_change(graphs):
+    # |delta| <= atol + rtol |gap|: scores 1000 times larger take the same steps per graph
+    model = _model(SumReadout(), _mlp(5, 16, 1, activation=nn.GELU))
+    data = _scaled_graphs(graphs, 5.0)
+    small = ReadoutDecomposition(model, rtol=1e-4, atol=0)
+    small(data)
+    with torch.no_grad():
+        model.head[-1].weight.mul_(1000)
+        model.head[-1].bias.mul_(1000)
+    large = ReadoutDecomposition(model, rtol=1e-4, atol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        explanation = large(data)
+    assert large.steps_used == small.steps_used
+    gap = explanation.prediction[:, 0] - large.baseline_score
+    assert bool((explanation.convergence_delta.abs() <= 1e-4 * gap.abs()).all())
+    with pytest.raises(ValueError, match="atol must be a number >= 0"):
+        ReadoutDecomposition(model, atol=-1.0)
 
 
 def test_descriptors_are_held_fixed(graphs):
@@ -191,8 +213,8 @@ def test_descriptors_are_held_fixed(graphs):
 def test_code_after_the_head_reruns_the_model(graphs):
     inner = _model(SumReadout(), _mlp(5, 16, 1, activation=nn.Tanh))
     data = _scaled_graphs(graphs, 3.0)
-    direct = ReadoutDecomposition(inner, tolerance=1e-6)(data)
-    explainer = ReadoutDecomposition(Doubled(inner), tolerance=1e-6)
+    direct = ReadoutDecomposition(inner, rtol=0, atol=1e-6)(data)
+    explainer = ReadoutDecomposition(Doubled(inner), rtol=0, atol=1e-6)
     rerun = explainer(data)
     assert not explainer.exact
     torch.testing.assert_close(rerun.node_mask, 2 * direct.node_mask, atol=1e-5, rtol=1e-5)
@@ -290,7 +312,7 @@ def test_the_real_molecule_model(molecules):
     assert explanation.convergence_delta.abs().max() < 1e-5
     # IG from the empty molecule scales the readout's input only (D-MPNN is no MessagePassing
     # module): the same attribution, by quadrature
-    ig = IntegratedGradients(model, baseline="empty", tolerance=1e-5, max_steps=2048)
+    ig = IntegratedGradients(model, baseline="empty", rtol=0, atol=1e-5, max_steps=2048)
     torch.testing.assert_close(ig(molecules).node_mask, explanation.node_mask, atol=1e-4, rtol=0)
 
 

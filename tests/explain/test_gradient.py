@@ -4,6 +4,7 @@ twins and the module gconv.explain.graph warn and give the same results."""
 
 import importlib
 import sys
+import warnings
 
 import pytest
 import torch
@@ -67,14 +68,62 @@ def test_integrated_gradients_chooses_its_steps_or_warns(gcn, graphs):
     model = _with_biases(gcn)
     data = graphs
     data.x = 3 * data.x
-    explainer = IntegratedGradients(model, tolerance=1e-3)
+    explainer = IntegratedGradients(model, rtol=0, atol=1e-3)
     explainer(data, target=1)
     assert explainer.convergence_delta.abs().max() < 1e-3 and explainer.steps_used >= 16
     coarse = IntegratedGradients(model, n_steps=2)
     coarse(data, target=1)
     with pytest.warns(RuntimeWarning, match="did not converge.*after 3 steps"):
-        IntegratedGradients(model, tolerance=1e-12, max_steps=3)(data, target=1)
+        IntegratedGradients(model, rtol=0, atol=1e-12, max_steps=3)(data, target=1)
     assert coarse.convergence_delta.abs().max() > explainer.convergence_delta.abs().max()
+
+
+def test_integrated_gradients_tolerance_is_relative_to_the_score_change(gcn, graphs):
+    # the steps follow |delta| <= atol + rtol |f(x) - f(baseline)|: a model whose scores are
+    # 1000 times larger (a classifier's confident logits) takes the same steps, not max_steps
+    model = _with_biases(gcn)
+    data = graphs
+    data.x = 3 * data.x
+    small = IntegratedGradients(model, rtol=1e-3, atol=0)
+    small(data, target=1)
+    with torch.no_grad():
+        model.head.weight.mul_(1000)
+        model.head.bias.mul_(1000)
+    large = IntegratedGradients(model, rtol=1e-3, atol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # converges: no warning
+        explanation = large(data, target=1)
+    assert torch.equal(large.steps_per_sample, small.steps_per_sample)
+    torch.testing.assert_close(large.convergence_delta, 1000 * small.convergence_delta, rtol=0.01, atol=1e-3)
+    with torch.no_grad():
+        gap = model(data)[:, 1] - _zero_baseline_scores(model, data)
+    assert bool((explanation.convergence_delta.abs() <= 1e-3 * gap.abs()).all())
+    # an absolute tolerance of the old default (0.05) would not be reached at these scales
+    with pytest.warns(RuntimeWarning, match="did not converge.*allowed: 0.05 \\+ 0 x"):
+        IntegratedGradients(model, rtol=0, atol=0.05, max_steps=32)(data, target=1)
+
+
+def test_integrated_gradients_tolerance_floor_for_an_unchanged_score(gcn, graphs):
+    # a score that does not move from the baseline: the floor atol decides (rtol alone would
+    # ask for an exact zero)
+    model = _with_biases(gcn)
+    with torch.no_grad():
+        model.head.weight.zero_()
+    explainer = IntegratedGradients(model, rtol=0.01, atol=1e-6)
+    explanation = explainer(graphs, target=1)
+    assert explainer.steps_used == 16 and explanation.node_mask.abs().max() == 0
+    with pytest.raises(ValueError, match="rtol must be a number >= 0, got -1"):
+        IntegratedGradients(model, rtol=-1)
+
+
+def _zero_baseline_scores(model, data):
+    baseline = data.clone()
+    baseline.x = torch.zeros_like(data.x)
+    set_masks(model, torch.zeros(data.num_edges), data.edge_index, apply_sigmoid=False)
+    try:
+        return model(baseline)[:, 1]
+    finally:
+        clear_masks(model)
 
 
 def test_integrated_gradients_on_constant_features_walks_the_edges(gcn, graphs):

@@ -97,7 +97,7 @@ def test_remove_nodes_keeps_every_graph(graphs):
 def test_empty_baseline_is_complete_and_ends_at_the_empty_graph(make_gcn, graphs):
     torch.manual_seed(0)
     model = make_gcn(readout=SumReadout()).eval()  # GCNConv: messages are scaled too
-    explainer = IntegratedGradients(model, baseline="empty", tolerance=1e-3)
+    explainer = IntegratedGradients(model, baseline="empty", rtol=0, atol=1e-3)
     explanation = explainer(graphs, target=3)
     assert explanation.node_mask.shape == (graphs.num_nodes, 1)
     assert explanation.get("edge_mask") is None  # bonds are credited to their atoms
@@ -114,17 +114,17 @@ def test_empty_baseline_without_message_passing_is_the_decomposition(graphs):
     torch.manual_seed(0)
     head = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
     model = NodeModel(head=head).eval()
-    ig = IntegratedGradients(model, baseline="empty", tolerance=1e-6)(graphs, target=1)
-    exact = ReadoutDecomposition(model, tolerance=1e-7)(graphs, target=1)
+    ig = IntegratedGradients(model, baseline="empty", rtol=0, atol=1e-6)(graphs, target=1)
+    exact = ReadoutDecomposition(model, rtol=0, atol=1e-7)(graphs, target=1)
     torch.testing.assert_close(ig.node_mask, exact.node_mask, atol=1e-5, rtol=0)
 
 
 def test_empty_baseline_takes_any_readout(graphs):
     torch.manual_seed(0)
     model = NodeModel(readout=MaxReadout()).eval()
-    explanation = IntegratedGradients(model, baseline="empty", tolerance=1e-4)(graphs)
+    explanation = IntegratedGradients(model, baseline="empty", rtol=0, atol=1e-4)(graphs)
     assert explanation.convergence_delta.abs().max() < 1e-4
-    alone = IntegratedGradients(model, baseline="empty", tolerance=1e-4)(
+    alone = IntegratedGradients(model, baseline="empty", rtol=0, atol=1e-4)(
         Batch.from_data_list(graphs.to_data_list()[1:])
     )
     torch.testing.assert_close(alone.node_mask, explanation.node_mask[4:], atol=1e-6, rtol=0)
