@@ -920,10 +920,6 @@ REGIONS: dict[str, Callable[[dict], list[str]]] = {
     "headline": headline,
     "atom-attributions": atom_attributions,
 }
-#: Regions whose renderer is here before README.md carries them (the README is edited on
-#: another branch, which pastes the rendered block): rendered where present, not yet required.
-#: Remove a name once the README has its region.
-NEW_REGIONS: frozenset[str] = frozenset({"atom-attributions"})
 _REGION = re.compile(
     r"(<!-- begin reproduce\.py: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end reproduce\.py: "
     r"(?P=name) -->)",
@@ -944,7 +940,7 @@ def fill_regions(text: str, results: dict) -> str:
         return match.group(1) + "\n".join(REGIONS[name](results)) + "\n" + match.group(4)
 
     text = _REGION.sub(render, text)
-    missing = set(REGIONS) - set(found) - NEW_REGIONS
+    missing = set(REGIONS) - set(found)
     if missing:
         raise KeyError(
             f"README.md has no region {sorted(missing)} (<!-- begin reproduce.py: … -->)"

@@ -87,13 +87,16 @@ def test_regions_without_a_renderer_are_refused(reproduce, results):
     text = "a\n<!-- begin reproduce.py: nope -->\nold\n<!-- end reproduce.py: nope -->\n"
     with pytest.raises(KeyError, match="nope"):
         reproduce.fill_regions(text, results)
-    filled = reproduce.fill_regions(
-        "intro\n<!-- begin reproduce.py: headline -->\nold 1.5\n"
-        "<!-- end reproduce.py: headline -->\nend\n",
-        results,
+    regions = "".join(
+        f"<!-- begin reproduce.py: {name} -->\nold 1.5\n<!-- end reproduce.py: {name} -->\n"
+        for name in reproduce.REGIONS
     )
+    with pytest.raises(KeyError, match="atom-attributions"):  # every region is required
+        reproduce.fill_regions(regions.split("<!-- begin reproduce.py: atom")[0], results)
+    filled = reproduce.fill_regions("intro\n" + regions + "end\n", results)
     assert "old 1.5" not in filled and filled.startswith("intro\n") and filled.endswith("\nend\n")
-    assert "\n".join(reproduce.headline(results)) in filled
+    for name, render in reproduce.REGIONS.items():
+        assert "\n".join(render(results)) in filled, name
 
 
 def test_results_are_distributions_with_provenance(results):
