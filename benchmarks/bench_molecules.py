@@ -488,7 +488,11 @@ def run_gconv_tasks(variant: str):
         else:
             p = np.array([[float(r[f"{n}_pred"]) for n in names] for r in records])
         metric = "rmse" if task_type == "regression" else "auroc"
-        keep = ("test_coverage", "test_coverage_per_task", "test_ece", "test_ece_uncalibrated")
+        keep = ("test_coverage", "test_ece", "test_ece_uncalibrated")
+        calibration = metrics.get("calibration") or {}
+        if "test_coverage_per_task" in calibration:
+            metrics["test_coverage_per_task"] = calibration["test_coverage_per_task"]
+            keep += ("test_coverage_per_task",)
         return {
             **task_scores(task_type, names, data["test"][1], p),
             f"val_{metric}": metrics[f"val_{metric}"],
@@ -606,7 +610,7 @@ def task_summary(results: list[dict], sets: list[str]) -> dict:
         key = "test_coverage" if task_type == "regression" else "test_ece"
         if default and all(r.get(key) is not None for r in default):
             entry = {key: _stats([r[key] for r in default]), "seeds": [r["seed"] for r in default]}
-            if task_type == "regression":
+            if task_type == "regression" and all("test_coverage_per_task" in r for r in default):
                 entry["per_task"] = {
                     task: _stats([r["test_coverage_per_task"][task] for r in default])
                     for task in names
