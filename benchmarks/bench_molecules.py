@@ -350,9 +350,11 @@ def run_gconv(variant: str):
         ]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True, text=True, env=_env(threads))
         metrics = json.loads((out / "metrics.json").read_text())
+        coverage = {k: metrics[k] for k in ("test_coverage",) if metrics.get(k) is not None}
         return {
             "test_rmse": metrics["test_rmse"],
             "val_rmse": metrics["val_rmse"],
+            **coverage,
             "detail": f"{metrics['conv']}, readout {metrics['readout']}",
         }
 
@@ -752,6 +754,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for every method")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_molecules")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument(
+        "--table-dir",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="where the tables go (molecules.md, molecules_tasks.md and .json)",
+    )
+    p.add_argument(
+        "--calibration-from",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other results.jsonl files whose gconv runs on the regression sets add their interval "
+        "coverage to the calibration table (a rerun of gconv's defaults for its coverage, kept "
+        "apart so that the regression table keeps its runs)",
+    )
     args = p.parse_args(argv)
 
     results_file = args.work / "results.jsonl"
@@ -802,7 +819,7 @@ def main(argv: list[str] | None = None) -> None:
             (r["set"], r["seed"], r["method"]): r for r in map(json.loads, results_file.open())
         }
         results = list(latest.values())
-    out = ROOT / "benchmarks" / "results"
+    out = args.table_dir
     out.mkdir(parents=True, exist_ok=True)
     methods = args.methods or METHODS
     regression = [n for n in args.sets if n in REGRESSION_SETS]
@@ -815,6 +832,20 @@ def main(argv: list[str] | None = None) -> None:
     tasks = [n for n in args.sets if n in TASK_SETS]
     if any(r["set"] in tasks for r in results):
         summary = task_summary(results, tasks)
+        for other in args.calibration_from:
+            rows = {
+                (r["set"], r["seed"], r["method"]): r
+                for r in map(json.loads, other.open())
+                if r["method"] == "gconv" and r["set"] in REGRESSION_SETS and "test_coverage" in r
+            }
+            for name in REGRESSION_SETS:
+                runs = sorted((r for r in rows.values() if r["set"] == name), key=lambda r: r["seed"])
+                if runs:
+                    summary["calibration"][name] = {
+                        "test_coverage": _stats([r["test_coverage"] for r in runs]),
+                        "seeds": [r["seed"] for r in runs],
+                        "source": str(other.relative_to(ROOT) if other.is_absolute() else other),
+                    }
         text = task_tables(summary)
         print(text)
         (out / "molecules_tasks.md").write_text(text + "\n")

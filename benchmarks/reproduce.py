@@ -18,8 +18,8 @@ entry per script with the machine, the torch version and the seeds, and per vari
 the load average before and after (a loaded machine makes the timings, not the accuracies,
 slower). ``--only`` replaces just the named entries, so a partial run keeps the others.
 
-From that file (and from ``benchmarks/results/``: ``molecules.md``, which ``bench_molecules.py``
-writes, and ``explain.md``, the tables ``bench_explain.py`` printed) this script renders ``docs/results.md`` whole, from the text of
+From that file (and from ``benchmarks/results/``: ``molecules.md`` and ``molecules_tasks.md`` /
+``.json``, which ``bench_molecules.py`` writes, and ``explain.md``, the tables ``bench_explain.py`` printed) this script renders ``docs/results.md`` whole, from the text of
 ``benchmarks/results.template.md`` (see :func:`page_fields` for what it may name), and the
 generated regions of README.md (between ``<!-- begin reproduce.py: NAME -->`` and
 ``<!-- end reproduce.py: NAME -->``); a run that writes ``benchmarks/results.json`` re-renders
@@ -62,6 +62,9 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 README = ROOT / "README.md"
 RESULTS_PAGE = ROOT / "docs" / "results.md"
 MOLECULES_TABLE = ROOT / "benchmarks" / "results" / "molecules.md"  # bench_molecules.py writes it
+# and, for its classification / multiclass / multi-task sets, these two (tables, and their figures)
+MOLECULE_TASKS_TABLE = ROOT / "benchmarks" / "results" / "molecules_tasks.md"
+MOLECULE_TASKS = ROOT / "benchmarks" / "results" / "molecules_tasks.json"
 EXPLAIN_TABLES = ROOT / "benchmarks" / "results" / "explain.md"  # bench_explain.py's tables
 TEMPLATE = ROOT / "benchmarks" / "results.template.md"  # docs/results.md's text
 SEEDS = (0, 1, 2)
@@ -803,6 +806,7 @@ def page_fields(results: dict) -> dict[str, Any]:
         "table": {name: "\n".join(rows) for name, rows in tables(results).items()},
         "quote": {
             "molecules": "\n".join(quote(MOLECULES_TABLE)),
+            "molecule_tasks": "\n".join(quote(MOLECULE_TASKS_TABLE)),
             "explain": "\n".join(quote(EXPLAIN_TABLES)),
         },
         "v": figures,
