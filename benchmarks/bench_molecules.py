@@ -612,11 +612,12 @@ def task_summary(results: list[dict], sets: list[str]) -> dict:
         key = "test_coverage" if task_type == "regression" else "test_ece"
         if default and all(r.get(key) is not None for r in default):
             entry = {key: _stats([r[key] for r in default]), "seeds": [r["seed"] for r in default]}
-            if task_type == "regression" and all("test_coverage_per_task" in r for r in default):
-                entry["per_task"] = {
-                    task: _stats([r["test_coverage_per_task"][task] for r in default])
-                    for task in names
-                }
+            if task_type == "regression":
+                if all("test_coverage_per_task" in r for r in default):
+                    entry["per_task"] = {
+                        task: _stats([r["test_coverage_per_task"][task] for r in default])
+                        for task in names
+                    }
             else:
                 entry["test_ece_uncalibrated"] = _stats(
                     [r["test_ece_uncalibrated"] for r in default]
