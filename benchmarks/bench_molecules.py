@@ -186,7 +186,9 @@ def write_task_split(name: str, seed: int, out: Path) -> Path:
         for label, part in zip(("train", "val", "test"), parts, strict=True):
             for smiles, row in zip(part.smiles, part.y.tolist(), strict=True):
                 cells = [
-                    "" if math.isnan(v) else str(int(v) if task_type != "regression" else np.float32(v))
+                    ""
+                    if math.isnan(v)
+                    else str(int(v) if task_type != "regression" else np.float32(v))
                     for v in row
                 ]
                 writer.writerow([smiles, *cells, label])
@@ -207,7 +209,9 @@ def read_task_split(path: Path, names: tuple[str, ...]) -> dict[str, tuple[list[
             rows[record["split"]][1].append(
                 [float(record[n]) if record[n] != "" else np.nan for n in names]
             )
-    return {k: (s, np.array(y, dtype=float).reshape(len(s), len(names))) for k, (s, y) in rows.items()}
+    return {
+        k: (s, np.array(y, dtype=float).reshape(len(s), len(names))) for k, (s, y) in rows.items()
+    }
 
 
 def task_scores(task_type: str, names: tuple[str, ...], y: np.ndarray, p: np.ndarray) -> dict:
@@ -374,7 +378,10 @@ def _features(smiles: list[str], work: Path) -> np.ndarray:
     from gconv.data import morgan_fingerprints, rdkit_descriptors
 
     return np.hstack(
-        [morgan_fingerprints(smiles, counts=True), rdkit_descriptors(smiles, cache_dir=work / "cache")]
+        [
+            morgan_fingerprints(smiles, counts=True),
+            rdkit_descriptors(smiles, cache_dir=work / "cache"),
+        ]
     )
 
 
@@ -414,7 +421,9 @@ def run_lightgbm_tasks(name: str, path: Path, seed: int, threads: int, work: Pat
         )
         trees.append(model.best_iteration_)
         if task_type == "regression":
-            prediction[:, t, 0] = model.predict(features["test"], num_iteration=model.best_iteration_)
+            prediction[:, t, 0] = model.predict(
+                features["test"], num_iteration=model.best_iteration_
+            )
         else:
             proba = model.predict_proba(features["test"], num_iteration=model.best_iteration_)
             if task_type == "classification":
@@ -452,7 +461,9 @@ def run_chemprop_tasks(name: str, path: Path, seed: int, threads: int, work: Pat
     if [r["smiles"] for r in records] != data["test"][0]:
         raise RuntimeError(f"{predictions} does not list the test molecules of {path} in order")
     if task_type == "multiclass":
-        p = np.array([[[float(v) for v in r[f"{n}_prob"].split(",")] for n in names] for r in records])
+        p = np.array(
+            [[[float(v) for v in r[f"{n}_prob"].split(",")] for n in names] for r in records]
+        )
     else:
         p = np.array([[float(r[n]) for n in names] for r in records])
     return {
@@ -649,7 +660,11 @@ def task_tables(summary: dict) -> str:
         "| method | " + " | ".join(heading[n] for n in sets) + " | s, all sets |",
         "|---|" + "---|" * len(sets) + "---:|",
     ]
-    shown = [m for m in ("lightgbm", "chemprop", "gconv") if any(m in summary["methods"][n] for n in sets)]
+    shown = [
+        m
+        for m in ("lightgbm", "chemprop", "gconv")
+        if any(m in summary["methods"][n] for n in sets)
+    ]
     for method in shown:
         cells, total = [], 0.0
         for name in sets:
@@ -719,9 +734,7 @@ def task_tables(summary: dict) -> str:
             values = [summary["readout"][n].get(readout) for n in summary["readout"]]
             cells = [_cell(v["val_auroc"]) if v else "–" for v in values]
             mean = (
-                f"{np.mean([v['val_auroc']['mean'] for v in values]):.3f}"
-                if all(values)
-                else "–"
+                f"{np.mean([v['val_auroc']['mean'] for v in values]):.3f}" if all(values) else "–"
             )
             lines.append(f"| {readout} | " + " | ".join(cells) + f" | {mean} |")
     return "\n".join(lines)
@@ -840,7 +853,9 @@ def main(argv: list[str] | None = None) -> None:
                 if r["method"] == "gconv" and r["set"] in REGRESSION_SETS and "test_coverage" in r
             }
             for name in REGRESSION_SETS:
-                runs = sorted((r for r in rows.values() if r["set"] == name), key=lambda r: r["seed"])
+                runs = sorted(
+                    (r for r in rows.values() if r["set"] == name), key=lambda r: r["seed"]
+                )
                 if runs:
                     summary["calibration"][name] = {
                         "test_coverage": _stats([r["test_coverage"] for r in runs]),

@@ -830,6 +830,14 @@ def molecule_rmse(method: str, dataset: str) -> str:
     raise KeyError(f"{MOLECULES_TABLE} has no row {method!r}")
 
 
+def molecule_task_score(method: str, dataset: str) -> str:
+    """``0.911 ± 0.012``: a task set's test AUROC or mean RMSE, from ``molecules_tasks.json``
+    (``bench_molecules.py`` wrote it with ``molecules_tasks.md``)."""
+    summary = json.loads(MOLECULE_TASKS.read_text())
+    metric = summary["sets"][dataset]["metric"]
+    return sd(summary["methods"][dataset][method][f"test_{metric}"])
+
+
 def headline(results: dict) -> list[str]:
     """The README's few figures, each linking to its section of the results page."""
     mnist = results["mnist"]["variants"]["default"]
@@ -852,6 +860,14 @@ def headline(results: dict) -> list[str]:
             "CHEMBL2321810 pIC50 test RMSE, scaffold split: gconv's D-MPNN / chemprop",
             f"{molecule_rmse('gconv', 'chembl')} / {molecule_rmse('chemprop', 'chembl')}",
             f"[molecules]({page}molecular-properties-against-chemprop)",
+        ],
+        [
+            "CHEMBL2321810 active (pIC50 >= 7) / three potency classes, test AUROC: gconv / chemprop",
+            f"{molecule_task_score('gconv', 'chembl_active')} / "
+            f"{molecule_task_score('chemprop', 'chembl_active')}; "
+            f"{molecule_task_score('gconv', 'chembl_potency')} / "
+            f"{molecule_task_score('chemprop', 'chembl_potency')}",
+            f"[tasks]({page}classification-multiclass-and-multi-task-against-chemprop)",
         ],
         [
             "a GCN on 28×28 grids: the static-grid path's speed-up over a naive PyG pipeline",

@@ -72,7 +72,9 @@ def test_task_scores_binary_multiclass_and_missing(bench):
     y = np.array([[1.0, np.nan], [2.0, 4.0], [np.nan, 6.0]])
     p = np.array([[1.5, 9.0], [2.0, 5.0], [7.0, 6.0]])
     scores = bench.task_scores("regression", ("u", "v"), y, p)
-    assert scores["test_rmse_per_task"] == pytest.approx({"u": math.sqrt(0.125), "v": math.sqrt(0.5)})
+    assert scores["test_rmse_per_task"] == pytest.approx(
+        {"u": math.sqrt(0.125), "v": math.sqrt(0.5)}
+    )
     assert scores["test_rmse"] == pytest.approx((math.sqrt(0.125) + math.sqrt(0.5)) / 2)
 
 
