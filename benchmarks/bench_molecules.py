@@ -714,7 +714,8 @@ def task_tables(summary: dict) -> str:
                 coverage = f"{100 * entry['test_coverage']['mean']:.1f} % ± {100 * entry['test_coverage']['sd']:.1f}"
                 if per_task:
                     coverage += f" ({per_task})"
-                lines.append(f"| {name} | {coverage} | – | – |")
+                rerun = " (a rerun of gconv's defaults)" if "source" in entry else ""
+                lines.append(f"| {name}{rerun} | {coverage} | – | – |")
             else:
                 lines.append(
                     f"| {name} | – | {_cell(entry['test_ece'])} | "
