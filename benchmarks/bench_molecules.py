@@ -619,7 +619,7 @@ def task_summary(results: list[dict], sets: list[str]) -> dict:
                     "test_auroc": methods[method][f"test_{metric}"],
                 }
         summary["methods"][name] = methods
-        default = [r for r in runs if r["method"] == "gconv"]
+        default = sorted((r for r in runs if r["method"] == "gconv"), key=lambda r: r["seed"])
         key = "test_coverage" if task_type == "regression" else "test_ece"
         if default and all(r.get(key) is not None for r in default):
             entry = {key: _stats([r[key] for r in default]), "seeds": [r["seed"] for r in default]}
