@@ -18,9 +18,10 @@ entry per script with the machine, the torch version and the seeds, and per vari
 the load average before and after (a loaded machine makes the timings, not the accuracies,
 slower). ``--only`` replaces just the named entries, so a partial run keeps the others.
 
-From that file (and from ``benchmarks/results/``: ``molecules.md``, which ``bench_molecules.py``
-writes, ``explain.md``, the tables ``bench_explain.py`` printed, and ``explain_atoms.md`` /
-``.json``, which ``bench_explain.py --part atoms`` writes) this script renders ``docs/results.md`` whole, from the text of
+From that file (and from ``benchmarks/results/``: ``molecules.md`` and ``molecules_tasks.md`` /
+``.json``, which ``bench_molecules.py`` writes, ``explain.md``, the tables ``bench_explain.py``
+printed, and ``explain_atoms.md`` / ``.json``, which ``bench_explain.py --part atoms`` writes)
+this script renders ``docs/results.md`` whole, from the text of
 ``benchmarks/results.template.md`` (see :func:`page_fields` for what it may name), and the
 generated regions of README.md (between ``<!-- begin reproduce.py: NAME -->`` and
 ``<!-- end reproduce.py: NAME -->``); a run that writes ``benchmarks/results.json`` re-renders
@@ -63,6 +64,9 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 README = ROOT / "README.md"
 RESULTS_PAGE = ROOT / "docs" / "results.md"
 MOLECULES_TABLE = ROOT / "benchmarks" / "results" / "molecules.md"  # bench_molecules.py writes it
+# and, for its classification / multiclass / multi-task sets, these two (tables, and their figures)
+MOLECULE_TASKS_TABLE = ROOT / "benchmarks" / "results" / "molecules_tasks.md"
+MOLECULE_TASKS = ROOT / "benchmarks" / "results" / "molecules_tasks.json"
 EXPLAIN_TABLES = ROOT / "benchmarks" / "results" / "explain.md"  # bench_explain.py's tables
 #: bench_explain.py --part atoms writes both: its tables (quoted whole on the results page) and
 #: their numbers (the README's atom table is rendered from them)
@@ -808,6 +812,7 @@ def page_fields(results: dict) -> dict[str, Any]:
         "table": {name: "\n".join(rows) for name, rows in tables(results).items()},
         "quote": {
             "molecules": "\n".join(quote(MOLECULES_TABLE)),
+            "molecule_tasks": "\n".join(quote(MOLECULE_TASKS_TABLE)),
             "explain": "\n".join(quote(EXPLAIN_TABLES)),
             "explain_atoms": "\n".join(quote(EXPLAIN_ATOMS_TABLES)),
         },
@@ -832,6 +837,14 @@ def molecule_rmse(method: str, dataset: str) -> str:
     raise KeyError(f"{MOLECULES_TABLE} has no row {method!r}")
 
 
+def molecule_task_score(method: str, dataset: str) -> str:
+    """``0.911 ± 0.012``: a task set's test AUROC or mean RMSE, from ``molecules_tasks.json``
+    (``bench_molecules.py`` wrote it with ``molecules_tasks.md``)."""
+    summary = json.loads(MOLECULE_TASKS.read_text())
+    metric = summary["sets"][dataset]["metric"]
+    return sd(summary["methods"][dataset][method][f"test_{metric}"])
+
+
 def headline(results: dict) -> list[str]:
     """The README's few figures, each linking to its section of the results page."""
     mnist = results["mnist"]["variants"]["default"]
@@ -854,6 +867,14 @@ def headline(results: dict) -> list[str]:
             "CHEMBL2321810 pIC50 test RMSE, scaffold split: gconv's D-MPNN / chemprop",
             f"{molecule_rmse('gconv', 'chembl')} / {molecule_rmse('chemprop', 'chembl')}",
             f"[molecules]({page}molecular-properties-against-chemprop)",
+        ],
+        [
+            "CHEMBL2321810 active (pIC50 >= 7) / three potency classes, test AUROC: gconv / chemprop",
+            f"{molecule_task_score('gconv', 'chembl_active')} / "
+            f"{molecule_task_score('chemprop', 'chembl_active')}; "
+            f"{molecule_task_score('gconv', 'chembl_potency')} / "
+            f"{molecule_task_score('chemprop', 'chembl_potency')}",
+            f"[tasks]({page}classification-multiclass-and-multi-task-against-chemprop)",
         ],
         [
             "a GCN on 28×28 grids: the static-grid path's speed-up over a naive PyG pipeline",
