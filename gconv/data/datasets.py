@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from gconv._utils import deprecated_module_attributes
+from gconv.data._utils import FLOAT32_MAX, merge_duplicate_groups, parse_target
 from gconv.data.cache import featurize
 from gconv.data.featurizers import mol_to_graph
 from gconv.data.splitting import random_split_indices, scaffold_split_indices
@@ -73,7 +74,6 @@ __getattr__ = deprecated_module_attributes(
 OnError = Literal["raise", "skip"]
 Duplicates = Literal["error", "mean", "first"]
 _DUPLICATE_RULES = ("error", "mean", "first")
-_MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
 # split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -594,57 +594,34 @@ def _merge_duplicates(
 ) -> tuple[list[Data], list[int], list[Duplicate], int]:
     """Keeps the first row of each molecule (by ``graph.canonical_smiles``) with the merged
     labels; returns ``(graphs, rows, merged rows, how many molecules had conflicting
-    labels)``. Conflicts raise under ``rule="error"``."""
+    labels)``. Conflicts raise under ``rule="error"`` (:func:`merge_duplicate_groups`, shared
+    with the on-disk :class:`~gconv.data.StoreDataset`)."""
     groups: dict[str, list[int]] = {}
     for position, graph in enumerate(graphs):
         groups.setdefault(graph.canonical_smiles, []).append(position)
-    dropped: set[int] = set()
-    merged: list[Duplicate] = []
-    conflicts: list[str] = []
-    for canonical, group in groups.items():
-        if len(group) == 1:
-            continue
-        labels = torch.cat([graphs[p].y for p in group])  # [copies, tasks]
-        y = torch.full((labels.size(1),), float("nan"))
-        conflict = []
-        for t in range(labels.size(1)):
-            values = labels[:, t][~torch.isnan(labels[:, t])]
-            if len(values) == 0:
-                continue
-            if (values != values[0]).any():
-                conflict.append(t)
-                y[t] = values.mean() if rule == "mean" else values[0]
-            else:
-                y[t] = values[0]
-        if conflict:
-            cells = "; ".join(
-                f"{target_names[t]}: " + ", ".join(f"{v:g}" for v in labels[:, t].tolist())
-                for t in conflict
-            )
-            conflicts.append(
-                f"{canonical!r} in rows {', '.join(str(rows[p]) for p in group)} ({cells})"
-            )
-        kept = group[0]
-        graphs[kept].y = y.unsqueeze(0)
-        for p in group[1:]:
-            dropped.add(p)
-            merged.append(
-                Duplicate(rows[p], graphs[p].smiles, rows[kept], tuple(graphs[p].y[0].tolist()))
-            )
-    if conflicts and rule == "error":
-        shown = "; ".join(conflicts[:3]) + (
-            f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
-        )
-        raise ValueError(
-            f"{len(conflicts)} molecule(s) appear in several rows with different labels "
-            f"(same canonical SMILES): {shown}. Set duplicates to 'mean' to average such "
-            "copies, or to 'first' to keep the first row's label"
-        )
-    if not dropped:
-        return graphs, rows, merged, 0
-    keep = [p for p in range(len(graphs)) if p not in dropped]
-    merged.sort(key=lambda d: d.row)
-    return [graphs[p] for p in keep], [rows[p] for p in keep], merged, len(conflicts)
+    repeated = [group for group in groups.values() if len(group) > 1]
+    if not repeated:
+        return graphs, rows, [], 0
+    y = torch.cat([graph.y for graph in graphs])
+    dropped, kept_y, merged, conflicts = merge_duplicate_groups(
+        repeated,
+        y,
+        rows,
+        lambda p: graphs[p].smiles,
+        lambda p: graphs[p].canonical_smiles,
+        target_names,
+        rule,
+    )
+    for position, labels in kept_y.items():
+        graphs[position].y = labels.unsqueeze(0)
+    gone = set(dropped)
+    keep = [p for p in range(len(graphs)) if p not in gone]
+    return (
+        [graphs[p] for p in keep],
+        [rows[p] for p in keep],
+        [Duplicate(*m) for m in merged],
+        conflicts,
+    )
 
 
 def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -> Tensor | None:
@@ -671,24 +648,8 @@ def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -
     return y.unsqueeze(1) if y.dim() == 1 else y
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _parse_target(cell: str | None, row: int, column: str) -> float:
-    if cell is None or cell.strip().lower() in _MISSING:
-        return float("nan")
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ValueError(
-            f"row {row}, column {column!r}: expected a number or an empty cell, got {cell!r}"
-        ) from None
-    if abs(value) > _FLOAT32_MAX:  # inf, -inf, 1e400 (inf once parsed), 1e39 (inf as float32)
-        raise ValueError(
-            f"row {row}, column {column!r}: {cell.strip()!r} is not a finite float32 number "
-            f"(|y| <= {_FLOAT32_MAX:.4g}); leave the cell empty (or write nan) for a missing label"
-        )
-    return value
+_FLOAT32_MAX = FLOAT32_MAX
+_parse_target = parse_target
 
 
 def _sd_property(mol: Chem.Mol, name: str) -> float:
