@@ -5,6 +5,7 @@ one molecule. One implementation, so that both paths give the same data set."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,3 +104,29 @@ def merge_duplicate_groups(
         )
     merged.sort(key=lambda m: m[0])
     return dropped, kept_y, merged, len(conflicts)
+
+
+def check_training_labels(train: Any, val: Any, test: Any, how: str) -> None:
+    """Every task needs a label in the training part (an empty part is the caller's to
+    report): a task labelled only in validation / test cannot be learnt, and its targets
+    cannot be standardised."""
+    if not train.target_names or len(train) == 0:
+        return
+    y = train.y
+    unlabelled = [t for t in range(train.num_tasks) if torch.isnan(y[:, t]).all()]
+    if not unlabelled:
+        return
+    t = unlabelled[0]
+    elsewhere = [
+        f"{int((~torch.isnan(part.y[:, t])).sum())} in {name}"
+        for name, part in (("val", val), ("test", test))
+        if len(part) and (~torch.isnan(part.y[:, t])).any()
+    ]
+    names = [train.target_names[u] for u in unlabelled]
+    raise ValueError(
+        f"target column {names[0]!r} has no labels in the train split of {how} "
+        f"({len(train)} molecules); its labels are "
+        + (" and ".join(elsewhere) if elsewhere else "nowhere")
+        + (f" (also unlabelled in train: {names[1:]})" if len(names) > 1 else "")
+        + "; a model cannot learn it: label it for training molecules, or leave the column out"
+    )

@@ -42,7 +42,12 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from gconv._utils import deprecated_module_attributes
-from gconv.data._utils import FLOAT32_MAX, merge_duplicate_groups, parse_target
+from gconv.data._utils import (
+    FLOAT32_MAX,
+    check_training_labels,
+    merge_duplicate_groups,
+    parse_target,
+)
 from gconv.data.cache import featurize
 from gconv.data.featurizers import mol_to_graph
 from gconv.data.splitting import random_split_indices, scaffold_split_indices
@@ -561,32 +566,7 @@ def _check_labelled_columns(graphs: list[Data], target_names: list[str]) -> None
         )
 
 
-def _check_training_labels(
-    train: MoleculeDataset, val: MoleculeDataset, test: MoleculeDataset, how: str
-) -> None:
-    """Every task needs a label in the training part (an empty part is the caller's to
-    report): a task labelled only in validation / test cannot be learnt, and its targets
-    cannot be standardised."""
-    if not train.target_names or len(train) == 0:
-        return
-    y = train.y
-    unlabelled = [t for t in range(train.num_tasks) if torch.isnan(y[:, t]).all()]
-    if not unlabelled:
-        return
-    t = unlabelled[0]
-    elsewhere = [
-        f"{int((~torch.isnan(part.y[:, t])).sum())} in {name}"
-        for name, part in (("val", val), ("test", test))
-        if len(part) and (~torch.isnan(part.y[:, t])).any()
-    ]
-    names = [train.target_names[u] for u in unlabelled]
-    raise ValueError(
-        f"target column {names[0]!r} has no labels in the train split of {how} "
-        f"({len(train)} molecules); its labels are "
-        + (" and ".join(elsewhere) if elsewhere else "nowhere")
-        + (f" (also unlabelled in train: {names[1:]})" if len(names) > 1 else "")
-        + "; a model cannot learn it: label it for training molecules, or leave the column out"
-    )
+_check_training_labels = check_training_labels
 
 
 def _merge_duplicates(
