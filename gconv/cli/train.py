@@ -13,7 +13,14 @@ from gconv.cli._utils import CompactHelpFormatter, CompactRawHelpFormatter, resp
 from gconv.models.gnn import CONVS
 from gconv.molecule.errors import UsageError
 from gconv.molecule.tasks import TASK_TYPES
-from gconv.molecule.training import DATASETS, READOUTS, check_options, train
+from gconv.molecule.training import (
+    DATASETS,
+    READOUTS,
+    STORE_THRESHOLD_ROWS,
+    STORES,
+    check_options,
+    train,
+)
 
 __all__ = [
     "HELP",
@@ -81,6 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--split-sizes", type=float, nargs=3, default=list(d["split_sizes"]),
                       metavar="F", help="train, val, test fractions (0.8 0.1 0.1)")
     data.add_argument("--limit", type=int, metavar="N", help="N random molecules (smoke runs)")
+    data.add_argument("--store", choices=STORES, default=d["store"], metavar="WHERE",
+                      help="auto | memory | disk: graphs on disk (auto: from "
+                      f"{STORE_THRESHOLD_ROWS:,} rows; docs/store.md)")
+    data.add_argument("--store-dir", type=Path, default=d["store_dir"], metavar="DIR",
+                      help="on-disk stores, reused by later runs ($GCONV_STORE_DIR, else "
+                      "~/.cache/gconv/stores)")
+    data.add_argument("-n", "--num-workers", type=int, default=d["num_workers"], metavar="N",
+                      help="featurising and data-loading processes (2 on disk, 0 in memory)")
     model = p.add_argument_group("model")
     model.add_argument("--conv", choices=CONVS, default=d["conv"], metavar="NAME",
                        help="message passing: dmpnn | gine | gcn")
@@ -124,7 +139,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         type=Path, default=Path(d["output_dir"]), metavar="DIR",
                         help=f"the model directory ({d['output_dir']})")
     output.add_argument("--baselines", action=argparse.BooleanOptionalAction,
-                        default=d["baselines"], help="also fit the constant and fingerprint ones")
+                        default=d["baselines"],
+                        help="also fit the constant and fingerprint ones (on; off on disk)")
     output.add_argument("--calibration", action=argparse.BooleanOptionalAction,
                         default=d["calibration"],
                         help="on validation: conformal intervals, temperature scaling")

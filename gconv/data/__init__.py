@@ -52,6 +52,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "chembl_pic50",
         "moleculenet",
         "nci_tpsa",
+        "read_embedded",
     ),
     "descriptors": ("DESCRIPTOR_NAMES", "morgan_fingerprints", "rdkit_descriptors"),
     "featurizers": (
@@ -159,6 +160,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         chembl_pic50,
         moleculenet,
         nci_tpsa,
+        read_embedded,
     )
     from gconv.data.descriptors import (
         DESCRIPTOR_NAMES,

@@ -60,6 +60,7 @@ __all__ = [
     "chembl_pic50",
     "nci_tpsa",
     "moleculenet",
+    "read_embedded",
     "CHEMBL_DIR",
     "NCI_TPSA_FILE",
 ]
@@ -649,6 +650,41 @@ CHEMBL_DIR = Path(RDConfig.RDContribDir) / "FreeWilson" / "data"
 NCI_TPSA_FILE = Path(RDConfig.RDDataDir) / "NCI" / "first_5k.tpsa.csv"
 
 
+def read_embedded(name: Literal["chembl", "tpsa"]) -> tuple[list[str], list[float], str]:
+    """The raw rows of an embedded set, ``(smiles, targets, task name)``, as in its file: what
+    :func:`chembl_pic50` (``"chembl"``) and :func:`nci_tpsa` (``"tpsa"``) featurise, and what an
+    on-disk :class:`~gconv.data.MoleculeStore` of them is written from."""
+    smiles: list[str] = []
+    targets: list[float] = []
+    if name == "chembl":
+        smi_file = CHEMBL_DIR / "CHEMBL2321810.smi"
+        act_file = CHEMBL_DIR / "CHEMBL2321810_act.csv"
+        for file in (smi_file, act_file):
+            if not file.exists():
+                raise FileNotFoundError(
+                    f"{file} not found; chembl_pic50 needs RDKit's Contrib files"
+                )
+        with open(act_file, newline="") as f:
+            activity = {row["Name"]: float(row["Act"]) for row in csv.DictReader(f)}
+        with open(smi_file) as f:
+            for line in f:
+                if line.strip():
+                    s, molecule = line.split()
+                    smiles.append(s)
+                    targets.append(activity[molecule])  # KeyError: RDKit changed the files
+        return smiles, targets, "pIC50"
+    if name == "tpsa":
+        if not NCI_TPSA_FILE.exists():
+            raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
+        with open(NCI_TPSA_FILE, newline="") as f:
+            for record in csv.reader(f):
+                if record and not record[0].startswith("#"):
+                    smiles.append(record[0])
+                    targets.append(float(record[1]))
+        return smiles, targets, "tpsa"
+    raise ValueError(f"embedded set must be 'chembl' or 'tpsa', got {name!r}")
+
+
 def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) -> MoleculeDataset:
     """CHEMBL2321810: 1,017 molecules with experimental pIC50 (one task, ``"pIC50"``).
 
@@ -656,23 +692,8 @@ def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) ->
     (``SMILES<space>ChEMBL-id`` per line) joined by id to ``CHEMBL2321810_act.csv``
     (``Name,Act``). One congeneric series, so a scaffold split is the honest test.
     """
-    smi_file = CHEMBL_DIR / "CHEMBL2321810.smi"
-    act_file = CHEMBL_DIR / "CHEMBL2321810_act.csv"
-    for file in (smi_file, act_file):
-        if not file.exists():
-            raise FileNotFoundError(f"{file} not found; chembl_pic50 needs RDKit's Contrib files")
-    with open(act_file, newline="") as f:
-        activity = {row["Name"]: float(row["Act"]) for row in csv.DictReader(f)}
-    smiles, targets = [], []
-    with open(smi_file) as f:
-        for line in f:
-            if line.strip():
-                s, name = line.split()
-                smiles.append(s)
-                targets.append(activity[name])  # KeyError would mean RDKit changed the files
-    return MoleculeDataset(
-        smiles, targets, target_names=["pIC50"], n_jobs=n_jobs, cache_dir=cache_dir
-    )
+    smiles, targets, task = read_embedded("chembl")
+    return MoleculeDataset(smiles, targets, target_names=[task], n_jobs=n_jobs, cache_dir=cache_dir)
 
 
 def nci_tpsa(
@@ -691,18 +712,11 @@ def nci_tpsa(
     (``dataset.duplicates``, a warning), so that no molecule sits in two splits: 4,892
     molecules. ``duplicates`` is passed on to :class:`MoleculeDataset`.
     """
-    if not NCI_TPSA_FILE.exists():
-        raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
-    smiles, targets = [], []
-    with open(NCI_TPSA_FILE, newline="") as f:
-        for record in csv.reader(f):
-            if record and not record[0].startswith("#"):
-                smiles.append(record[0])
-                targets.append(float(record[1]))
+    smiles, targets, task = read_embedded("tpsa")
     return MoleculeDataset(
         smiles,
         targets,
-        target_names=["tpsa"],
+        target_names=[task],
         on_error=on_error,
         n_jobs=n_jobs,
         cache_dir=cache_dir,

@@ -153,7 +153,9 @@ def _write_chunk(
                 skipped.append((row, str(smiles), str(err)))
                 continue
             if options["scaffolds"]:  # of the molecule as written, as murcko_scaffold(smiles)
-                scaffolds.append(MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False))
+                scaffolds.append(
+                    MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+                )
             if options["largest_fragment"]:
                 mol = largest_fragment_of(mol)
             if options["canonical"]:
@@ -809,7 +811,9 @@ class StoreDataset(Dataset):
         the stored scaffolds (no molecule is parsed again, no graph built)."""
         if method == "scaffold":
             if not self.store.meta["options"]["scaffolds"]:
-                raise ValueError(f"{self.store.path} has no scaffolds (written with scaffolds=False)")
+                raise ValueError(
+                    f"{self.store.path} has no scaffolds (written with scaffolds=False)"
+                )
             parts = scaffold_split_indices(self.smiles, sizes, seed, scaffolds=self.scaffolds)
         elif method == "random":
             parts = random_split_indices(len(self), sizes, seed)
@@ -901,7 +905,9 @@ def _duplicate_groups(store: MoleculeStore) -> list[list[int]]:
     groups = []
     for positions in candidates.values():
         by_string: dict[str, list[int]] = {}
-        for p, text in zip(sorted(positions), store.strings("canonical", sorted(positions)), strict=True):
+        for p, text in zip(
+            sorted(positions), store.strings("canonical", sorted(positions)), strict=True
+        ):
             by_string.setdefault(text, []).append(p)
         groups += [g for g in by_string.values() if len(g) > 1]
     groups.sort(key=lambda g: g[0])

@@ -100,7 +100,9 @@ def test_conflicting_duplicates_are_refused_as_in_memory(tmp_path):
     y[4] = 5.0  # ethanol with another label
     csv_path = write_csv(tmp_path / "mols.csv", y=y)
     store = MoleculeStore.from_csv(csv_path, tmp_path, "smiles", ["logS"])
-    with pytest.raises(ValueError, match=r"1 molecule\(s\) appear in several rows.*'CCO' in rows 0, 4"):
+    with pytest.raises(
+        ValueError, match=r"1 molecule\(s\) appear in several rows.*'CCO' in rows 0, 4"
+    ):
         StoreDataset(store)
     mean = StoreDataset(store, duplicates="mean")
     assert mean.y[0, 0].item() == 3.0
