@@ -794,6 +794,27 @@ class StoreDataset(Dataset):
             raise ValueError("this StoreDataset has no targets")
         return self._y.clone()
 
+    def node_feature_sums(self) -> np.ndarray:
+        """Per molecule, its graph's ``x.sum(0)`` (float32 ``[len(self), atom features]``: how
+        many atoms of each element, degree, ...), one-hot encoded a chunk at a time from the
+        stored codes, without building the graphs. Equal to summing the graphs' ``x``: sums of
+        0/1 values are exact in float32."""
+        one_hot = self.store.featurizer.atom_featurizer.one_hot
+        sums = np.zeros((len(self.store), len(self.store.featurizer.atom_featurizer)), np.float32)
+        for k in range(len(self.store.chunk_start) - 1):
+            chunk = self.store._chunk(k)
+            n = len(chunk.arrays["num_atoms"])
+            if not n:
+                continue
+            x = one_hot(np.asarray(chunk.arrays["atom_codes"]))
+            start = chunk.atom_start[:-1]
+            nonempty = chunk.arrays["num_atoms"] > 0
+            first = int(self.store.chunk_start[k])
+            block = np.zeros((n, x.shape[1]), np.float32)
+            block[nonempty] = np.add.reduceat(x, start[nonempty], axis=0)
+            sums[first : first + n] = block
+        return sums[self.positions]
+
     def descriptors(self) -> np.ndarray:
         """The raw stored descriptors ``[len(self), D]`` (float32; in memory: 4 D bytes a
         molecule)."""

@@ -277,7 +277,10 @@ def choose_readout(
         return readout, None
     if task_type != "regression":
         return "meanmax", None
-    counts = np.stack([graph.x.sum(0).numpy() for graph in train])
+    if isinstance(train, StoreDataset):  # from the stored codes, no graph built
+        counts = train.node_feature_sums()
+    else:
+        counts = np.stack([graph.x.sum(0).numpy() for graph in train])
     y = train.y.numpy()
     r2_per_task = []
     for t in range(y.shape[1]):

@@ -201,3 +201,13 @@ def test_from_smiles_and_descriptors_stored_beside_the_graphs(tmp_path):
     )
     for i in range(len(smiles)):
         assert torch.equal(scaled[i].x_d, in_memory[i].x_d)
+
+
+def test_node_feature_sums_equal_the_graphs_sums(tmp_path):
+    csv_path = write_csv(tmp_path / "mols.csv")
+    data = StoreDataset(
+        MoleculeStore.from_csv(csv_path, tmp_path, "smiles", ["logS"], chunk_rows=4)
+    )
+    part = data[[5, 0, 3]]
+    expected = np.stack([part[i].x.sum(0).numpy() for i in range(len(part))])
+    np.testing.assert_array_equal(part.node_feature_sums(), expected)
