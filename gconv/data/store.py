@@ -198,7 +198,12 @@ def _write_chunk(
     tmp.mkdir()
     extra = {"first_row": first_row, "num_rows": len(smiles_list), "skipped": skipped}
     _write_arrays(tmp, arrays, extra)
-    os.rename(tmp, final)  # atomic: a chunk directory is complete or absent
+    try:
+        os.rename(tmp, final)  # atomic: a chunk directory is complete or absent
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp)  # another writer finished this chunk first: the same rows, same bytes
     return k, len(rows), skipped
 
 

@@ -211,3 +211,18 @@ def test_node_feature_sums_equal_the_graphs_sums(tmp_path):
     part = data[[5, 0, 3]]
     expected = np.stack([part[i].x.sum(0).numpy() for i in range(len(part))])
     np.testing.assert_array_equal(part.node_feature_sums(), expected)
+
+
+def test_a_chunk_another_writer_finished_first_is_kept(tmp_path):
+    """Two writers of one store (two ranks, two shells): the second rename of a chunk finds it
+    done, drops its own copy (the same bytes) and carries on."""
+    from gconv.data.store import _write_chunk
+
+    options = {"largest_fragment": False, "descriptors": None, "canonical": True,
+               "scaffolds": True, "chunk_rows": 4}  # fmt: skip
+    targets = np.zeros((4, 0), np.float32)
+    _write_chunk(str(tmp_path), 0, 0, SMILES[:4], targets, options)
+    before = (tmp_path / "chunk_000000" / "arrays.bin").read_bytes()
+    _write_chunk(str(tmp_path), 0, 0, SMILES[:4], targets, options)
+    assert (tmp_path / "chunk_000000" / "arrays.bin").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["chunk_000000"]
