@@ -159,14 +159,16 @@ def load_data(
     """
     if store not in STORES:
         raise UsageError(f"--store must be one of {list(STORES)}, got {store!r}")
-    on_disk = store == "disk" or (
-        store == "auto" and data_path is not None and _count_rows(data_path) >= STORE_THRESHOLD_ROWS
-    )
     # skipped molecules are printed row by row and listed in metrics.json, not warned about
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            if on_disk:
+            large = (
+                store == "auto"
+                and data_path is not None
+                and _count_rows(data_path) >= STORE_THRESHOLD_ROWS
+            )
+            if store == "disk" or large:
                 root = Path(store_dir) if store_dir is not None else default_store_dir()
                 options: dict[str, Any] = {"n_jobs": max(1, num_workers)}
                 if descriptors:
