@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from molecule_data import QUICK
 
 from gconv.cli import run
@@ -37,3 +38,19 @@ def test_embedded_set_on_disk_gives_the_in_memory_predictions(tmp_path):
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert again["test_rmse"] == memory["test_rmse"]
     assert (stores[0] / "store.json").stat().st_mtime_ns == before  # reused, not rewritten
+
+
+def test_auto_goes_to_disk_from_the_threshold(tmp_path, monkeypatch):
+    from molecule_data import molecules, write_csv
+
+    from gconv.data import MoleculeDataset, StoreDataset
+    from gconv.molecule import training
+
+    path = write_csv(tmp_path / "mols.csv", molecules())
+    small, _ = training.load_data(path, target_columns=["size"], store_dir=tmp_path / "s")
+    assert isinstance(small, MoleculeDataset)
+    monkeypatch.setattr(training, "STORE_THRESHOLD_ROWS", len(molecules()))
+    large, _ = training.load_data(path, target_columns=["size"], store_dir=tmp_path / "s")
+    assert isinstance(large, StoreDataset) and large.rows == small.rows
+    with pytest.raises(training.UsageError, match="--store must be one of"):
+        training.load_data(path, target_columns=["size"], store="ssd")
