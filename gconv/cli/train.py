@@ -89,11 +89,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       metavar="F", help="train, val, test fractions (0.8 0.1 0.1)")
     data.add_argument("--limit", type=int, metavar="N", help="N random molecules (smoke runs)")
     data.add_argument("--store", choices=STORES, default=d["store"], metavar="WHERE",
-                      help="auto | memory | disk: graphs on disk (auto: from "
-                      f"{STORE_THRESHOLD_ROWS:,} rows; docs/store.md)")
+                      help=f"auto (disk from {STORE_THRESHOLD_ROWS:,} rows) | memory | disk; "
+                      "--store-dir DIR")
     data.add_argument("--store-dir", type=Path, default=d["store_dir"], metavar="DIR",
-                      help="on-disk stores, reused by later runs ($GCONV_STORE_DIR, else "
-                      "~/.cache/gconv/stores)")
+                      help=argparse.SUPPRESS)  # in --store's line: the help fits one screen
     data.add_argument("-n", "--num-workers", type=int, default=d["num_workers"], metavar="N",
                       help="featurising and data-loading processes (2 on disk, 0 in memory)")
     model = p.add_argument_group("model")
