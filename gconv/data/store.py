@@ -805,20 +805,19 @@ class StoreDataset(Dataset):
         stored codes, without building the graphs. Equal to summing the graphs' ``x``: sums of
         0/1 values are exact in float32."""
         one_hot = self.store.featurizer.atom_featurizer.one_hot
-        sums = np.zeros((len(self.store), len(self.store.featurizer.atom_featurizer)), np.float32)
-        for k in range(len(self.store.chunk_start) - 1):
+        sums = np.zeros((len(self), len(self.store.featurizer.atom_featurizer)), np.float32)
+        chunk_of = np.searchsorted(self.store.chunk_start, self.positions, side="right") - 1
+        for k in np.unique(chunk_of).tolist():
+            mine = np.flatnonzero(chunk_of == k)  # this view's molecules in chunk k
             chunk = self.store._chunk(k)
-            n = len(chunk.arrays["num_atoms"])
-            if not n:
-                continue
+            local = self.positions[mine] - self.store.chunk_start[k]
             x = one_hot(np.asarray(chunk.arrays["atom_codes"]))
-            start = chunk.atom_start[:-1]
-            nonempty = chunk.arrays["num_atoms"] > 0
-            first = int(self.store.chunk_start[k])
-            block = np.zeros((n, x.shape[1]), np.float32)
-            block[nonempty] = np.add.reduceat(x, start[nonempty], axis=0)
-            sums[first : first + n] = block
-        return sums[self.positions]
+            counts = chunk.arrays["num_atoms"]
+            nonempty = counts > 0
+            block = np.zeros((len(counts), x.shape[1]), np.float32)
+            block[nonempty] = np.add.reduceat(x, chunk.atom_start[:-1][nonempty], axis=0)
+            sums[mine] = block[local]
+        return sums
 
     def descriptors(self) -> np.ndarray:
         """The raw stored descriptors ``[len(self), D]`` (float32; in memory: 4 D bytes a

@@ -54,3 +54,15 @@ def test_auto_goes_to_disk_from_the_threshold(tmp_path, monkeypatch):
     assert isinstance(large, StoreDataset) and large.rows == small.rows
     with pytest.raises(training.UsageError, match="--store must be one of"):
         training.load_data(path, target_columns=["size"], store="ssd")
+
+
+def test_readout_rule_on_a_sample_is_the_same_on_disk(tmp_path, monkeypatch):
+    from molecule_data import molecules, write_csv
+
+    from gconv.molecule import training
+
+    path = write_csv(tmp_path / "mols.csv", molecules())
+    memory, _ = training.load_data(path, target_columns=["size"], store="memory")
+    disk, _ = training.load_data(path, target_columns=["size"], store="disk", store_dir=tmp_path)
+    monkeypatch.setattr(training, "ADDITIVITY_SAMPLE", 40)  # below the set's size: a sample
+    assert training.choose_readout(disk) == training.choose_readout(memory)
