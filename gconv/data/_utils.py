@@ -1,6 +1,7 @@
 """What the molecule data rooms share (:mod:`gconv.data.datasets` in memory,
-:mod:`gconv.data.store` on disk): reading a target cell, and merging the labels of rows that hold
-one molecule. One implementation, so that both paths give the same data set."""
+:mod:`gconv.data.store` on disk): reading a target cell, merging the labels of rows that hold one
+molecule, and checking that every task is labelled in the training part. One implementation, so
+that both paths give the same data set."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+__all__ = [
+    "FLOAT32_MAX",
+    "MISSING",
+    "parse_target",
+    "merge_duplicate_groups",
+    "check_training_labels",
+]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
