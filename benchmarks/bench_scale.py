@@ -357,8 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
 def render(report: dict) -> str:
     info, rows = report["machine"], report["results"]
 
-    def cell(row: dict, key: str, fmt: str) -> str:
-        return format(row[key], fmt) if key in row else "—"
+    def cell(row: dict, key: str, fmt: str, unit: str = "") -> str:
+        return format(row[key], fmt) + unit if key in row else "—"
 
     lines = [
         "# Larger than memory: benchmarks/bench_scale.py",
@@ -377,8 +377,9 @@ def render(report: dict) -> str:
             f"{row['featurise_vs_pyg']:.2f}x | {row['graphs_only_vs_pyg']:.2f}x | "
             f"{row['featurise_peak_tree_mb']:,.0f} MB | "
             f"{row['disk_bytes_per_molecule']:,.0f} B | {cell(row, 'train_seconds', ',.0f')} | "
-            f"{cell(row, 'train_peak_tree_mb', ',.0f')} MB | {cell(row, 'predict_seconds', ',.0f')} | "
-            f"{cell(row, 'predict_peak_tree_mb', ',.0f')} MB | "
+            f"{cell(row, 'train_peak_tree_mb', ',.0f', ' MB')} | "
+            f"{cell(row, 'predict_seconds', ',.0f')} | "
+            f"{cell(row, 'predict_peak_tree_mb', ',.0f', ' MB')} | "
             f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
         )
     lines += [
