@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "gconv.explain",
     "gconv.summary",
     "gconv.molecule",
+    "gconv.image",
     "gconv.cli",
 ]
 SCRIPTS = sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))

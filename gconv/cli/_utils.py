@@ -1,5 +1,5 @@
-"""What ``gconv predict`` and ``gconv fingerprint`` share: the model-directory flags and loading a
-directory by its kind."""
+"""What ``gconv predict``, ``explain`` and ``fingerprint`` share: the model-directory flags and
+loading a directory by its kind (``config.json``'s ``kind``: ``molecule`` or ``image``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gconv.molecule.errors import UsageError
-from gconv.molecule.model_dir import load_model, read_config
+from gconv.errors import UsageError
+from gconv.image.model_dir import load_model as load_image_model
+from gconv.model_dir import read_config
+from gconv.molecule.model_dir import load_model
 from gconv.molecule.prediction import CHUNK_SIZE
 from gconv.molecule.training import resolve_device
 
@@ -23,8 +25,10 @@ __all__ = [
     "default_output",
 ]
 
-# model-directory kind -> its loader (issue 25 adds "image")
-LOADERS = {"molecule": load_model}
+# model-directory kind -> its loader
+LOADERS = {"molecule": load_model, "image": load_image_model}
+# model-directory kind -> the flag that gives its inputs
+INPUT_FLAGS = {"molecule": "--test-path CSV", "image": "--images DIR"}
 
 
 def respell(message: str, parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
@@ -71,6 +75,8 @@ class CompactHelpFormatter(argparse.HelpFormatter):
             return f"--[no-]{long[0][2:]}"
         if action.nargs == 0:
             return flags
+        if action.nargs == "+":  # one line: "--target-columns NAME..."
+            return f"{flags} {self._metavar_formatter(action, action.dest.upper())(1)[0]}..."
         return (
             f"{flags} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
         )
@@ -84,10 +90,16 @@ class CompactRawHelpFormatter(CompactHelpFormatter):
         return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
-def add_model_arguments(p: argparse.ArgumentParser, test_path_required: bool = True) -> None:
-    """``--model-path``, ``--test-path``, ``--smiles-columns`` and the run options."""
-    p.add_argument("-i", "--test-path", type=Path, required=test_path_required, metavar="CSV",
-                   help="CSV with a header row and a SMILES column")  # fmt: skip
+def add_model_arguments(
+    p: argparse.ArgumentParser, test_path_required: bool = True, images: bool = False
+) -> None:
+    """``--model-path``, ``--test-path`` (or, with ``images``, ``--images``),
+    ``--smiles-columns`` and the run options."""
+    p.add_argument("-i", "--test-path", type=Path, required=test_path_required and not images,
+                   metavar="CSV", help="CSV with a header row and a SMILES column")  # fmt: skip
+    if images:
+        p.add_argument("--images", type=Path, nargs="+", metavar="PATH",
+                       help="image model: image files or folders (searched recursively)")  # fmt: skip
     p.add_argument("--model-path", "--model-paths", dest="model_paths", type=Path, nargs="+",
                    required=True, metavar="DIR", help="the model directory `gconv train` wrote")  # fmt: skip
     p.add_argument("-s", "--smiles-columns", dest="smiles_column", metavar="NAME",
@@ -99,8 +111,9 @@ def add_model_arguments(p: argparse.ArgumentParser, test_path_required: bool = T
     p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's)")
 
 
-def load_directory(args: argparse.Namespace) -> Any:
-    """The model in the one ``--model-path`` directory, loaded by the loader of its kind."""
+def load_directory(args: argparse.Namespace, kinds: Sequence[str] = ("molecule",)) -> Any:
+    """The model in the one ``--model-path`` directory, loaded by the loader of its kind; a
+    kind the command does not take (``kinds``), or the other kind's input flag, is refused."""
     if len(args.model_paths) != 1:
         raise UsageError(
             f"--model-path takes one model directory (its model_<k> members are the ensemble), "
@@ -112,6 +125,22 @@ def load_directory(args: argparse.Namespace) -> Any:
     kind = read_config(directory).get("kind")
     if kind not in LOADERS:
         raise UsageError(f"{directory} holds a {kind!r} model; this gconv reads {list(LOADERS)}")
+    takes_images = hasattr(args, "images")
+    if kind == "image" and not takes_images:
+        raise UsageError(f"{directory} holds an image model; this command takes molecule models")
+    if takes_images and (args.images is not None or getattr(args, "test_path", None) is not None):
+        given = "--images" if args.images is not None else "--test-path"
+        if not INPUT_FLAGS[kind].startswith(given):
+            article = "an" if kind == "image" else "a"
+            raise UsageError(
+                f"{directory} holds {article} {kind} model: give its inputs as "
+                f"{INPUT_FLAGS[kind]}, not {given}"
+            )
+    if kind not in kinds:
+        article = "an" if kind == "image" else "a"
+        raise UsageError(
+            f"{directory} holds {article} {kind} model; give its inputs as {INPUT_FLAGS[kind]}"
+        )
     return LOADERS[kind](directory, device=resolve_device(args.device))
 
 

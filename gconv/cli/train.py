@@ -1,5 +1,6 @@
 """``gconv train``: the flags of :func:`gconv.molecule.train`, chemprop v2's names first and
-``examples/molecule_gcn.py``'s as aliases."""
+``examples/molecule_gcn.py``'s as aliases; with ``--images DIR``, :func:`gconv.image.train` on a
+folder of images (the flags of the "images" group, and the training flags they share)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gconv.cli._utils import CompactHelpFormatter, CompactRawHelpFormatter, respell
+from gconv.data.folders import COLOR_MODES
+from gconv.image.training import AUGMENTATIONS, MODELS
+from gconv.image.training import check_options as check_image_options
+from gconv.image.training import train as image_train
 from gconv.models.gnn import CONVS
 from gconv.molecule.errors import UsageError
 from gconv.molecule.tasks import TASK_TYPES
@@ -33,13 +38,23 @@ __all__ = [
     "main",
 ]
 
-HELP = "train a molecule model into a model directory"
+HELP = "train a molecule or image model into a model directory"
 DESCRIPTION = (
-    "Train a graph network on SMILES (regression, binary classification, multiclass; several "
-    "--target-columns = multi-task, empty cells = missing labels). Writes --output-dir: a model "
-    "directory for `gconv predict` (config.json, scalers.pt, model_<k>/best.pt), metrics.json, "
-    "predictions.csv, parity.png. Model selection uses the validation split only."
+    "Train a graph network on a CSV of SMILES, or (--images DIR) a CNN on a folder of images. "
+    "Writes --output-dir (a model directory for `gconv predict`), metrics.json, predictions.csv. "
+    "The options' aliases (chemprop's, examples/molecule_gcn.py's) and the image defaults: "
+    "docs/cli.md."
 )
+IMAGE_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(image_train).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+# flags whose default differs for images: recorded when given (argparse cannot tell otherwise)
+IMAGE_SHARED = ("epochs", "batch_size", "lr", "weight_decay", "seed", "device", "resume",
+                "output_dir", "split_sizes", "quiet")  # fmt: skip
+IMAGE_ONLY = {"model": "--model", "image_size": "--image-size", "color_mode": "--color-mode",
+              "augment": "--augment", "weights_path": "--weights-path"}  # fmt: skip
 _DEFAULTS = {
     name: p.default
     for name, p in inspect.signature(train).parameters.items()
@@ -53,7 +68,7 @@ def _split_type(value: str) -> str:
     return "scaffold" if value == "scaffold_balanced" else value
 
 
-USAGE = "%(prog)s [-i CSV --target-columns NAME [NAME ...]] [-o DIR] [options]"
+USAGE = "%(prog)s [-i CSV --target-columns NAME [NAME ...] | --images DIR] [-o DIR] [options]"
 EPILOG = (  # wrapped here: a script's parser prints it as written
     "examples/molecule_gcn.py's names work too: --csv, --smiles-col, --target-col,\n"
     "--split-column, --ensemble, --out; and chemprop's --split-type, --aggregation,\n"
@@ -61,9 +76,18 @@ EPILOG = (  # wrapped here: a script's parser prints it as written
 )
 
 
+class _Given(argparse.Action):
+    """Stores the value and records that the flag was given (``args.given``): the image
+    defaults differ from the molecule ones that the parser shows."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = sorted({*getattr(namespace, "given", ()), self.dest})
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
-    p.usage, p.epilog = USAGE, EPILOG
+    p.usage = USAGE
     # fmt: off
     data = p.add_argument_group("data")
     data.add_argument("-i", "--data-path", "--csv", dest="data_path", type=Path, metavar="CSV",
@@ -88,19 +112,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--split-sizes", type=float, nargs=3, default=list(d["split_sizes"]),
                       metavar="F", help="train, val, test fractions (0.8 0.1 0.1)")
     data.add_argument("--limit", type=int, metavar="N", help="N random molecules (smoke runs)")
+    # one help line for the three (the help fits one screen); docs/cli.md has each
     data.add_argument("--store", choices=STORES, default=d["store"], metavar="WHERE",
-                      help=f"auto (disk from {STORE_THRESHOLD_ROWS:,} rows) | memory | disk; "
-                      "--store-dir DIR")
+                      help=f"auto (disk from {STORE_THRESHOLD_ROWS // 1000}k rows) | memory | disk; "
+                      "--store-dir, -n N workers")
     data.add_argument("--store-dir", type=Path, default=d["store_dir"], metavar="DIR",
-                      help=argparse.SUPPRESS)  # in --store's line: the help fits one screen
+                      help=argparse.SUPPRESS)
     data.add_argument("-n", "--num-workers", type=int, default=d["num_workers"], metavar="N",
-                      help="featurising and data-loading processes (2 on disk, 0 in memory)")
+                      help=argparse.SUPPRESS)
+    images = p.add_argument_group("images")
+    images.add_argument("--images", type=Path, metavar="DIR",
+                        help="train on DIR/<class>/* (or DIR/train|val|test/<class>/*) instead")
+    images.add_argument("--model", choices=MODELS, metavar="NAME",
+                        help="cnn (the MNIST example's) | resnet18 | vgg11 | vgg16 (+_bn)")
+    images.add_argument("--image-size", type=int, nargs="+", metavar="N",
+                        help="resize to N x N or H W (default: the common size, <= 64; 224)")
+    images.add_argument("--color-mode", choices=COLOR_MODES, metavar="MODE",
+                        help="auto (the images'; mixed is an error) | grayscale | rgb")
+    images.add_argument("--augment", choices=AUGMENTATIONS, metavar="HOW",
+                        help="affine (rotate, zoom, shift) | shift | flip (+ affine) | none")
+    images.add_argument("--weights-path", type=Path, metavar="FILE",
+                        help="local torchvision weights of --model (the backbone stays frozen)")
     model = p.add_argument_group("model")
     model.add_argument("--conv", choices=CONVS, default=d["conv"], metavar="NAME",
                        help="message passing: dmpnn | gine | gcn")
     model.add_argument("--readout", "--aggregation", choices=READOUTS, default=d["readout"],
                        metavar="NAME", help="auto | norm | sum | mean | max | meanmax | attention |"
-                       " set2set (auto: docs/cli.md)")
+                       " set2set")
     model.add_argument("--hidden", "--message-hidden-dim", type=int, default=d["hidden"],
                        metavar="N", help="message-passing width (128)")
     model.add_argument("--layers", "--depth", type=int, default=d["layers"], metavar="N",
@@ -118,9 +156,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     training.add_argument("--epochs", type=int, default=d["epochs"], metavar="N",
                           help="100, or more for at least 1,200 optimizer steps")
     training.add_argument("-b", "--batch-size", type=int, default=d["batch_size"], metavar="N",
+                          action=_Given,
                           help="molecules per step (64)")
     training.add_argument("--lr", "--max-lr", dest="lr", type=float, default=d["lr"],
-                          metavar="LR", help="peak of the one-cycle AdamW schedule (2e-3)")
+                          metavar="LR", action=_Given, help="peak of the one-cycle AdamW schedule (2e-3)")
     training.add_argument("--weight-decay", type=float, default=d["weight_decay"], metavar="W")
     training.add_argument("--task-weights", type=float, nargs="+", metavar="W",
                           help="one loss weight per target column")
@@ -135,8 +174,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     training.add_argument("--resume", action="store_true", help="continue from model_*/last.pt (same data, options; more --epochs)")
     output = p.add_argument_group("output")
     output.add_argument("-o", "--output-dir", "--save-dir", "--out", dest="output_dir",
-                        type=Path, default=Path(d["output_dir"]), metavar="DIR",
-                        help=f"the model directory ({d['output_dir']})")
+                        type=Path, default=Path(d["output_dir"]), metavar="DIR", action=_Given,
+                        help=f"the model directory ({d['output_dir']}; images: runs/images)")
     output.add_argument("--baselines", action=argparse.BooleanOptionalAction,
                         default=d["baselines"],
                         help="also fit the constant and fingerprint ones (on; off on disk)")
@@ -157,6 +196,7 @@ def build_parser(
     p = argparse.ArgumentParser(
         prog=prog,
         description=description or DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=CompactRawHelpFormatter if description else CompactHelpFormatter,
         allow_abbrev=False,
     )
@@ -170,9 +210,50 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _image_options(args: argparse.Namespace) -> dict[str, Any]:
+    given = set(getattr(args, "given", ()))
+    options = {**IMAGE_DEFAULTS, "images": args.images}
+    for name in IMAGE_SHARED:
+        value = getattr(args, name)
+        if name in ("batch_size", "lr", "output_dir") and name not in given:
+            value = IMAGE_DEFAULTS[name]
+        options[name] = value
+    for name in IMAGE_ONLY:
+        value = getattr(args, name)
+        options[name] = IMAGE_DEFAULTS[name] if value is None else value
+    return options
+
+
+def _long_flags() -> dict[str, str]:
+    """dest -> the first long flag of ``gconv train``'s options."""
+    return {
+        action.dest: next(s for s in action.option_strings if s.startswith("--"))
+        for action in build_parser()._actions
+        if any(s.startswith("--") for s in action.option_strings)
+    }
+
+
 def check(args: argparse.Namespace) -> None:
-    """The option checks that need no data (raises :class:`~gconv.molecule.UsageError`)."""
-    check_options(_options(args))
+    """The option checks that need no data (raises :class:`~gconv.molecule.UsageError`): a
+    molecule option with ``--images`` or an image option without it is refused by name."""
+    if args.images is None:
+        used = [flag for name, flag in IMAGE_ONLY.items() if getattr(args, name) is not None]
+        if used:
+            raise UsageError(f"{used[0]} is an image option: give the folder with --images DIR")
+        check_options(_options(args))
+        return
+    molecule_defaults = {**_DEFAULTS, "data_path": None, "num_classes": None, "limit": None,
+                         "task_weights": None, "class_balance": False}  # fmt: skip
+    for name, default in molecule_defaults.items():
+        if name in IMAGE_SHARED or name in ("images",) or not hasattr(args, name):
+            continue
+        value = getattr(args, name)
+        value = tuple(value) if isinstance(value, list) else value
+        default = tuple(default) if isinstance(default, (list, tuple)) else default
+        if value != default:
+            flag = _long_flags().get(name, "--" + name.replace("_", "-"))
+            raise UsageError(f"{flag} is a molecule option; --images trains an image model")
+    check_image_options(_image_options(args))
 
 
 def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None):
@@ -188,7 +269,10 @@ def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Trains (:func:`gconv.molecule.train`); returns the metrics."""
+    """Trains (:func:`gconv.molecule.train`, or :func:`gconv.image.train` with ``--images``);
+    returns the metrics."""
+    if getattr(args, "images", None) is not None:
+        return image_train(**_image_options(args))
     return train(**_options(args))
 
 

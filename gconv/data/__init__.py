@@ -3,7 +3,8 @@
 One small module per idea; every public name is exported here and imported on first use:
 
 * images: :mod:`~gconv.data.images` (embedded MNIST-5k, torchvision's MNIST / FashionMNIST /
-  STL10), :mod:`~gconv.data.augment` (batch augmentation on the device),
+  STL10), :mod:`~gconv.data.folders` (your own image folders, torchvision's ``ImageFolder``
+  layout), :mod:`~gconv.data.augment` (batch augmentation on the device),
   :mod:`~gconv.data.loader` (:class:`TensorLoader`), :mod:`~gconv.data.grid` (image <-> grid
   graph), :mod:`~gconv.data.superpixels` (SLIC superpixel graphs);
 * molecules: :mod:`~gconv.data.featurizers` (atom / bond feature tables, molecule -> graph),
@@ -74,6 +75,16 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "mol_to_graph",
         "parse_smiles",
         "smiles_to_graph",
+    ),
+    "folders": (
+        "COLOR_MODES",
+        "IMAGE_EXTENSIONS",
+        "ImageFolderData",
+        "color_mode_of",
+        "list_images",
+        "read_image",
+        "read_image_folder",
+        "read_images",
     ),
     "grid": (
         "GridGraph",
@@ -187,6 +198,16 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         mol_to_graph,
         parse_smiles,
         smiles_to_graph,
+    )
+    from gconv.data.folders import (
+        COLOR_MODES,
+        IMAGE_EXTENSIONS,
+        ImageFolderData,
+        color_mode_of,
+        list_images,
+        read_image,
+        read_image_folder,
+        read_images,
     )
     from gconv.data.grid import (
         GridGraph,

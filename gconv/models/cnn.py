@@ -213,8 +213,10 @@ class CNN(nn.Module):
             :obj:`"max"`)
         init (str, optional): Weight init of conv and linear layers, ``"kaiming"``, ``"xavier"``
             or :obj:`None` (PyTorch default); biases start at zero. (default: :obj:`"kaiming"`)
-        blocks (int): Conv blocks per entry of ``channels`` (a *stage*); the pool follows the
-            stage's last block, so ``blocks`` adds depth at a fixed resolution. (default: :obj:`1`)
+        blocks (int or tuple[int, ...]): Conv blocks per entry of ``channels`` (a *stage*), one
+            number for every stage or one per stage (``(1, 2, 2)``: the MNIST example's five
+            convolutions); the pool follows the stage's last block, so ``blocks`` adds depth at a
+            fixed resolution. (default: :obj:`1`)
         residual (bool): Make every block a ResNet :class:`BasicBlock` (two convolutions and a
             shortcut, 1x1 projections where the channel count changes) instead of one
             convolution; ``blocks=b`` with ``residual=True`` has as many conv layers as
@@ -226,7 +228,7 @@ class CNN(nn.Module):
         - **output:** logits :math:`(B, \text{num_classes})`
 
     Attributes:
-        features (nn.Sequential): ``len(channels) * blocks`` ``nn.Sequential`` blocks with named
+        features (nn.Sequential): ``sum(blocks)`` (per stage) ``nn.Sequential`` blocks with named
             children ``conv``, ``bn`` (if ``batch_norm``), ``act`` -- or ``block`` (a
             :class:`BasicBlock`) if ``residual`` -- and ``pool`` (if ``pool``, last block of a
             stage only).
@@ -248,7 +250,7 @@ class CNN(nn.Module):
         activation: str = "relu",
         pool: str | None = "max",
         init: str | None = "kaiming",
-        blocks: int = 1,
+        blocks: int | Sequence[int] = 1,
         residual: bool = False,
     ) -> None:
         super().__init__()
@@ -258,8 +260,15 @@ class CNN(nn.Module):
             raise ValueError(f"{name} expected num_classes >= 1, got {num_classes!r}")
         if not isinstance(kernel_size, int) or kernel_size < 1:
             raise ValueError(f"{name} expected a positive int kernel_size, got {kernel_size!r}")
-        if not isinstance(blocks, int) or blocks < 1:
-            raise ValueError(f"{name} expected blocks >= 1 (conv blocks per stage), got {blocks!r}")
+        num_stages = len(_as_tuple(channels, "channels", name))
+        stage_blocks = (blocks,) * num_stages if isinstance(blocks, int) else tuple(blocks)
+        if len(stage_blocks) != num_stages or not all(
+            isinstance(b, int) and b >= 1 for b in stage_blocks
+        ):
+            raise ValueError(
+                f"{name} expected blocks >= 1 (conv blocks per stage), one number or one per "
+                f"entry of channels ({num_stages}), got {blocks!r}"
+            )
         if residual and kernel_size % 2 == 0:
             raise ValueError(
                 f"{name} with residual=True needs an odd kernel_size (a residual sum needs equal "
@@ -283,13 +292,15 @@ class CNN(nn.Module):
         self.activation = activation
         self.pool = pool
         self.init = init
-        self.blocks = blocks
+        self.blocks = blocks if isinstance(blocks, int) else stage_blocks
         self.residual = residual
 
         feature_blocks = []
         in_channels, height, width = in_shape
-        for index, out_channels in enumerate(self.channels):
-            for block_index in range(blocks):
+        for index, (out_channels, num_blocks) in enumerate(
+            zip(self.channels, stage_blocks, strict=True)
+        ):
+            for block_index in range(num_blocks):
                 layers: OrderedDict[str, nn.Module] = OrderedDict()
                 if residual:
                     layers["block"] = BasicBlock(
@@ -311,7 +322,7 @@ class CNN(nn.Module):
                         (height, width), kernel_size, padding=kernel_size // 2
                     )
                 in_channels = out_channels
-                if block_index < blocks - 1:
+                if block_index < num_blocks - 1:
                     feature_blocks.append(nn.Sequential(layers))
             if pool is not None:
                 try:
@@ -379,7 +390,7 @@ class CNN(nn.Module):
         return (
             f"in_shape={self.in_shape}, num_classes={self.num_classes}, "
             f"channels={self.channels}, head={self.head_type!r}"
-            + (f", blocks={self.blocks}" if self.blocks > 1 else "")
+            + (f", blocks={self.blocks}" if self.blocks != 1 else "")
             + (", residual=True" if self.residual else "")
         )
 

@@ -1,11 +1,8 @@
-"""The one error type of the molecule tool that is the user's to fix."""
+"""The one error type of the molecule tool that is the user's to fix (:class:`gconv.errors.
+UsageError`, shared with the image tool)."""
 
 from __future__ import annotations
 
+from gconv.errors import UsageError
+
 __all__ = ["UsageError"]
-
-
-class UsageError(ValueError):
-    """A problem with the user's input — a file, a column, a row, an option, a model directory —
-    that ``gconv`` reports as one ``error:`` line, without a traceback. The message names what
-    and where (the file, the row, the column) and, where one is known, the fix."""

@@ -48,11 +48,20 @@ from gconv.data import (
     FEATURIZER_VERSION,
     Standardizer,
 )
+from gconv.model_dir import (
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    jsonable,
+    load_tensors,
+    read_config,
+    write_config,
+)
 from gconv.models import GNN
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.tasks import Tasks
-from gconv.train import CheckpointError, atomic_write, load_checkpoint
+from gconv.train import atomic_write
 
 __all__ = [
     "FORMAT",
@@ -64,10 +73,6 @@ __all__ = [
     "load_model",
 ]
 
-FORMAT = "gconv-model-directory"
-#: Raised whenever a change would make an older gconv misread a directory.
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
 SCALERS_FILE = "scalers.pt"
 
 
@@ -122,8 +127,8 @@ def save_model_dir(
         "featurizer": featurizer_info(),
         "smiles_column": model.smiles_column,
         "tasks": model.tasks.to_dict(),
-        "model": {"class": "GNN", "kwargs": _jsonable(model_kwargs)},
-        "readout": _jsonable(readout or {"name": model_kwargs.get("readout")}),
+        "model": {"class": "GNN", "kwargs": jsonable(model_kwargs)},
+        "readout": jsonable(readout or {"name": model_kwargs.get("readout")}),
         "descriptors": (
             {
                 "generator": "rdkit_2d",
@@ -135,67 +140,16 @@ def save_model_dir(
         ),
         "members": list(member_files),
         "scalers": SCALERS_FILE,
-        "calibration": _jsonable(model.calibration),
-        "training": _jsonable(training or {}),
+        "calibration": jsonable(model.calibration),
+        "training": jsonable(training or {}),
     }
     atomic_write(directory / SCALERS_FILE, lambda f: torch.save(scalers, f))
-    text = json.dumps(config, indent=2) + "\n"
-    atomic_write(directory / CONFIG_FILE, lambda f: f.write(text.encode()))
+    write_config(directory, config)
     model.config = config
     return config
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):  # NumPy and torch scalars and arrays
-        return value.tolist()
-    return value
-
-
 # ------------------------------------------------------------------------------------- reading
-def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """``config.json`` of a model directory, checked: the format, its version, the kind.
-
-    Raises:
-        UsageError: no such directory, no ``config.json``, unreadable JSON, another format or
-            format version.
-    """
-    directory = Path(directory)
-    if not directory.exists():
-        raise UsageError(f"model directory {directory} does not exist")
-    if not directory.is_dir():
-        raise UsageError(
-            f"{directory} is a file; a model path is the directory that `gconv train "
-            "--output-dir` wrote (it holds config.json)"
-        )
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        entries = sorted(p.name for p in directory.iterdir())[:8]
-        raise UsageError(
-            f"{directory} is not a gconv model directory: it has no {CONFIG_FILE} (it holds "
-            f"{entries or 'nothing'}); `gconv train --output-dir` writes one"
-        )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise UsageError(f"{path} is not a gconv model directory's configuration (no {FORMAT!r})")
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise UsageError(
-            f"{directory} is model-directory format {version!r} (written by gconv "
-            f"{config.get('gconv_version', '?')}); this gconv {gconv.__version__} reads format "
-            f"{FORMAT_VERSION}: predict with the gconv that wrote it, or retrain"
-        )
-    return config
-
-
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> MoleculeModel:
     """Reads a molecule model directory into a :class:`MoleculeModel` (``.config`` holds its
     ``config.json``).
@@ -236,7 +190,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
     if not member_files:
         raise UsageError(f"{path} lists no ensemble members")
-    scalers = _load_tensors(directory / scalers_file, directory)
+    scalers = load_tensors(directory / scalers_file, directory)
     target_scaler = descriptor_scaler = None
     if "targets" in scalers:
         target_scaler = Standardizer.from_state_dict(scalers["targets"])
@@ -258,7 +212,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             member = GNN(**{k: tuple(v) if k == "head_hidden" else v for k, v in kwargs.items()})
         except (TypeError, ValueError) as err:
             raise UsageError(f"{path}: cannot build the model from its arguments: {err}") from None
-        state = _load_tensors(directory / name, directory)
+        state = load_tensors(directory / name, directory)
         try:
             member.load_state_dict(state.get("model", state))
         except RuntimeError as err:
@@ -295,14 +249,3 @@ def _check_featurizer(recorded: dict[str, Any], directory: Path, config: dict[st
             f"{gconv.__version__} featurises with {describe(installed)}: its predictions would be "
             f"wrong; retrain, or predict with gconv {config.get('gconv_version', '?')}"
         )
-
-
-def _load_tensors(path: Path, directory: Path) -> dict[str, Any]:
-    try:
-        return load_checkpoint(path)
-    except FileNotFoundError:
-        raise UsageError(
-            f"{directory} is missing {path.relative_to(directory)} (listed in {CONFIG_FILE})"
-        ) from None
-    except CheckpointError as err:
-        raise UsageError(str(err).split(" (")[0]) from None
