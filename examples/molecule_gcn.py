@@ -4,6 +4,7 @@
     python examples/molecule_gcn.py --dataset tpsa           # 4,892 NCI molecules, TPSA
     python examples/molecule_gcn.py --csv my.csv --smiles-col smiles --target-col logS
     python examples/molecule_gcn.py --csv my.csv --target-col y --split-column split --ensemble 5
+    python examples/molecule_gcn.py --csv big.csv --target-col y --store disk  # graphs on disk
     gconv predict --model-path runs/molecule_gcn --test-path new.csv --preds-path preds.csv
 
 This script is ``gconv train`` under another name (the same flags, defaults and files; chemprop's
@@ -39,6 +40,10 @@ labels differ, --duplicates decides: error (the default: one line naming the row
 (average them) or first (the first row's label). With --split-column, the copies must carry one
 split label. A target column without labels, or without labels in the training split, is an
 error naming the column.
+
+Larger than memory: with --store disk (automatic from 100,000 rows) the molecules are featurised
+once, in --num-workers processes, into an on-disk store that later runs on the same file reuse,
+and read back a graph at a time, with the same results as in memory (docs/store.md).
 
 Writes into --out a model directory that predicts alone (config.json, scalers.pt, and
 model_<k>/best.pt / last.pt per ensemble member: ``gconv predict --model-path`` it, or

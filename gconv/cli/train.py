@@ -18,7 +18,14 @@ from gconv.image.training import train as image_train
 from gconv.models.gnn import CONVS
 from gconv.molecule.errors import UsageError
 from gconv.molecule.tasks import TASK_TYPES
-from gconv.molecule.training import DATASETS, READOUTS, check_options, train
+from gconv.molecule.training import (
+    DATASETS,
+    READOUTS,
+    STORE_THRESHOLD_ROWS,
+    STORES,
+    check_options,
+    train,
+)
 
 __all__ = [
     "HELP",
@@ -105,6 +112,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--split-sizes", type=float, nargs=3, default=list(d["split_sizes"]),
                       metavar="F", help="train, val, test fractions (0.8 0.1 0.1)")
     data.add_argument("--limit", type=int, metavar="N", help="N random molecules (smoke runs)")
+    # one help line for the three (the help fits one screen); docs/cli.md has each
+    data.add_argument("--store", choices=STORES, default=d["store"], metavar="WHERE",
+                      help=f"auto (disk from {STORE_THRESHOLD_ROWS // 1000}k rows) | memory | disk; "
+                      "--store-dir, -n N workers")
+    data.add_argument("--store-dir", type=Path, default=d["store_dir"], metavar="DIR",
+                      help=argparse.SUPPRESS)
+    data.add_argument("-n", "--num-workers", type=int, default=d["num_workers"], metavar="N",
+                      help=argparse.SUPPRESS)
     images = p.add_argument_group("images")
     images.add_argument("--images", type=Path, metavar="DIR",
                         help="train on DIR/<class>/* (or DIR/train|val|test/<class>/*) instead")
@@ -162,7 +177,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         type=Path, default=Path(d["output_dir"]), metavar="DIR", action=_Given,
                         help=f"the model directory ({d['output_dir']}; images: runs/images)")
     output.add_argument("--baselines", action=argparse.BooleanOptionalAction,
-                        default=d["baselines"], help="also fit the constant and fingerprint ones")
+                        default=d["baselines"],
+                        help="also fit the constant and fingerprint ones (on; off on disk)")
     output.add_argument("--calibration", action=argparse.BooleanOptionalAction,
                         default=d["calibration"],
                         help="on validation: conformal intervals, temperature scaling")

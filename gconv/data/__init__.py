@@ -13,7 +13,8 @@ One small module per idea; every public name is exported here and imported on fi
   :mod:`~gconv.data.scaling` (:class:`Standardizer`, for targets and descriptors),
   :mod:`~gconv.data.descriptors` (RDKit descriptors, Morgan fingerprints),
   :mod:`~gconv.data.datasets` (:class:`MoleculeDataset`, CSV / SDF files, embedded sets,
-  MoleculeNet) and :mod:`~gconv.data.predict` (:func:`predict_smiles`,
+  MoleculeNet), :mod:`~gconv.data.store` (:class:`MoleculeStore`, :class:`StoreDataset`: molecule
+  sets larger than memory, featurised to disk in chunks) and :mod:`~gconv.data.predict` (:func:`predict_smiles`,
   :func:`write_predictions_csv`).
 
 Imports are lazy (PEP 562): ``from gconv.data import TensorLoader`` loads only
@@ -52,6 +53,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "chembl_pic50",
         "moleculenet",
         "nci_tpsa",
+        "read_embedded",
     ),
     "descriptors": ("DESCRIPTOR_NAMES", "morgan_fingerprints", "rdkit_descriptors"),
     "featurizers": (
@@ -67,6 +69,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "BondFeaturizer",
         "Feature",
         "GraphArrays",
+        "GraphCodes",
         "GraphFeaturizer",
         "largest_fragment_of",
         "mol_to_graph",
@@ -109,6 +112,13 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "predict": ("format_number", "predict_smiles", "write_predictions_csv"),
     "scaling": ("Standardizer",),
     "splitting": ("murcko_scaffold", "random_split_indices", "scaffold_split_indices"),
+    "store": (
+        "CHUNK_ROWS",
+        "STORE_FORMAT",
+        "STORE_FORMAT_VERSION",
+        "MoleculeStore",
+        "StoreDataset",
+    ),
     "superpixels": ("image_to_superpixels", "superpixel_dataset"),
 }
 
@@ -161,6 +171,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         chembl_pic50,
         moleculenet,
         nci_tpsa,
+        read_embedded,
     )
     from gconv.data.descriptors import (
         DESCRIPTOR_NAMES,
@@ -181,6 +192,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         BondFeaturizer,
         Feature,
         GraphArrays,
+        GraphCodes,
         GraphFeaturizer,
         largest_fragment_of,
         mol_to_graph,
@@ -223,4 +235,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gconv.data.predict import format_number, predict_smiles, write_predictions_csv
     from gconv.data.scaling import Standardizer
     from gconv.data.splitting import murcko_scaffold, random_split_indices, scaffold_split_indices
+    from gconv.data.store import (
+        CHUNK_ROWS,
+        STORE_FORMAT,
+        STORE_FORMAT_VERSION,
+        MoleculeStore,
+        StoreDataset,
+    )
     from gconv.data.superpixels import image_to_superpixels, superpixel_dataset

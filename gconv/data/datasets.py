@@ -42,6 +42,12 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from gconv._utils import deprecated_module_attributes
+from gconv.data._utils import (
+    FLOAT32_MAX,
+    check_training_labels,
+    merge_duplicate_groups,
+    parse_target,
+)
 from gconv.data.cache import featurize
 from gconv.data.featurizers import mol_to_graph
 from gconv.data.splitting import random_split_indices, scaffold_split_indices
@@ -54,6 +60,7 @@ __all__ = [
     "chembl_pic50",
     "nci_tpsa",
     "moleculenet",
+    "read_embedded",
     "CHEMBL_DIR",
     "NCI_TPSA_FILE",
 ]
@@ -73,7 +80,6 @@ __getattr__ = deprecated_module_attributes(
 OnError = Literal["raise", "skip"]
 Duplicates = Literal["error", "mean", "first"]
 _DUPLICATE_RULES = ("error", "mean", "first")
-_MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
 # split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -561,32 +567,7 @@ def _check_labelled_columns(graphs: list[Data], target_names: list[str]) -> None
         )
 
 
-def _check_training_labels(
-    train: MoleculeDataset, val: MoleculeDataset, test: MoleculeDataset, how: str
-) -> None:
-    """Every task needs a label in the training part (an empty part is the caller's to
-    report): a task labelled only in validation / test cannot be learnt, and its targets
-    cannot be standardised."""
-    if not train.target_names or len(train) == 0:
-        return
-    y = train.y
-    unlabelled = [t for t in range(train.num_tasks) if torch.isnan(y[:, t]).all()]
-    if not unlabelled:
-        return
-    t = unlabelled[0]
-    elsewhere = [
-        f"{int((~torch.isnan(part.y[:, t])).sum())} in {name}"
-        for name, part in (("val", val), ("test", test))
-        if len(part) and (~torch.isnan(part.y[:, t])).any()
-    ]
-    names = [train.target_names[u] for u in unlabelled]
-    raise ValueError(
-        f"target column {names[0]!r} has no labels in the train split of {how} "
-        f"({len(train)} molecules); its labels are "
-        + (" and ".join(elsewhere) if elsewhere else "nowhere")
-        + (f" (also unlabelled in train: {names[1:]})" if len(names) > 1 else "")
-        + "; a model cannot learn it: label it for training molecules, or leave the column out"
-    )
+_check_training_labels = check_training_labels
 
 
 def _merge_duplicates(
@@ -594,57 +575,34 @@ def _merge_duplicates(
 ) -> tuple[list[Data], list[int], list[Duplicate], int]:
     """Keeps the first row of each molecule (by ``graph.canonical_smiles``) with the merged
     labels; returns ``(graphs, rows, merged rows, how many molecules had conflicting
-    labels)``. Conflicts raise under ``rule="error"``."""
+    labels)``. Conflicts raise under ``rule="error"`` (:func:`merge_duplicate_groups`, shared
+    with the on-disk :class:`~gconv.data.StoreDataset`)."""
     groups: dict[str, list[int]] = {}
     for position, graph in enumerate(graphs):
         groups.setdefault(graph.canonical_smiles, []).append(position)
-    dropped: set[int] = set()
-    merged: list[Duplicate] = []
-    conflicts: list[str] = []
-    for canonical, group in groups.items():
-        if len(group) == 1:
-            continue
-        labels = torch.cat([graphs[p].y for p in group])  # [copies, tasks]
-        y = torch.full((labels.size(1),), float("nan"))
-        conflict = []
-        for t in range(labels.size(1)):
-            values = labels[:, t][~torch.isnan(labels[:, t])]
-            if len(values) == 0:
-                continue
-            if (values != values[0]).any():
-                conflict.append(t)
-                y[t] = values.mean() if rule == "mean" else values[0]
-            else:
-                y[t] = values[0]
-        if conflict:
-            cells = "; ".join(
-                f"{target_names[t]}: " + ", ".join(f"{v:g}" for v in labels[:, t].tolist())
-                for t in conflict
-            )
-            conflicts.append(
-                f"{canonical!r} in rows {', '.join(str(rows[p]) for p in group)} ({cells})"
-            )
-        kept = group[0]
-        graphs[kept].y = y.unsqueeze(0)
-        for p in group[1:]:
-            dropped.add(p)
-            merged.append(
-                Duplicate(rows[p], graphs[p].smiles, rows[kept], tuple(graphs[p].y[0].tolist()))
-            )
-    if conflicts and rule == "error":
-        shown = "; ".join(conflicts[:3]) + (
-            f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
-        )
-        raise ValueError(
-            f"{len(conflicts)} molecule(s) appear in several rows with different labels "
-            f"(same canonical SMILES): {shown}. Set duplicates to 'mean' to average such "
-            "copies, or to 'first' to keep the first row's label"
-        )
-    if not dropped:
-        return graphs, rows, merged, 0
-    keep = [p for p in range(len(graphs)) if p not in dropped]
-    merged.sort(key=lambda d: d.row)
-    return [graphs[p] for p in keep], [rows[p] for p in keep], merged, len(conflicts)
+    repeated = [group for group in groups.values() if len(group) > 1]
+    if not repeated:
+        return graphs, rows, [], 0
+    y = torch.cat([graph.y for graph in graphs])
+    dropped, kept_y, merged, conflicts = merge_duplicate_groups(
+        repeated,
+        y,
+        rows,
+        lambda p: graphs[p].smiles,
+        lambda p: graphs[p].canonical_smiles,
+        target_names,
+        rule,
+    )
+    for position, labels in kept_y.items():
+        graphs[position].y = labels.unsqueeze(0)
+    gone = set(dropped)
+    keep = [p for p in range(len(graphs)) if p not in gone]
+    return (
+        [graphs[p] for p in keep],
+        [rows[p] for p in keep],
+        [Duplicate(*m) for m in merged],
+        conflicts,
+    )
 
 
 def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -> Tensor | None:
@@ -671,24 +629,8 @@ def _as_targets(targets: Sequence | np.ndarray | Tensor | None, num_rows: int) -
     return y.unsqueeze(1) if y.dim() == 1 else y
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _parse_target(cell: str | None, row: int, column: str) -> float:
-    if cell is None or cell.strip().lower() in _MISSING:
-        return float("nan")
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ValueError(
-            f"row {row}, column {column!r}: expected a number or an empty cell, got {cell!r}"
-        ) from None
-    if abs(value) > _FLOAT32_MAX:  # inf, -inf, 1e400 (inf once parsed), 1e39 (inf as float32)
-        raise ValueError(
-            f"row {row}, column {column!r}: {cell.strip()!r} is not a finite float32 number "
-            f"(|y| <= {_FLOAT32_MAX:.4g}); leave the cell empty (or write nan) for a missing label"
-        )
-    return value
+_FLOAT32_MAX = FLOAT32_MAX
+_parse_target = parse_target
 
 
 def _sd_property(mol: Chem.Mol, name: str) -> float:
@@ -708,6 +650,41 @@ CHEMBL_DIR = Path(RDConfig.RDContribDir) / "FreeWilson" / "data"
 NCI_TPSA_FILE = Path(RDConfig.RDDataDir) / "NCI" / "first_5k.tpsa.csv"
 
 
+def read_embedded(name: Literal["chembl", "tpsa"]) -> tuple[list[str], list[float], str]:
+    """The raw rows of an embedded set, ``(smiles, targets, task name)``, as in its file: what
+    :func:`chembl_pic50` (``"chembl"``) and :func:`nci_tpsa` (``"tpsa"``) featurise, and what an
+    on-disk :class:`~gconv.data.MoleculeStore` of them is written from."""
+    smiles: list[str] = []
+    targets: list[float] = []
+    if name == "chembl":
+        smi_file = CHEMBL_DIR / "CHEMBL2321810.smi"
+        act_file = CHEMBL_DIR / "CHEMBL2321810_act.csv"
+        for file in (smi_file, act_file):
+            if not file.exists():
+                raise FileNotFoundError(
+                    f"{file} not found; chembl_pic50 needs RDKit's Contrib files"
+                )
+        with open(act_file, newline="") as f:
+            activity = {row["Name"]: float(row["Act"]) for row in csv.DictReader(f)}
+        with open(smi_file) as f:
+            for line in f:
+                if line.strip():
+                    s, molecule = line.split()
+                    smiles.append(s)
+                    targets.append(activity[molecule])  # KeyError: RDKit changed the files
+        return smiles, targets, "pIC50"
+    if name == "tpsa":
+        if not NCI_TPSA_FILE.exists():
+            raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
+        with open(NCI_TPSA_FILE, newline="") as f:
+            for record in csv.reader(f):
+                if record and not record[0].startswith("#"):
+                    smiles.append(record[0])
+                    targets.append(float(record[1]))
+        return smiles, targets, "tpsa"
+    raise ValueError(f"embedded set must be 'chembl' or 'tpsa', got {name!r}")
+
+
 def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) -> MoleculeDataset:
     """CHEMBL2321810: 1,017 molecules with experimental pIC50 (one task, ``"pIC50"``).
 
@@ -715,23 +692,8 @@ def chembl_pic50(n_jobs: int = 1, cache_dir: str | os.PathLike | None = None) ->
     (``SMILES<space>ChEMBL-id`` per line) joined by id to ``CHEMBL2321810_act.csv``
     (``Name,Act``). One congeneric series, so a scaffold split is the honest test.
     """
-    smi_file = CHEMBL_DIR / "CHEMBL2321810.smi"
-    act_file = CHEMBL_DIR / "CHEMBL2321810_act.csv"
-    for file in (smi_file, act_file):
-        if not file.exists():
-            raise FileNotFoundError(f"{file} not found; chembl_pic50 needs RDKit's Contrib files")
-    with open(act_file, newline="") as f:
-        activity = {row["Name"]: float(row["Act"]) for row in csv.DictReader(f)}
-    smiles, targets = [], []
-    with open(smi_file) as f:
-        for line in f:
-            if line.strip():
-                s, name = line.split()
-                smiles.append(s)
-                targets.append(activity[name])  # KeyError would mean RDKit changed the files
-    return MoleculeDataset(
-        smiles, targets, target_names=["pIC50"], n_jobs=n_jobs, cache_dir=cache_dir
-    )
+    smiles, targets, task = read_embedded("chembl")
+    return MoleculeDataset(smiles, targets, target_names=[task], n_jobs=n_jobs, cache_dir=cache_dir)
 
 
 def nci_tpsa(
@@ -750,18 +712,11 @@ def nci_tpsa(
     (``dataset.duplicates``, a warning), so that no molecule sits in two splits: 4,892
     molecules. ``duplicates`` is passed on to :class:`MoleculeDataset`.
     """
-    if not NCI_TPSA_FILE.exists():
-        raise FileNotFoundError(f"{NCI_TPSA_FILE} not found; nci_tpsa needs RDKit's Data files")
-    smiles, targets = [], []
-    with open(NCI_TPSA_FILE, newline="") as f:
-        for record in csv.reader(f):
-            if record and not record[0].startswith("#"):
-                smiles.append(record[0])
-                targets.append(float(record[1]))
+    smiles, targets, task = read_embedded("tpsa")
     return MoleculeDataset(
         smiles,
         targets,
-        target_names=["tpsa"],
+        target_names=[task],
         on_error=on_error,
         n_jobs=n_jobs,
         cache_dir=cache_dir,

@@ -54,6 +54,7 @@ __all__ = [
     "AtomFeaturizer",
     "BondFeaturizer",
     "GraphArrays",
+    "GraphCodes",
     "GraphFeaturizer",
     "mol_to_graph",
     "smiles_to_graph",
@@ -404,6 +405,23 @@ class GraphArrays(NamedTuple):
         )
 
 
+class GraphCodes(NamedTuple):
+    """Many molecules' raw feature codes, before one-hot encoding (:meth:`GraphFeaturizer.codes`).
+
+    Attributes:
+        atom_codes: int64 ``[num_atoms, num_atom_features]``, all molecules' atoms in order.
+        bond_codes: int64 ``[num_bonds, 2 + num_bond_features]``: begin atom, end atom (indices
+            within the molecule), then the codes; one row per bond, in ``GetBonds()`` order.
+        num_atoms: int64 ``[num_molecules]``.
+        num_bonds: int64 ``[num_molecules]``.
+    """
+
+    atom_codes: np.ndarray
+    bond_codes: np.ndarray
+    num_atoms: np.ndarray
+    num_bonds: np.ndarray
+
+
 class GraphFeaturizer:
     r"""An atom featuriser and a bond featuriser: molecules -> :class:`GraphArrays`.
 
@@ -454,43 +472,63 @@ class GraphFeaturizer:
             ),
         )
 
-    def arrays(self, mols: Sequence[Chem.Mol], largest_fragment: bool = False) -> list[GraphArrays]:
-        """:class:`GraphArrays` ``(x, edge_index, edge_attr)`` per molecule, in order.
+    def codes(self, mols: Sequence[Chem.Mol]) -> GraphCodes:
+        """The raw integer codes of many molecules, before one-hot encoding: what
+        :class:`gconv.data.MoleculeStore` keeps on disk (about 8 bytes an atom and 6 a bond
+        instead of 192 and 112 once one-hot), and :meth:`from_codes` turns back into the very
+        arrays :meth:`arrays` gives.
 
-        Each bond appears twice (i->j and j->i) with the same features; edges are sorted by
-        (source, target), i.e. ``edge_index`` is coalesced as PyG expects. With
-        ``largest_fragment``, only the fragment with the most heavy atoms of each molecule
-        is featurised.
+        The codes are read feature by feature over all atoms (bonds) of all molecules: one
+        ``map`` per feature, each a loop in C with one RDKit call per value, and one NumPy
+        conversion per feature, never a Python tuple per atom.
         """
-        if largest_fragment:
-            mols = [largest_fragment_of(mol) for mol in mols]
-        atom_featurizer, bond_featurizer = self.atom_featurizer, self.bond_featurizer
-        atom_codes: list[tuple[int, ...]] = []
-        bond_codes: list[tuple[int, ...]] = []
+        atom_getters = self.atom_featurizer._getters
+        bond_getters = [_B.GetBeginAtomIdx, _B.GetEndAtomIdx, *self.bond_featurizer._getters]
+        atom_columns: list[list[int]] = [[] for _ in atom_getters]
+        bond_columns: list[list[int]] = [[] for _ in bond_getters]
         num_atoms, num_bonds = [], []
-        for mol in mols:
-            atoms = atom_featurizer.codes(mol)
-            bonds = bond_featurizer.codes(mol)
-            atom_codes += atoms
-            bond_codes += bonds
+        for mol in mols:  # a molecule's atoms at a time: their wrappers stay in the CPU cache
+            atoms = list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))  # 3x GetAtoms()
+            bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
+            for column, get in zip(atom_columns, atom_getters, strict=True):
+                column += map(get, atoms)
+            for column, get in zip(bond_columns, bond_getters, strict=True):
+                column += map(get, bonds)
             num_atoms.append(len(atoms))
             num_bonds.append(len(bonds))
-        x = atom_featurizer.one_hot(np.array(atom_codes, dtype=np.int64))
-        bonds = np.array(bond_codes, dtype=np.int64).reshape(-1, 2 + len(bond_featurizer.features))
-        bond_attr = bond_featurizer.one_hot(bonds)
+        atom_codes = np.array(atom_columns, dtype=np.int64).reshape(len(atom_getters), -1).T
+        bond_codes = np.array(bond_columns, dtype=np.int64).reshape(len(bond_getters), -1).T
+        return GraphCodes(
+            np.ascontiguousarray(atom_codes),
+            np.ascontiguousarray(bond_codes),
+            np.asarray(num_atoms, dtype=np.int64),
+            np.asarray(num_bonds, dtype=np.int64),
+        )
+
+    def from_codes(self, codes: GraphCodes) -> list[GraphArrays]:
+        """:class:`GraphArrays` per molecule from :meth:`codes` (of one molecule or many)."""
+        atom_codes, bond_codes, num_atoms, num_bonds = codes
+        x = self.atom_featurizer.one_hot(atom_codes)
+        bonds = bond_codes.reshape(-1, 2 + len(self.bond_featurizer.features))
+        bond_attr = self.bond_featurizer.one_hot(bonds)
+        num_atoms = np.asarray(num_atoms, dtype=np.int64)
+        num_bonds = np.asarray(num_bonds, dtype=np.int64)
 
         # Shift atom indices by each molecule's first atom, so that one sort orders all edges by
         # molecule, then source, then target; shift back afterwards.
-        first_atom = np.cumsum([0, *num_atoms[:-1]])
+        first_atom = np.cumsum(num_atoms) - num_atoms
         shift = np.repeat(first_atom, num_bonds)
-        src = np.concatenate([bonds[:, 0], bonds[:, 1]]) + np.concatenate([shift, shift])
-        dst = np.concatenate([bonds[:, 1], bonds[:, 0]]) + np.concatenate([shift, shift])
+        begin, end = bonds[:, 0].astype(np.int64), bonds[:, 1].astype(np.int64)
+        src = np.concatenate([begin, end]) + np.concatenate([shift, shift])
+        dst = np.concatenate([end, begin]) + np.concatenate([shift, shift])
         order = np.argsort(src * max(len(x), 1) + dst, kind="stable")
-        num_edges = 2 * np.asarray(num_bonds, dtype=np.int64)
+        num_edges = 2 * num_bonds
         edge_shift = np.repeat(first_atom, num_edges)
         edge_index = np.stack([src[order] - edge_shift, dst[order] - edge_shift])
         edge_attr = np.concatenate([bond_attr, bond_attr])[order]
 
+        if len(num_atoms) == 1:  # one molecule (a store's item): no split, no copies
+            return [GraphArrays(x, edge_index, edge_attr)]
         atom_splits = np.cumsum(num_atoms)[:-1]
         edge_splits = np.cumsum(num_edges)[:-1]
         return [
@@ -503,6 +541,18 @@ class GraphFeaturizer:
                 strict=True,
             )
         ]
+
+    def arrays(self, mols: Sequence[Chem.Mol], largest_fragment: bool = False) -> list[GraphArrays]:
+        """:class:`GraphArrays` ``(x, edge_index, edge_attr)`` per molecule, in order.
+
+        Each bond appears twice (i->j and j->i) with the same features; edges are sorted by
+        (source, target), i.e. ``edge_index`` is coalesced as PyG expects. With
+        ``largest_fragment``, only the fragment with the most heavy atoms of each molecule
+        is featurised.
+        """
+        if largest_fragment:
+            mols = [largest_fragment_of(mol) for mol in mols]
+        return self.from_codes(self.codes(mols))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.atom_featurizer!r}, {self.bond_featurizer!r})"

@@ -146,26 +146,67 @@ def write_predictions_csv(
             cells.append("" if std is None else format_number(std[t]))
         return cells
 
-    lines: dict[int, list] = {}
-    molecule: dict[int, tuple] = {}  # row -> (split, mean, std) for the merged rows
-    for name, part in parts.items():
+    # Lines are made in row order one at a time (a store's million rows are never all held as
+    # text): the rows of every part, merged row and skipped row, sorted once.
+    parts = dict(parts)
+    names = list(parts)
+    means, stds, truths, row_arrays = [], [], [], []
+    for name in names:
+        part = parts[name]
         mean, std = predictions[name]
         mean = np.asarray(mean).reshape(len(part), len(tasks), -1)
-        mean = mean if classes else mean[:, :, 0]
-        std = None if std is None else np.asarray(std).reshape(len(part), -1)
-        truth = part.y.numpy() if tasks else np.zeros((len(part), 0))
-        for i, (smiles, row) in enumerate(zip(part.smiles, part.rows, strict=True)):
-            row_std = None if std is None else std[i]
-            molecule[row] = (name, mean[i], row_std)
-            lines[row] = [smiles, row, name, *values(truth[i], mean[i], row_std), ""]
-    for dup in duplicates:
-        if dup.kept_row in molecule:
-            name, mean, std = molecule[dup.kept_row]
-            note = f"duplicate of row {dup.kept_row} (same molecule, scored once as that row)"
-            lines[dup.row] = [dup.smiles, dup.row, name, *values(dup.y, mean, std), note]
-    for row, smiles, reason in skipped:
-        lines[row] = [smiles, row, "", *[""] * width, reason]
+        means.append(mean if classes else mean[:, :, 0])
+        stds.append(None if std is None else np.asarray(std).reshape(len(part), -1))
+        truths.append(part.y.numpy() if tasks else np.zeros((len(part), 0)))
+        row_arrays.append(np.asarray(part.rows, dtype=np.int64).reshape(-1))
+    position_of_row: dict[int, tuple[int, int]] = {}  # kept row of a duplicate -> (part, i)
+    duplicates = list(duplicates)
+    wanted = {dup.kept_row for dup in duplicates}
+    for p, rows in enumerate(row_arrays):
+        for i in np.flatnonzero(np.isin(rows, list(wanted))).tolist():
+            position_of_row[int(rows[i])] = (p, i)
+    skipped = list(skipped)
+    kinds = [np.zeros(len(rows), np.int8) for rows in row_arrays]  # 0: a molecule of a part
+    all_rows = np.concatenate([*row_arrays, np.zeros(0, np.int64)])
+    part_of = np.concatenate(
+        [np.full(len(r), p, np.int64) for p, r in enumerate(row_arrays)] or [np.zeros(0, np.int64)]
+    )
+    index_in = np.concatenate([np.arange(len(r)) for r in row_arrays] or [np.zeros(0, np.int64)])
+    kind = np.concatenate([*kinds, np.zeros(0, np.int8)])
+    kept_dups = [d for d in duplicates if d.kept_row in position_of_row]
+    extra_rows = [d.row for d in kept_dups] + [row for row, _, _ in skipped]
+    all_rows = np.concatenate([all_rows, np.asarray(extra_rows, dtype=np.int64)])
+    kind = np.concatenate(
+        [kind, np.ones(len(kept_dups), np.int8), np.full(len(skipped), 2, np.int8)]
+    )
+    part_of = np.concatenate([part_of, np.full(len(extra_rows), -1, np.int64)])
+    index_in = np.concatenate([index_in, np.arange(len(kept_dups)), np.arange(len(skipped))])
+    # a later source of the same row wins, as the dict of lines did: molecules < merged < skipped
+    order = np.lexsort((np.arange(len(all_rows)), all_rows))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = all_rows[order][1:] != all_rows[order][:-1]
+    order = order[last]
+    smiles_of = [parts[name].smiles for name in names]
+
+    def lines():
+        for j in order.tolist():
+            row = int(all_rows[j])
+            if kind[j] == 0:
+                p, i = int(part_of[j]), int(index_in[j])
+                std = None if stds[p] is None else stds[p][i]
+                cells = values(truths[p][i], means[p][i], std)
+                yield [smiles_of[p][i], row, names[p], *cells, ""]
+            elif kind[j] == 1:
+                dup = kept_dups[int(index_in[j])]
+                p, i = position_of_row[dup.kept_row]
+                std = None if stds[p] is None else stds[p][i]
+                note = f"duplicate of row {dup.kept_row} (same molecule, scored once as that row)"
+                yield [dup.smiles, row, names[p], *values(dup.y, means[p][i], std), note]
+            else:
+                _, smiles, reason = skipped[int(index_in[j])]
+                yield [smiles, row, "", *[""] * width, reason]
+
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows(lines[row] for row in sorted(lines))
+        writer.writerows(lines())

@@ -56,7 +56,10 @@ def murcko_scaffold(smiles: str) -> str:
 
 
 def scaffold_split_indices(
-    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+    smiles: Sequence[str],
+    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    scaffolds: Sequence[str] | None = None,
 ) -> SplitIndices:
     """Bemis-Murcko scaffold split: every scaffold group lands in exactly one split.
 
@@ -66,13 +69,20 @@ def scaffold_split_indices(
     else to validation while it fits, else to test. All acyclic molecules share the empty
     scaffold and form one group.
 
+    ``scaffolds``, one :func:`murcko_scaffold` per SMILES computed before (a
+    :class:`~gconv.data.StoreDataset` keeps them from its streaming pass), saves parsing the
+    molecules again; ``smiles`` then only gives the count.
+
     Returns:
         ``(train, val, test)`` index lists into ``smiles``.
     """
     num_train, num_val, num_test = _split_sizes(len(smiles), sizes)
+    if scaffolds is not None and len(scaffolds) != len(smiles):
+        raise ValueError(f"expected {len(smiles)} scaffolds, one per SMILES, got {len(scaffolds)}")
     groups: dict[str, list[int]] = defaultdict(list)
-    for index, s in enumerate(smiles):
-        groups[murcko_scaffold(s)].append(index)
+    keys = scaffolds if scaffolds is not None else map(murcko_scaffold, smiles)
+    for index, scaffold in enumerate(keys):
+        groups[scaffold].append(index)
     # Sort scaffolds first so that the seeded shuffle does not depend on dict insertion order.
     scaffold_sets = [groups[key] for key in sorted(groups)]
     rng = np.random.default_rng(seed)

@@ -133,9 +133,12 @@ class MoleculeModel:
         return self._members64
 
     def _batches(self, graphs: Sequence[Data], batch_size: int, device: torch.device):
+        from torch.utils.data import Dataset
         from torch_geometric.loader import DataLoader
 
-        for batch in DataLoader(list(graphs), batch_size=batch_size):
+        # a Dataset (an on-disk StoreDataset) is read a batch at a time, never listed whole
+        data = graphs if isinstance(graphs, Dataset) else list(graphs)
+        for batch in DataLoader(data, batch_size=batch_size):
             batch = batch.to(device)
             for key in ("x", "edge_attr", "x_d"):
                 if getattr(batch, key, None) is not None:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data.data import BaseData
-from tqdm.auto import tqdm
+from tqdm.autonotebook import tqdm  # not tqdm.auto: see _train_epoch
 
 from gconv._utils import evaluating, move_to, preserve_mode
 from gconv.train import distributed
@@ -517,6 +517,9 @@ class Trainer:
         targets: list[Tensor] = []
         self._guard.keep(f"at the start of epoch {epoch + 1}")
         total = len(train) if hasattr(train, "__len__") else None
+        # tqdm.auto's asyncio class would call iter(train) in __init__ as well as in __iter__: a
+        # DataLoader with num_workers > 0 would start its workers twice an epoch and draw its
+        # shuffle seed twice (so its batches differed from num_workers=0's)
         bar = tqdm(
             train,
             total=total,

@@ -66,7 +66,8 @@ def test_defaults_are_the_examples():
         [0.8, 0.1, 0.1],
         "regression",
     )
-    assert args.output_dir == Path("runs/molecule_gcn") and args.threads == 1 and args.baselines
+    assert args.output_dir == Path("runs/molecule_gcn") and args.threads == 1
+    assert args.baselines is None and args.store == "auto"  # baselines: on in memory, off on disk
 
 
 @pytest.mark.parametrize(
