@@ -23,6 +23,7 @@ __all__ = [
     "add_model_arguments",
     "load_directory",
     "default_output",
+    "print_summary",
 ]
 
 # model-directory kind -> its loader
@@ -147,3 +148,17 @@ def load_directory(args: argparse.Namespace, kinds: Sequence[str] = ("molecule",
 def default_output(test_path: Path, suffix: str) -> Path:
     """chemprop's default: next to the input, ``<stem><suffix>.csv``."""
     return test_path.parent / f"{test_path.stem}{suffix}.csv"
+
+
+def print_summary(
+    summary: dict[str, Any], where: str | Path, done: str, noun: str = "rows"
+) -> None:
+    """The one line a predicting command ends with: how many inputs could not be read and where
+    their reasons are, or ``done`` when every input was read."""
+    if summary["failed"]:
+        print(
+            f"{summary['failed']:,} of {summary['rows']:,} {noun} could not be read: see the "
+            f"'error' column of {where}"
+        )
+    else:
+        print(done)

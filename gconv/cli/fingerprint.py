@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gconv.cli._utils import add_model_arguments, default_output, load_directory
+from gconv.cli._utils import (
+    add_model_arguments,
+    default_output,
+    load_directory,
+    print_summary,
+)
 from gconv.molecule.prediction import fingerprint_csv
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
@@ -41,11 +46,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         chunk_size=args.chunk_size,
     )
     files = ", ".join(str(p) for p in summary["paths"])
-    if summary["failed"]:
-        print(
-            f"{summary['failed']:,} of {summary['rows']:,} rows could not be read: see the "
-            f"'error' column of {files}"
-        )
-    else:
-        print(f"wrote {summary['dim']} features of {summary['rows']:,} rows into {files}")
+    print_summary(
+        summary, files, f"wrote {summary['dim']} features of {summary['rows']:,} rows into {files}"
+    )
     return summary

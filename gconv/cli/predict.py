@@ -7,7 +7,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gconv.cli._utils import add_model_arguments, default_output, load_directory
+from gconv.cli._utils import (
+    add_model_arguments,
+    default_output,
+    load_directory,
+    print_summary,
+)
 from gconv.errors import UsageError
 from gconv.image.prediction import predict_images
 from gconv.molecule.prediction import predict_csv
@@ -50,13 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         chunk_size=args.chunk_size,
         drop_extra_columns=args.drop_extra_columns,
     )
-    if summary["failed"]:
-        print(
-            f"{summary['failed']:,} of {summary['rows']:,} rows could not be read: see the "
-            f"'error' column of {preds_path}"
-        )
-    else:
-        print(f"predicted {summary['rows']:,} rows into {preds_path}")
+    print_summary(summary, preds_path, f"predicted {summary['rows']:,} rows into {preds_path}")
     return summary
 
 
@@ -68,11 +67,6 @@ def run_images(args: argparse.Namespace) -> dict[str, Any]:
     summary = predict_images(
         model, args.images, args.preds_path, batch_size=args.batch_size, chunk_size=args.chunk_size
     )
-    if summary["failed"]:
-        print(
-            f"{summary['failed']:,} of {summary['rows']:,} images could not be read: see the "
-            f"'error' column of {args.preds_path}"
-        )
-    else:
-        print(f"predicted {summary['rows']:,} images into {args.preds_path}")
+    done = f"predicted {summary['rows']:,} images into {args.preds_path}"
+    print_summary(summary, args.preds_path, done, noun="images")
     return summary
