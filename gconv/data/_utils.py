@@ -18,10 +18,14 @@ __all__ = [
     "parse_target",
     "merge_duplicate_groups",
     "check_training_labels",
+    "SPLIT_NAMES",
+    "split_positions",
 ]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (case-insensitive)
+#: predefined split labels (case-insensitive) -> the part they name
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def parse_target(cell: str | None, row: int, column: str) -> float:
@@ -139,3 +143,60 @@ def check_training_labels(train: Any, val: Any, test: Any, how: str) -> None:
         + (f" (also unlabelled in train: {names[1:]})" if len(names) > 1 else "")
         + "; a model cannot learn it: label it for training molecules, or leave the column out"
     )
+
+
+def split_positions(
+    labels: Sequence[str],
+    size: int,
+    rows: Sequence[int],
+    num_rows: int,
+    smiles_of: Callable[[int], str],
+    duplicates: Sequence[Any],
+) -> dict[str, list[int]]:
+    """The positions of a data set's molecules in each part (``"train"``, ``"val"``,
+    ``"test"``) of a predefined split, for ``split_by`` of the in-memory and the on-disk data
+    set: ``labels`` holds one label per molecule (``size``) or one per input row
+    (``num_rows``; molecule ``p`` came from row ``rows[p]``, and rows merged into an earlier
+    copy of their molecule (``duplicates``) must carry its split). ``smiles_of(p)`` names
+    molecule ``p`` in an error, read only then.
+
+    Raises:
+        ValueError: for a wrong number of labels, a label outside :data:`SPLIT_NAMES` (naming
+            the row and its SMILES), or copies of one molecule in different splits.
+    """
+    labels = list(labels)
+    if len(labels) == size:
+        per_molecule, by_row = labels, False
+    elif len(labels) == num_rows:
+        per_molecule, by_row = [labels[row] for row in rows], True
+    else:
+        raise ValueError(
+            f"split_by expected {size} labels, one per molecule, or {num_rows}, "
+            f"one per input row, got {len(labels)}"
+        )
+
+    def split_of(label: str, row: int, smiles: Callable[[], str]) -> str:
+        key = SPLIT_NAMES.get(str(label).strip().lower())
+        if key is None:
+            raise ValueError(
+                f"row {row} ({smiles()!r}): split label {label!r} is not one of train / val / test"
+            )
+        return key
+
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for position, label in enumerate(per_molecule):
+        parts[split_of(label, rows[position], lambda p=position: smiles_of(p))].append(position)
+    if by_row and duplicates:
+        position_of = {row: position for position, row in enumerate(rows)}
+        for dup in duplicates:
+            kept, own = labels[dup.kept_row], labels[dup.row]
+            kept_key = split_of(
+                kept, dup.kept_row, lambda d=dup: smiles_of(position_of[d.kept_row])
+            )
+            if split_of(own, dup.row, lambda d=dup: d.smiles) != kept_key:
+                raise ValueError(
+                    f"rows {dup.kept_row} and {dup.row} hold the same molecule "
+                    f"({dup.smiles!r}) but their split labels are {kept!r} and {own!r}: "
+                    "one molecule cannot be in two splits; give its rows one split label"
+                )
+    return parts

@@ -47,6 +47,7 @@ from gconv.data._utils import (
     check_training_labels,
     merge_duplicate_groups,
     parse_target,
+    split_positions,
 )
 from gconv.data.cache import featurize
 from gconv.data.featurizers import mol_to_graph
@@ -81,7 +82,6 @@ OnError = Literal["raise", "skip"]
 Duplicates = Literal["error", "mean", "first"]
 _DUPLICATE_RULES = ("error", "mean", "first")
 # split labels of a predefined split (MoleculeDataset.split_by), case-insensitive
-_SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,40 +474,9 @@ class MoleculeDataset(Dataset):
                 naming their rows; or a target column without a label in a non-empty training
                 part.
         """
-        labels = list(labels)
-        if len(labels) == len(self):
-            per_molecule, by_row = labels, False
-        elif len(labels) == self.num_rows:
-            per_molecule, by_row = [labels[row] for row in self.rows], True
-        else:
-            raise ValueError(
-                f"split_by expected {len(self)} labels, one per molecule, or {self.num_rows}, "
-                f"one per input row, got {len(labels)}"
-            )
-
-        def split_of(label: str, row: int, smiles: str) -> str:
-            key = _SPLIT_NAMES.get(str(label).strip().lower())
-            if key is None:
-                raise ValueError(
-                    f"row {row} ({smiles!r}): split label {label!r} is not one of "
-                    "train / val / test"
-                )
-            return key
-
-        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for position, label in enumerate(per_molecule):
-            parts[split_of(label, self.rows[position], self.smiles[position])].append(position)
-        if by_row and self.duplicates:
-            position_of = {row: position for position, row in enumerate(self.rows)}
-            for dup in self.duplicates:
-                kept, own = labels[dup.kept_row], labels[dup.row]
-                kept_key = split_of(kept, dup.kept_row, self.smiles[position_of[dup.kept_row]])
-                if split_of(own, dup.row, dup.smiles) != kept_key:
-                    raise ValueError(
-                        f"rows {dup.kept_row} and {dup.row} hold the same molecule "
-                        f"({dup.smiles!r}) but their split labels are {kept!r} and {own!r}: "
-                        "one molecule cannot be in two splits; give its rows one split label"
-                    )
+        parts = split_positions(
+            labels, len(self), self.rows, self.num_rows, self.smiles.__getitem__, self.duplicates
+        )
         train, val, test = self[parts["train"]], self[parts["val"]], self[parts["test"]]
         _check_training_labels(train, val, test, "the predefined split")
         return train, val, test

@@ -65,7 +65,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from gconv.data._utils import check_training_labels, merge_duplicate_groups, parse_target
+from gconv.data._utils import (
+    check_training_labels,
+    merge_duplicate_groups,
+    parse_target,
+    split_positions,
+)
 from gconv.data.featurizers import (
     GraphCodes,
     GraphFeaturizer,
@@ -84,7 +89,6 @@ CHUNK_ROWS = 10_000
 _MOLS_PER_BATCH = 1024  # molecules whose codes are read together (as gconv.data.featurize)
 _ALIGN = 64
 _STRING_FIELDS = ("smiles", "canonical", "scaffold")
-_SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -851,44 +855,9 @@ class StoreDataset(Dataset):
     def split_by(self, labels: Sequence[str]) -> tuple[StoreDataset, StoreDataset, StoreDataset]:
         """``(train, val, test)`` from one label per molecule or per source row, as
         :meth:`gconv.data.MoleculeDataset.split_by`."""
-        labels = list(labels)
-        if len(labels) == len(self):
-            per_molecule, by_row = labels, False
-        elif len(labels) == self.num_rows:
-            per_molecule, by_row = [labels[row] for row in self.rows], True
-        else:
-            raise ValueError(
-                f"split_by expected {len(self)} labels, one per molecule, or {self.num_rows}, "
-                f"one per input row, got {len(labels)}"
-            )
-
-        def split_of(label: str, row: int, smiles: Callable[[], str]) -> str:
-            key = _SPLIT_NAMES.get(str(label).strip().lower())
-            if key is None:
-                raise ValueError(
-                    f"row {row} ({smiles()!r}): split label {label!r} is not one of "
-                    "train / val / test"
-                )
-            return key
-
-        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        names = self.smiles
-        for position, label in enumerate(per_molecule):
-            key = split_of(label, self.rows[position], lambda p=position: names[p])
-            parts[key].append(position)
-        if by_row and self.duplicates:
-            position_of = {row: position for position, row in enumerate(self.rows)}
-            for dup in self.duplicates:
-                kept, own = labels[dup.kept_row], labels[dup.row]
-                kept_key = split_of(
-                    kept, dup.kept_row, lambda d=dup: names[position_of[d.kept_row]]
-                )
-                if split_of(own, dup.row, lambda d=dup: d.smiles) != kept_key:
-                    raise ValueError(
-                        f"rows {dup.kept_row} and {dup.row} hold the same molecule "
-                        f"({dup.smiles!r}) but their split labels are {kept!r} and {own!r}: "
-                        "one molecule cannot be in two splits; give its rows one split label"
-                    )
+        parts = split_positions(
+            labels, len(self), self.rows, self.num_rows, self.smiles.__getitem__, self.duplicates
+        )
         train, val, test = self[parts["train"]], self[parts["val"]], self[parts["test"]]
         check_training_labels(train, val, test, "the predefined split")
         return train, val, test
