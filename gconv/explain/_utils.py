@@ -19,6 +19,7 @@ __all__ = [
     "LOW_PRECISION",
     "compute_dtype",
     "check_finite",
+    "check_tolerances",
 ]
 
 #: Float types too narrow for the explainers' own arithmetic (softmax, min-max scaling, sums over
@@ -130,3 +131,11 @@ class GridTracker:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+
+def check_tolerances(rtol: object, atol: object) -> None:
+    """The path-integral explainers' convergence tolerances (``|delta| <= atol + rtol |gap|``,
+    :func:`torch.isclose`'s rule) are numbers >= 0."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")

@@ -66,7 +66,7 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.explain import Explanation
 
 from gconv._utils import evaluating
-from gconv.explain._utils import check_finite, check_inputs, compute_dtype
+from gconv.explain._utils import check_finite, check_inputs, check_tolerances, compute_dtype
 from gconv.explain.core import graph_batch, graph_explanations
 from gconv.explain.find_layers import find_readout
 from gconv.explain.targets import Target, TargetSpec, as_target, target_index
@@ -150,9 +150,7 @@ class ReadoutDecomposition:
                 f"'{self.readout_name}' is {self.readout!r}; use "
                 "IntegratedGradients(model, baseline='empty') or Occlusion(model) for it"
             )
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_tolerances(rtol, atol)
         self.rtol = rtol
         self.atol = atol
         self.max_steps = max_steps

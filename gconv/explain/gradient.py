@@ -38,7 +38,13 @@ from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from torch_geometric.nn import MessagePassing
 
 from gconv._utils import deprecated_function, evaluating
-from gconv.explain._utils import Inputs, check_finite, check_inputs, compute_dtype
+from gconv.explain._utils import (
+    Inputs,
+    check_finite,
+    check_inputs,
+    check_tolerances,
+    compute_dtype,
+)
 from gconv.explain.core import graph_batch, graph_explanations, with_features
 from gconv.explain.find_layers import find_readout
 from gconv.explain.targets import TargetSpec, as_target, target_index
@@ -262,9 +268,7 @@ class IntegratedGradients:
         self.n_steps = n_steps
         self.baseline = baseline
         self.edge_mask = edge_mask
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_tolerances(rtol, atol)
         self.rtol = rtol
         self.atol = atol
         self.max_steps = max_steps
