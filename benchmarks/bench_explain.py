@@ -211,27 +211,34 @@ def gconv_methods(model: torch.nn.Module) -> dict:
     }
 
 
+def pyg_explainer(model: torch.nn.Module, algorithm, node_mask_type: str, mode: str):
+    """PyG's ``Explainer`` of graph-level raw outputs with node masks only."""
+    from torch_geometric.explain import Explainer
+
+    return Explainer(
+        model,
+        algorithm,
+        explanation_type="model",
+        node_mask_type=node_mask_type,
+        edge_mask_type=None,
+        model_config=dict(mode=mode, task_level="graph", return_type="raw"),
+    )
+
+
 def pyg_explainers(model: torch.nn.Module) -> dict:
-    from torch_geometric.explain import CaptumExplainer, Explainer, GNNExplainer
+    from torch_geometric.explain import CaptumExplainer, GNNExplainer
 
-    config = dict(mode="multiclass_classification", task_level="graph", return_type="raw")
-
-    def make(algorithm, node_mask_type):
-        return Explainer(
-            model,
-            algorithm,
-            explanation_type="model",
-            node_mask_type=node_mask_type,
-            edge_mask_type=None,
-            model_config=config,
-        )
-
+    mode = "multiclass_classification"
     return {
-        "PyG GNNExplainer": make(GNNExplainer(epochs=GNN_EXPLAINER_EPOCHS), "object"),
-        "PyG Captum integrated gradients": make(
-            CaptumExplainer("IntegratedGradients"), "attributes"
+        "PyG GNNExplainer": pyg_explainer(
+            model, GNNExplainer(epochs=GNN_EXPLAINER_EPOCHS), "object", mode
         ),
-        "PyG Captum saliency": make(CaptumExplainer("Saliency"), "attributes"),
+        "PyG Captum integrated gradients": pyg_explainer(
+            model, CaptumExplainer("IntegratedGradients"), "attributes", mode
+        ),
+        "PyG Captum saliency": pyg_explainer(
+            model, CaptumExplainer("Saliency"), "attributes", mode
+        ),
     }
 
 
@@ -675,30 +682,19 @@ class _EdgeAttrPositional(torch.nn.Module):
 
 
 def pyg_atom_explainers(model: torch.nn.Module, task: str) -> dict:
-    from torch_geometric.explain import CaptumExplainer, Explainer, GNNExplainer
+    from torch_geometric.explain import CaptumExplainer, GNNExplainer
 
     model = _EdgeAttrPositional(model)
-
     mode = "regression" if task == "logp" else "binary_classification"
-    config = dict(mode=mode, task_level="graph", return_type="raw")
-
-    def make(algorithm, node_mask_type):
-        return Explainer(
-            model,
-            algorithm,
-            explanation_type="model",
-            node_mask_type=node_mask_type,
-            edge_mask_type=None,
-            model_config=config,
-        )
-
-    explainers = {"PyG GNNExplainer": make(GNNExplainer(epochs=GNN_EXPLAINER_EPOCHS), "object")}
-    # Captum takes a binary classifier only as probabilities: its raw logit, as a regression
-    config["mode"] = "regression"
-    explainers["PyG Captum integrated gradients"] = make(
-        CaptumExplainer("IntegratedGradients"), "attributes"
-    )
-    return explainers
+    return {
+        "PyG GNNExplainer": pyg_explainer(
+            model, GNNExplainer(epochs=GNN_EXPLAINER_EPOCHS), "object", mode
+        ),
+        # Captum takes a binary classifier only as probabilities: its raw logit, as a regression
+        "PyG Captum integrated gradients": pyg_explainer(
+            model, CaptumExplainer("IntegratedGradients"), "attributes", "regression"
+        ),
+    }
 
 
 def atom_agreement(
