@@ -142,21 +142,24 @@ def make_molecules(n: int, path: Path, jobs: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _tree_rss(pid: int) -> int:
+def _tree_rss(pid: int) -> tuple[int, int]:
+    """``(PSS of the process tree, PSS of its root)``, bytes."""
     import psutil
 
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
-    total = 0
+        return 0, 0
+    total = main = 0
     for proc in procs:  # PSS: a page shared by forked workers counts once, split between them
         try:
-            total += proc.memory_full_info().pss
+            pss = proc.memory_full_info().pss
         except psutil.Error:
-            pass
-    return total
+            continue
+        total += pss
+        main = pss if proc is root else main
+    return total, main
 
 
 def run_step(code: str, env: dict[str, str]) -> dict:
@@ -166,12 +169,14 @@ def run_step(code: str, env: dict[str, str]) -> dict:
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    peak = [0]
+    peak = [0, 0]  # the tree's peak PSS, and its main process's PSS at that moment
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            total, main = _tree_rss(proc.pid)
+            if total > peak[0]:
+                peak[:] = [total, main]
             done.wait(0.5)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -184,7 +189,9 @@ def run_step(code: str, env: dict[str, str]) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"step failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(wall_seconds=seconds, peak_tree_pss_mb=peak[0] / 2**20)
+    result.update(
+        wall_seconds=seconds, peak_tree_pss_mb=peak[0] / 2**20, peak_main_pss_mb=peak[1] / 2**20
+    )
     return result
 
 
@@ -192,17 +199,24 @@ _PRELUDE = """
 import json, resource, time
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_seconds(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 """
 
 FEATURISE = (
     _PRELUDE
     + """
 from gconv.data import MoleculeStore
+main_cpu = cpu_seconds(resource.RUSAGE_SELF)
 start = time.perf_counter()
 store = MoleculeStore.from_csv({csv!r}, {root!r}, "smiles", ["tpsa"], n_jobs={jobs}, **{options!r})
 seconds = time.perf_counter() - start
+main_cpu = cpu_seconds(resource.RUSAGE_SELF) - main_cpu
+workers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN)  # the pool's processes, reaped by now
 print(json.dumps(dict(seconds=seconds, molecules=len(store), rows=store.num_rows,
-      disk_bytes=store.disk_bytes(), store=str(store.path), main_peak_mb=peak_mb())))
+      disk_bytes=store.disk_bytes(), store=str(store.path), main_peak_mb=peak_mb(),
+      main_cpu_seconds=main_cpu, workers_cpu_seconds=workers_cpu)))
 """
 )
 
@@ -214,10 +228,11 @@ warnings.simplefilter("ignore")
 from torch_geometric.utils import from_smiles
 with open({csv!r}) as f:
     smiles = [r[0] for _, r in zip(range({n} + 1), csv.reader(f))][1:]
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 graphs = [from_smiles(s) for s in smiles]
-seconds = time.perf_counter() - start
-print(json.dumps(dict(seconds=seconds, molecules=len(smiles), main_peak_mb=peak_mb())))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps(dict(seconds=seconds, cpu_seconds=cpu, molecules=len(smiles),
+      main_peak_mb=peak_mb())))
 """
 )
 
@@ -286,7 +301,21 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             env,
         )  # fmt: skip
+        pyg_cpu_us = 1e6 * (pyg["cpu_seconds"] + pyg_after["cpu_seconds"]) / (2 * PYG_SAMPLE)
+
+        def cpu_us(step: dict) -> float:  # CPU of the main process and the workers, a molecule
+            return (
+                1e6 * (step["main_cpu_seconds"] + step["workers_cpu_seconds"]) / step["molecules"]
+            )
+
         row.update(
+            pyg_cpu_us_per_mol=pyg_cpu_us,
+            featurise_cpu_us_per_mol=cpu_us(feat),
+            featurise_main_cpu_us_per_mol=1e6 * feat["main_cpu_seconds"] / feat["molecules"],
+            featurise_cpu_ratio=pyg_cpu_us / cpu_us(feat),
+            graphs_only_cpu_us_per_mol=cpu_us(graphs_only),
+            graphs_only_cpu_ratio=pyg_cpu_us / cpu_us(graphs_only),
+            featurise_peak_main_pss_mb=feat["peak_main_pss_mb"],
             pyg_mol_per_s=pyg_rate,
             featurise_seconds=feat["seconds"],
             featurise_mol_per_s=n / feat["seconds"],
@@ -382,6 +411,30 @@ def render(report: dict) -> str:
             f"{cell(row, 'predict_peak_tree_mb', ',.0f', ' MB')} | "
             f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
         )
+    if all("featurise_cpu_us_per_mol" in row for row in rows):
+        jobs = info["jobs"]
+        lines += [
+            "",
+            "CPU time a molecule (user + system; workers and main process together, so robust "
+            f"to the load): the store pass against from_smiles, and what {jobs} workers on "
+            f"{jobs} free cores make of it ({jobs} x the CPU ratio).",
+            "",
+            "| molecules | from_smiles CPU/mol | store pass CPU/mol (main process) | CPU ratio | "
+            f"x {jobs} cores | graphs only CPU/mol | CPU ratio | x {jobs} cores | "
+            "peak PSS (main process at the peak) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {row['molecules']:,} | {row['pyg_cpu_us_per_mol']:.0f} us | "
+                f"{row['featurise_cpu_us_per_mol']:.0f} us "
+                f"({row['featurise_main_cpu_us_per_mol']:.0f} us) | "
+                f"{row['featurise_cpu_ratio']:.2f}x | {jobs * row['featurise_cpu_ratio']:.2f}x | "
+                f"{row['graphs_only_cpu_us_per_mol']:.0f} us | "
+                f"{row['graphs_only_cpu_ratio']:.2f}x | "
+                f"{jobs * row['graphs_only_cpu_ratio']:.2f}x | "
+                f"{row['featurise_peak_tree_mb']:,.0f} MB ({row['featurise_peak_main_pss_mb']:,.0f} MB) |"
+            )
     lines += [
         "",
         "Peak PSS: the step's process tree (main process and workers; a page shared by forked "
