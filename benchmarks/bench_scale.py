@@ -15,7 +15,8 @@ memory is its own:
                 ``gconv train --store disk`` writes; molecules/s, and the same for graphs only
                 (no canonical SMILES, no scaffolds: what from_smiles computes) on the first
                 100k rows
-    from_smiles PyG's torch_geometric.utils.from_smiles over a 20k sample in one process, timed
+    from_smiles PyG's torch_geometric.utils.from_smiles over 20k molecules spread over the file
+                (every n / 20k-th row) in one process, CPU and wall time
                 before and after the featurisation (the reference of the ratio: same run, same
                 load)
     train       gconv train --store disk --epochs 1 (the default D-MPNN, batch 64, scaffold split,
@@ -142,24 +143,25 @@ def make_molecules(n: int, path: Path, jobs: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _tree_rss(pid: int) -> tuple[int, int]:
-    """``(PSS of the process tree, PSS of its root)``, bytes."""
+def _tree_rss(pid: int) -> tuple[int, int, int]:
+    """``(PSS of the process tree, PSS of its root, USS of its root)``, bytes."""
     import psutil
 
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0, 0
-    total = main = 0
+        return 0, 0, 0
+    total = main = main_uss = 0
     for proc in procs:  # PSS: a page shared by forked workers counts once, split between them
         try:
-            pss = proc.memory_full_info().pss
+            info = proc.memory_full_info()
         except psutil.Error:
             continue
-        total += pss
-        main = pss if proc is root else main
-    return total, main
+        total += info.pss
+        if proc is root:
+            main, main_uss = info.pss, info.uss
+    return total, main, main_uss
 
 
 def run_step(code: str, env: dict[str, str]) -> dict:
@@ -169,14 +171,15 @@ def run_step(code: str, env: dict[str, str]) -> dict:
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    peak = [0, 0]  # the tree's peak PSS, and its main process's PSS at that moment
+    peak = [0, 0, 0]  # the tree's peak PSS, its main process's PSS then, the main's largest USS
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            total, main = _tree_rss(proc.pid)
+            total, main, main_uss = _tree_rss(proc.pid)
             if total > peak[0]:
-                peak[:] = [total, main]
+                peak[:2] = [total, main]
+            peak[2] = max(peak[2], main_uss)
             done.wait(0.5)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -190,7 +193,10 @@ def run_step(code: str, env: dict[str, str]) -> dict:
         raise RuntimeError(f"step failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result.update(
-        wall_seconds=seconds, peak_tree_pss_mb=peak[0] / 2**20, peak_main_pss_mb=peak[1] / 2**20
+        wall_seconds=seconds,
+        peak_tree_pss_mb=peak[0] / 2**20,
+        peak_main_pss_mb=peak[1] / 2**20,
+        peak_main_uss_mb=peak[2] / 2**20,
     )
     return result
 
@@ -226,8 +232,9 @@ PYG = (
 import csv, warnings
 warnings.simplefilter("ignore")
 from torch_geometric.utils import from_smiles
-with open({csv!r}) as f:
-    smiles = [r[0] for _, r in zip(range({n} + 1), csv.reader(f))][1:]
+with open({csv!r}) as f:  # every ({rows} // {n})-th row: the file's mix of molecule sizes
+    smiles = [r[0] for i, r in enumerate(list(csv.reader(f))[1:]) if i % max(1, {rows} // {n}) == 0]
+smiles = smiles[:{n}]
 start, cpu = time.perf_counter(), time.process_time()
 graphs = [from_smiles(s) for s in smiles]
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -286,11 +293,11 @@ def main(argv: list[str] | None = None) -> dict:
 
             shutil.rmtree(root)  # featurise afresh: a reused store would time nothing
         row: dict = {"molecules": n, "load_before": os.getloadavg()[0]}
-        pyg = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE), env)
+        pyg = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE, rows=n), env)
         feat = run_step(
             FEATURISE.format(csv=str(csv_path), root=str(root), jobs=args.jobs, options={}), env
         )
-        pyg_after = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE), env)
+        pyg_after = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE, rows=n), env)
         pyg_rate = PYG_SAMPLE / ((pyg["seconds"] + pyg_after["seconds"]) / 2)
         m = min(n, 100_000)
         sample = head_csv(full, args.data_dir / f"molecules_{m}.csv", m) if m < largest else full
@@ -316,6 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
             graphs_only_cpu_us_per_mol=cpu_us(graphs_only),
             graphs_only_cpu_ratio=pyg_cpu_us / cpu_us(graphs_only),
             featurise_peak_main_pss_mb=feat["peak_main_pss_mb"],
+            featurise_peak_main_uss_mb=feat["peak_main_uss_mb"],
             pyg_mol_per_s=pyg_rate,
             featurise_seconds=feat["seconds"],
             featurise_mol_per_s=n / feat["seconds"],
@@ -442,7 +450,7 @@ def render(report: dict) -> str:
         "Train: `gconv train --store disk --epochs 1` at the train size (readout rule, one "
         "epoch of the default D-MPNN, calibration, predictions of every molecule, "
         "predictions.csv); predict: `gconv predict` of every size with that model. from_smiles: PyG's, one process, on the "
-        f"first {PYG_SAMPLE:,} molecules, before and after the featurisation. 'graphs only': "
+        f"{PYG_SAMPLE:,} molecules spread over the file (every n / {PYG_SAMPLE:,}-th row), before and after the featurisation. 'graphs only': "
         "a store without canonical SMILES and scaffolds (what from_smiles computes), on the first "
         "100k molecules. Raw numbers: scale.json.",
         "",
