@@ -144,7 +144,8 @@ def make_molecules(n: int, path: Path, jobs: int) -> Path:
 
 # ----------------------------------------------------------------------------- measuring
 def _tree_rss(pid: int) -> tuple[int, int, int]:
-    """``(PSS of the process tree, PSS of its root, USS of its root)``, bytes."""
+    """``(PSS of the process tree, PSS of its root, USS of its root while it has children)``,
+    bytes."""
     import psutil
 
     try:
@@ -160,7 +161,8 @@ def _tree_rss(pid: int) -> tuple[int, int, int]:
             continue
         total += info.pss
         if proc is root:
-            main, main_uss = info.pss, info.uss
+            # USS only while workers share its pages (once they exit, those pages are its own)
+            main, main_uss = info.pss, (info.uss if len(procs) > 1 else 0)
     return total, main, main_uss
 
 
