@@ -17,8 +17,9 @@ Pieces (each on molecules parsed beforehand, except parse and the passes):
     scaffold, rings    the same, skipped for molecules without rings (their scaffold is "")
     reference pass     per molecule: parse_smiles, MurckoScaffoldSmiles, MolToSmiles, then
                        codes in batches of 1,024 with every getter: the store pass before
-    store pass         gconv.data.store._write_chunk (what a worker runs on a chunk, file
-                       written); its arrays are checked equal to the reference pass's
+    store pass         MoleculeStore.write of the list as one chunk, in this process (what a
+                       worker runs on a chunk, files written); its arrays are checked equal to
+                       the reference pass's
 
     python benchmarks/bench_store_pass.py [--csv datasets/scale/molecules_1000000.csv]
         [--n 4000] [--repeats 3] [--out benchmarks/results]
@@ -84,29 +85,30 @@ def reference_pass(smiles: list[str]) -> dict[str, object]:
 
 
 def store_pass(smiles: list[str], directory: str) -> None:
+    """The store pass on the list, as one chunk, in this process (what a worker runs)."""
     import shutil
 
-    from gconv.data.store import _write_chunk
+    from gconv.data import MoleculeStore
 
-    shutil.rmtree(directory, ignore_errors=True)
-    os.makedirs(directory)
-    options = {"largest_fragment": False, "descriptors": None, "canonical": True,
-               "scaffolds": True, "chunk_rows": len(smiles)}  # fmt: skip
-    _write_chunk(directory, 0, 0, smiles, np.zeros((len(smiles), 0), np.float32), options)
+    shutil.rmtree(directory, ignore_errors=True)  # else the complete store would be reused
+    targets = np.zeros((len(smiles), 0), np.float32)
+    MoleculeStore.write(
+        directory, [(smiles, targets)], [], source={"bench": "store_pass"},
+        chunk_rows=len(smiles),
+    )  # fmt: skip
 
 
 def check_equal(smiles: list[str], directory: str) -> None:
-    """The store pass's chunk holds the reference pass's strings and codes."""
-    from gconv.data.store import _Chunk
+    """The store pass's store holds the reference pass's strings and codes."""
+    from gconv.data import MoleculeStore
 
-    index = json.loads((Path(directory) / "chunk_000000" / "index.json").read_text())
-    chunk = _Chunk(Path(directory) / "chunk_000000", index)
+    store = MoleculeStore(directory)
     reference = reference_pass(smiles)
-    n = len(chunk.arrays["rows"])
-    assert [chunk.string("canonical", j) for j in range(n)] == reference["canonical"]
-    assert [chunk.string("scaffold", j) for j in range(n)] == reference["scaffold"]
-    np.testing.assert_array_equal(chunk.arrays["atom_codes"], reference["atom_codes"])
-    np.testing.assert_array_equal(chunk.arrays["bond_codes"], reference["bond_codes"])
+    positions = np.arange(len(store))
+    assert store.strings("canonical", positions) == reference["canonical"]
+    assert store.strings("scaffold", positions) == reference["scaffold"]
+    np.testing.assert_array_equal(store.field("atom_codes"), reference["atom_codes"])
+    np.testing.assert_array_equal(store.field("bond_codes"), reference["bond_codes"])
 
 
 def measure(smiles: list[str], repeats: int) -> dict[str, dict[str, float]]:
