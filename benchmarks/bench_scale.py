@@ -15,7 +15,8 @@ memory is its own:
                 ``gconv train --store disk`` writes; molecules/s, and the same for graphs only
                 (no canonical SMILES, no scaffolds: what from_smiles computes) on the first
                 100k rows
-    from_smiles PyG's torch_geometric.utils.from_smiles over a 20k sample in one process, timed
+    from_smiles PyG's torch_geometric.utils.from_smiles over 20k molecules spread over the file
+                (every n / 20k-th row) in one process, CPU and wall time
                 before and after the featurisation (the reference of the ratio: same run, same
                 load)
     train       gconv train --store disk --epochs 1 (the default D-MPNN, batch 64, scaffold split,
@@ -142,21 +143,27 @@ def make_molecules(n: int, path: Path, jobs: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _tree_rss(pid: int) -> int:
+def _tree_rss(pid: int) -> tuple[int, int, int]:
+    """``(PSS of the process tree, PSS of its root, USS of its root while it has children)``,
+    bytes."""
     import psutil
 
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
-    total = 0
+        return 0, 0, 0
+    total = main = main_uss = 0
     for proc in procs:  # PSS: a page shared by forked workers counts once, split between them
         try:
-            total += proc.memory_full_info().pss
+            info = proc.memory_full_info()
         except psutil.Error:
-            pass
-    return total
+            continue
+        total += info.pss
+        if proc is root:
+            # USS only while workers share its pages (once they exit, those pages are its own)
+            main, main_uss = info.pss, (info.uss if len(procs) > 1 else 0)
+    return total, main, main_uss
 
 
 def run_step(code: str, env: dict[str, str]) -> dict:
@@ -166,12 +173,15 @@ def run_step(code: str, env: dict[str, str]) -> dict:
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    peak = [0]
+    peak = [0, 0, 0]  # the tree's peak PSS, its main process's PSS then, the main's largest USS
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            total, main, main_uss = _tree_rss(proc.pid)
+            if total > peak[0]:
+                peak[:2] = [total, main]
+            peak[2] = max(peak[2], main_uss)
             done.wait(0.5)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -184,7 +194,12 @@ def run_step(code: str, env: dict[str, str]) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"step failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(wall_seconds=seconds, peak_tree_pss_mb=peak[0] / 2**20)
+    result.update(
+        wall_seconds=seconds,
+        peak_tree_pss_mb=peak[0] / 2**20,
+        peak_main_pss_mb=peak[1] / 2**20,
+        peak_main_uss_mb=peak[2] / 2**20,
+    )
     return result
 
 
@@ -192,17 +207,24 @@ _PRELUDE = """
 import json, resource, time
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_seconds(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 """
 
 FEATURISE = (
     _PRELUDE
     + """
 from gconv.data import MoleculeStore
+main_cpu = cpu_seconds(resource.RUSAGE_SELF)
 start = time.perf_counter()
 store = MoleculeStore.from_csv({csv!r}, {root!r}, "smiles", ["tpsa"], n_jobs={jobs}, **{options!r})
 seconds = time.perf_counter() - start
+main_cpu = cpu_seconds(resource.RUSAGE_SELF) - main_cpu
+workers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN)  # the pool's processes, reaped by now
 print(json.dumps(dict(seconds=seconds, molecules=len(store), rows=store.num_rows,
-      disk_bytes=store.disk_bytes(), store=str(store.path), main_peak_mb=peak_mb())))
+      disk_bytes=store.disk_bytes(), store=str(store.path), main_peak_mb=peak_mb(),
+      main_cpu_seconds=main_cpu, workers_cpu_seconds=workers_cpu)))
 """
 )
 
@@ -212,12 +234,14 @@ PYG = (
 import csv, warnings
 warnings.simplefilter("ignore")
 from torch_geometric.utils import from_smiles
-with open({csv!r}) as f:
-    smiles = [r[0] for _, r in zip(range({n} + 1), csv.reader(f))][1:]
-start = time.perf_counter()
+with open({csv!r}) as f:  # every ({rows} // {n})-th row: the file's mix of molecule sizes
+    smiles = [r[0] for i, r in enumerate(list(csv.reader(f))[1:]) if i % max(1, {rows} // {n}) == 0]
+smiles = smiles[:{n}]
+start, cpu = time.perf_counter(), time.process_time()
 graphs = [from_smiles(s) for s in smiles]
-seconds = time.perf_counter() - start
-print(json.dumps(dict(seconds=seconds, molecules=len(smiles), main_peak_mb=peak_mb())))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps(dict(seconds=seconds, cpu_seconds=cpu, molecules=len(smiles),
+      main_peak_mb=peak_mb())))
 """
 )
 
@@ -271,11 +295,11 @@ def main(argv: list[str] | None = None) -> dict:
 
             shutil.rmtree(root)  # featurise afresh: a reused store would time nothing
         row: dict = {"molecules": n, "load_before": os.getloadavg()[0]}
-        pyg = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE), env)
+        pyg = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE, rows=n), env)
         feat = run_step(
             FEATURISE.format(csv=str(csv_path), root=str(root), jobs=args.jobs, options={}), env
         )
-        pyg_after = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE), env)
+        pyg_after = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE, rows=n), env)
         pyg_rate = PYG_SAMPLE / ((pyg["seconds"] + pyg_after["seconds"]) / 2)
         m = min(n, 100_000)
         sample = head_csv(full, args.data_dir / f"molecules_{m}.csv", m) if m < largest else full
@@ -286,7 +310,22 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             env,
         )  # fmt: skip
+        pyg_cpu_us = 1e6 * (pyg["cpu_seconds"] + pyg_after["cpu_seconds"]) / (2 * PYG_SAMPLE)
+
+        def cpu_us(step: dict) -> float:  # CPU of the main process and the workers, a molecule
+            return (
+                1e6 * (step["main_cpu_seconds"] + step["workers_cpu_seconds"]) / step["molecules"]
+            )
+
         row.update(
+            pyg_cpu_us_per_mol=pyg_cpu_us,
+            featurise_cpu_us_per_mol=cpu_us(feat),
+            featurise_main_cpu_us_per_mol=1e6 * feat["main_cpu_seconds"] / feat["molecules"],
+            featurise_cpu_ratio=pyg_cpu_us / cpu_us(feat),
+            graphs_only_cpu_us_per_mol=cpu_us(graphs_only),
+            graphs_only_cpu_ratio=pyg_cpu_us / cpu_us(graphs_only),
+            featurise_peak_main_pss_mb=feat["peak_main_pss_mb"],
+            featurise_peak_main_uss_mb=feat["peak_main_uss_mb"],
             pyg_mol_per_s=pyg_rate,
             featurise_seconds=feat["seconds"],
             featurise_mol_per_s=n / feat["seconds"],
@@ -382,6 +421,30 @@ def render(report: dict) -> str:
             f"{cell(row, 'predict_peak_tree_mb', ',.0f', ' MB')} | "
             f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
         )
+    if all("featurise_cpu_us_per_mol" in row for row in rows):
+        jobs = info["jobs"]
+        lines += [
+            "",
+            "CPU time a molecule (user + system; workers and main process together, so robust "
+            f"to the load): the store pass against from_smiles, and what {jobs} workers on "
+            f"{jobs} free cores make of it ({jobs} x the CPU ratio).",
+            "",
+            "| molecules | from_smiles CPU/mol | store pass CPU/mol (main process) | CPU ratio | "
+            f"x {jobs} cores | graphs only CPU/mol | CPU ratio | x {jobs} cores | "
+            "peak PSS (main process at the peak) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {row['molecules']:,} | {row['pyg_cpu_us_per_mol']:.0f} us | "
+                f"{row['featurise_cpu_us_per_mol']:.0f} us "
+                f"({row['featurise_main_cpu_us_per_mol']:.0f} us) | "
+                f"{row['featurise_cpu_ratio']:.2f}x | {jobs * row['featurise_cpu_ratio']:.2f}x | "
+                f"{row['graphs_only_cpu_us_per_mol']:.0f} us | "
+                f"{row['graphs_only_cpu_ratio']:.2f}x | "
+                f"{jobs * row['graphs_only_cpu_ratio']:.2f}x | "
+                f"{row['featurise_peak_tree_mb']:,.0f} MB ({row['featurise_peak_main_pss_mb']:,.0f} MB) |"
+            )
     lines += [
         "",
         "Peak PSS: the step's process tree (main process and workers; a page shared by forked "
@@ -389,7 +452,7 @@ def render(report: dict) -> str:
         "Train: `gconv train --store disk --epochs 1` at the train size (readout rule, one "
         "epoch of the default D-MPNN, calibration, predictions of every molecule, "
         "predictions.csv); predict: `gconv predict` of every size with that model. from_smiles: PyG's, one process, on the "
-        f"first {PYG_SAMPLE:,} molecules, before and after the featurisation. 'graphs only': "
+        f"{PYG_SAMPLE:,} molecules spread over the file (every n / {PYG_SAMPLE:,}-th row), before and after the featurisation. 'graphs only': "
         "a store without canonical SMILES and scaffolds (what from_smiles computes), on the first "
         "100k molecules. Raw numbers: scale.json.",
         "",

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import hashlib
 import json
 import os
@@ -142,23 +143,51 @@ def _write_chunk(
     options: dict[str, Any],
     featurizer: GraphFeaturizer | None = None,
 ) -> tuple[int, int, list[tuple[int, str, str]]]:
-    """Featurises one chunk and renames it into place; ``(k, molecules, bad rows)``."""
+    """Featurises one chunk and renames it into place; ``(k, molecules, bad rows)``.
+
+    Each SMILES is parsed once (RDKit's logs blocked once for the chunk, not per molecule);
+    its molecule gives the scaffold, the canonical SMILES and the graph's codes, read a batch
+    of molecules at a time. Shortcuts that give the same bytes: a molecule without rings has
+    the empty scaffold without RDKit's ``MurckoScaffoldSmiles`` (which keeps no atom of it),
+    and one whose SMILES has no ``@``, ``/`` or ``\\`` has no chiral tags or bond stereo to
+    read (:meth:`GraphFeaturizer.codes`' ``stereo``).
+    """
     featurizer = featurizer or GraphFeaturizer()
     rows, kept_smiles, canonical, scaffolds, skipped = [], [], [], [], []
     codes: list[GraphCodes] = []
     mols: list[Chem.Mol] = []
+    stereo: list[bool] = []
+
+    def flush() -> None:
+        batch = featurizer.codes(mols, stereo)
+        # int16 a batch at a time: the chunk's int64 codes never exist all at once
+        codes.append(batch._replace(
+            atom_codes=_small_ints(batch.atom_codes), bond_codes=_small_ints(batch.bond_codes)
+        ))  # fmt: skip
+        mols.clear()
+        stereo.clear()
+
     with rdBase.BlockLogs():
         for offset, smiles in enumerate(smiles_list):
             row = first_row + offset
-            smiles = smiles.strip() if isinstance(smiles, str) else smiles  # as MoleculeDataset
-            try:
-                mol = parse_smiles(smiles)
-            except (ValueError, TypeError) as err:
-                skipped.append((row, str(smiles), str(err)))
-                continue
+            mol = None
+            if isinstance(smiles, str):
+                smiles = smiles.strip()  # as MoleculeDataset
+                if smiles and len(smiles.split()) == 1:  # else parse_smiles says why not
+                    mol = Chem.MolFromSmiles(smiles)
+                    if mol is not None and mol.GetNumAtoms() == 0:
+                        mol = None
+            if mol is None:
+                try:
+                    mol = parse_smiles(smiles)  # raises, with the reason
+                except (ValueError, TypeError) as err:
+                    skipped.append((row, str(smiles), str(err)))
+                    continue
             if options["scaffolds"]:  # of the molecule as written, as murcko_scaffold(smiles)
                 scaffolds.append(
                     MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+                    if mol.GetRingInfo().NumRings()
+                    else ""
                 )
             if options["largest_fragment"]:
                 mol = largest_fragment_of(mol)
@@ -167,11 +196,11 @@ def _write_chunk(
             rows.append(row)
             kept_smiles.append(smiles)
             mols.append(mol)
+            stereo.append("@" in smiles or "/" in smiles or "\\" in smiles)
             if len(mols) == _MOLS_PER_BATCH:
-                codes.append(featurizer.codes(mols))
-                mols = []
+                flush()
     if mols or not codes:
-        codes.append(featurizer.codes(mols))
+        flush()
     arrays: dict[str, np.ndarray] = {
         "rows": np.asarray(rows, dtype=np.int64),
         "num_atoms": np.concatenate([c.num_atoms for c in codes]).astype(np.int32),
@@ -442,7 +471,17 @@ class MoleculeStore:
         custom = featurizer if featurizer.versions != GraphFeaturizer().versions else None
         num_rows = num_chunks = 0
         pending: set[Future] = set()
-        pool = ProcessPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else None
+        pool = None
+        if n_jobs > 1:
+            # Forked workers share the parent's pages until someone writes them, and the cyclic
+            # garbage collector writes to every object it visits: a full collection in the main
+            # process or a worker copied ~120 MB of import-time objects (torch, PyG, RDKit) per
+            # process, which is why peak memory grew with the run's length. Frozen objects are
+            # never visited (in the workers either: they inherit the freeze); unfrozen after,
+            # unless the application had frozen objects itself (then it keeps them frozen).
+            unfreeze = gc.get_freeze_count() == 0
+            gc.freeze()
+            pool = ProcessPoolExecutor(max_workers=n_jobs)
 
         def finished(result: tuple[int, int, list] | Future) -> None:
             k = (result.result() if isinstance(result, Future) else result)[0]  # raises its error
@@ -472,6 +511,8 @@ class MoleculeStore:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if unfreeze:
+                    gc.unfreeze()
         meta.update(complete=True, num_rows=num_rows, num_chunks=num_chunks)
         _atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
         return cls(path, featurizer)
