@@ -10,6 +10,7 @@ from torch import nn
 from gconv.explain.decomposition import ReadoutDecomposition, is_linear_readout
 from gconv.explain.find_layers import find_readout
 from gconv.explain.gradient import IntegratedGradients, Saliency
+from gconv.layers.readout import AtomwiseReadout
 
 __all__ = ["recommended_explainer"]
 
@@ -17,6 +18,12 @@ __all__ = ["recommended_explainer"]
 def recommended_explainer(model: nn.Module, task: str = "regression") -> tuple[object, str]:
     """``(explainer, reason)``: the explainer gconv recommends for a graph model, and why.
 
+    * An atomwise model (``GNN(readout="atomwise")``, whatever its head and task):
+      :class:`~gconv.explain.ReadoutDecomposition`. The model *is* a sum of per-atom terms (its
+      head runs on each atom's embedding, the readout adds the outputs), so each atom's term is
+      its exact share of the prediction, read in one forward pass; no method that sees only the
+      function can do better, as the function alone cannot say which of two atoms an
+      interaction belongs to, while the model's structure does.
     * A readout linear in the node embeddings (sum, norm, mean) followed by one ``nn.Linear``
       (``GNN(head_hidden=())``): :class:`~gconv.explain.ReadoutDecomposition`. Each atom gets
       its exact share of the prediction (CAM's map, as shares that add up to the prediction
@@ -55,6 +62,11 @@ def recommended_explainer(model: nn.Module, task: str = "regression") -> tuple[o
     except ValueError:
         readout = None
     head = getattr(model, "head", None)
+    if isinstance(readout, AtomwiseReadout):
+        return ReadoutDecomposition(model), (
+            f"its {type(readout).__name__} adds up one term per atom (the head applied to each "
+            "atom's embedding): the terms are read exactly"
+        )
     if readout is not None and is_linear_readout(readout) and type(head) is nn.Linear:
         return ReadoutDecomposition(model), (
             f"its {type(readout).__name__} and single Linear head make the prediction a sum of "

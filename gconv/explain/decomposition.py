@@ -21,6 +21,11 @@ not re-run: one forward pass, then the head alone along the path.
 
 **Which model gets which guarantee.**
 
+* An atomwise model (``GNN(readout="atomwise")``: the head runs on every atom's embedding and
+  the readout sums its outputs, :math:`y = \frac{1}{c} \sum_i f(\mathbf{h}_i)`): the readout's
+  output is the model's, the path is the identity and :math:`c_i = f(\mathbf{h}_i) / c`, the
+  atom's own term, exactly and whatever the head (an MLP included); the empty molecule scores 0,
+  so the contributions add up to the prediction itself. One forward pass.
 * A linear head (``GNN(head_hidden=())``): :math:`c_i = s_i\, \mathbf{w}^c \cdot \mathbf{h}_i`
   exactly (CAM's map, scaled by :math:`s_i`); these are also the atoms' Shapley values (the
   game is linear in the atoms).
@@ -277,11 +282,18 @@ class ReadoutDecomposition:
     def _head(self, record: _Forward) -> tuple[nn.Module | None, Tensor | None]:
         """``model.head`` and the columns after the readout's (descriptors) when the head's input
         is ``[readout output | extras]`` and its output is the model's: then the path runs the
-        head alone; otherwise the whole model is re-run with the readout's output replaced."""
-        head = getattr(self.model, "head", None)
-        if record.head_input is None or not isinstance(head, nn.Module):
-            return None, None
+        head alone; ``nn.Identity()`` and no extras when the readout's output is the model's (an
+        atomwise model); otherwise the whole model is re-run with the readout's output replaced."""
         head_input, pooled = record.head_input, record.pooled
+        if pooled.shape == record.output.shape and torch.equal(pooled, record.output):
+            # the readout's output is the model's: an atomwise model (GNN(readout="atomwise")),
+            # whose head ran on every node before the readout; the path is the identity
+            return nn.Identity(), pooled.new_zeros(pooled.size(0), 0, dtype=compute_dtype(
+                pooled.dtype
+            ))
+        head = getattr(self.model, "head", None)
+        if head_input is None or not isinstance(head, nn.Module):
+            return None, None
         channels = pooled.size(1)
         if (
             head_input.dim() == 2

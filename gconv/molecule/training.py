@@ -83,6 +83,7 @@ __all__ = [
     "choose_readout",
     "default_epochs",
     "fit_members",
+    "fit_target_scaler",
     "check_options",
     "resolve_device",
     "READOUTS",
@@ -96,7 +97,7 @@ __all__ = [
 ]
 
 #: Readout names ``train`` takes; ``auto`` chooses (see :func:`choose_readout`).
-READOUTS: tuple[str, ...] = ("auto", "norm", "sum", "mean", "max", "meanmax", "attention", "set2set")  # fmt: skip
+READOUTS: tuple[str, ...] = ("auto", "atomwise", "norm", "sum", "mean", "max", "meanmax", "attention", "set2set")  # fmt: skip
 #: The embedded offline sets (regression), used when no data path is given.
 DATASETS: tuple[str, ...] = ("chembl", "tpsa")
 SPLIT_SIZES: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -305,6 +306,15 @@ def choose_readout(
         r2_per_task.append(float(np.mean(r2)))
     r2 = float(np.mean(r2_per_task)) if r2_per_task else 0.0
     return ("norm" if r2 >= ADDITIVE_R2 else "meanmax"), r2
+
+
+def fit_target_scaler(y: torch.Tensor | np.ndarray, readout: str) -> Standardizer:
+    """The regression targets' scaler, fitted on the training split's ``y``: standardised
+    (``(y - mean) / std``), or for the ``atomwise`` readout only scaled (``y / std``,
+    ``Standardizer.fit(y, center=False)``): an atomwise model is a sum of per-atom terms with no
+    intercept, so a centred target would ask its atoms to share ``-mean`` whatever their number;
+    scaled only, the terms times ``std`` add up to the prediction in the target's units."""
+    return Standardizer.fit(y, center=readout != "atomwise")
 
 
 def default_epochs(num_train: int, batch_size: int) -> int:
@@ -636,7 +646,9 @@ def train(
     descriptor_scaler = None
     if descriptors:
         parts, descriptor_scaler = _descriptors(parts, cache_dir=output_dir / "cache")
-    target_scaler = Standardizer.fit(train_part.y) if task_type == "regression" else None
+    target_scaler = (
+        fit_target_scaler(train_part.y, chosen_readout) if task_type == "regression" else None
+    )
     train_set, val_set = (
         (part.standardized(target_scaler) if target_scaler else part) for part in parts[:2]
     )

@@ -58,3 +58,10 @@ def test_a_classifier_without_a_linear_head_gets_saliency():
     assert isinstance(explainer, ReadoutDecomposition)
     with pytest.raises(ValueError, match="task must be"):
         recommended_explainer(_gnn("mean"), task="ranking")
+
+
+def test_an_atomwise_model_gets_the_exact_decomposition_whatever_its_head_and_task():
+    for task in ("regression", "classification"):
+        explainer, reason = recommended_explainer(_gnn("atomwise", head_hidden=(16,)), task=task)
+        assert isinstance(explainer, ReadoutDecomposition), task
+        assert "AtomwiseReadout adds up one term per atom" in reason

@@ -48,7 +48,7 @@ def _training_predictions(model_dir: Path, column: str) -> dict[str, float]:
     return {r["smiles"]: float(r[column]) for r in read_csv(model_dir / "predictions.csv")}
 
 
-@pytest.mark.parametrize("kind", ["regression", "classification", "multiclass"])
+@pytest.mark.parametrize("kind", ["regression", "classification", "multiclass", "atomwise"])
 def test_fresh_process_predictions_equal_training_time_predictions(
     kind, request, tmp_path, data_csv
 ):
