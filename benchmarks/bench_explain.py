@@ -501,6 +501,7 @@ def train_molecule_model(
     limit: int | None = None,
     model_kind: str = "dmpnn",
     readout: str = "auto",
+    layers: int | None = None,
 ) -> dict:
     """Train on a scaffold split of the NCI molecules (logP: masked MSE on the standardised
     target; the substructure rule: BCE on one logit) and score the held-out molecules.
@@ -514,7 +515,7 @@ def train_molecule_model(
     rule. ``model_kind="gcn"``: ``examples/explain_molecule.py``'s model and recipe (GCN, mean
     readout, one Linear head, AdamW at its learning rate and batch size, its 25 epochs).
     ``epochs`` overrides the number of epochs; ``readout`` (not ``"auto"``) the D-MPNN's
-    readout on logP. The logP target is scaled as the tool scales it
+    readout on logP, ``layers`` its message-passing steps (an experiment; default: the tool's). The logP target is scaled as the tool scales it
     (:func:`~gconv.molecule.training.fit_target_scaler`: centred, or only scaled for the
     atomwise readout)."""
     from gconv.data import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
@@ -552,7 +553,7 @@ def train_molecule_model(
             out_channels=1,
             conv=defaults["conv"],
             hidden_channels=defaults["hidden"],
-            num_layers=defaults["layers"],
+            num_layers=layers or defaults["layers"],
             readout=readout,
             dropout=defaults["dropout"],
             batch_norm=defaults["batch_norm"],

@@ -84,7 +84,7 @@ def collect(work: Path = WORK) -> dict:
                 "seeds": entry["seeds"],
                 "by_seed": {},  # bench_explain keeps mean and sd only
             }
-    for name, row in table.items():
+    for row in table.values():
         if "norm" in row and "atomwise" in row:
             a, b = row["atomwise"]["by_seed"], row["norm"]["by_seed"]
             paired = [a[s] - b[s] for s in a if s in b]

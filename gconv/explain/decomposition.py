@@ -288,9 +288,9 @@ class ReadoutDecomposition:
         if pooled.shape == record.output.shape and torch.equal(pooled, record.output):
             # the readout's output is the model's: an atomwise model (GNN(readout="atomwise")),
             # whose head ran on every node before the readout; the path is the identity
-            return nn.Identity(), pooled.new_zeros(pooled.size(0), 0, dtype=compute_dtype(
-                pooled.dtype
-            ))
+            return nn.Identity(), pooled.new_zeros(
+                pooled.size(0), 0, dtype=compute_dtype(pooled.dtype)
+            )
         head = getattr(self.model, "head", None)
         if head_input is None or not isinstance(head, nn.Module):
             return None, None

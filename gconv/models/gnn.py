@@ -229,8 +229,8 @@ class GNN(nn.Module):
         self.readout = readout
         #: Whether the head runs on every node and the readout pools its outputs.
         self.atomwise = isinstance(readout, AtomwiseReadout)
-        head_channels = embedding_channels if self.atomwise else readout.output_channels(
-            embedding_channels
+        head_channels = (
+            embedding_channels if self.atomwise else readout.output_channels(embedding_channels)
         )
         self.head = _make_head(
             head_channels + descriptor_dim,
