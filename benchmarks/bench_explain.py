@@ -636,6 +636,8 @@ def train_molecule_model(
         "train": train,
         "test": test,
         "truth": test_truth,
+        "val": val,
+        "val_truth": [truth[position[row]] for row in val.rows],
         "output": output,
         "readout": readout,
         "epochs": epochs,

@@ -303,8 +303,8 @@ _NEEDS_IN_CHANNELS = ("attention", "set2set")
 
 
 def readout(name: str, in_channels: int | None = None, **kwargs) -> Readout:
-    """Build a readout by name: ``"sum"``, ``"norm"``, ``"atomwise"``, ``"mean"``, ``"max"``, ``"meanmax"``,
-    ``"attention"`` or ``"set2set"``.
+    """Build a readout by name: ``"sum"``, ``"norm"``, ``"atomwise"``, ``"mean"``, ``"max"``,
+    ``"meanmax"``, ``"attention"`` or ``"set2set"``.
 
     Args:
         name (str): The readout's name (case-insensitive).
