@@ -65,10 +65,11 @@ def run(seed: int, layers: int) -> dict:
     return result
 
 
-def render(results: dict, machine: str) -> str:
+def render(results: dict, machines: dict) -> str:
+    where = "; ".join(f"depth {layers}: {machine}" for layers, machine in machines.items())
     lines = [
         "The atomwise D-MPNN on Crippen logP, explained on 200 **validation** molecules per seed "
-        f"(`benchmarks/bench_atomwise.py`, written by the script; {machine}). Per-molecule "
+        f"(`benchmarks/bench_atomwise.py`, written by the script; {where}). Per-molecule "
         "Pearson r / Kendall tau with the Crippen atom contributions, mean ± sd over the seeds; "
         "ms per molecule: CPU time, median over the seeds.",
         "",
@@ -95,7 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
-    results: dict = {}
+    stored = (
+        json.loads(RESULTS.with_suffix(".json").read_text())
+        if RESULTS.with_suffix(".json").exists()
+        else {}
+    )
+    results: dict = stored.get("layers", {})  # other depths, run before, are kept
+    machines: dict = stored.get("machines", {})
     for layers in args.layers:
         results[str(layers)] = bench.summarise([run(seed, layers) for seed in args.seeds])
         machine = (
@@ -103,11 +110,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"{os.cpu_count()} CPUs, 1 thread, load average {load:.1f} at the start, "
             f"{os.getloadavg()[0]:.1f} at the end, seeds {args.seeds}"
         )
-        text = render(results, machine)
+        machines[str(layers)] = machine
+        text = render(results, machines)
         print(text, flush=True)
         RESULTS.with_suffix(".md").write_text(text)
         RESULTS.with_suffix(".json").write_text(
-            json.dumps({"machine": machine, "layers": results}, indent=1) + "\n"
+            json.dumps({"machines": machines, "layers": results}, indent=1) + "\n"
         )
     return results
 

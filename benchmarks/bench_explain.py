@@ -761,7 +761,7 @@ def explain_atoms(
     graphs = [test[i] for i in keep]
     truth = [truth[i] for i in keep]
     batch = Batch.from_data_list(graphs)
-    quality = {k: v for k, v in trained.items() if k.startswith(("test_", "val_"))}
+    quality = {k: v for k, v in trained.items() if k.startswith("test_") or k == "val_rmse"}
     print(
         f"seed {seed} {task} ({model_kind}): readout {trained['readout']}, {quality}, "
         f"{trained['epochs']} epochs in {trained['train_seconds']:.0f}s, {len(graphs)} explained",
