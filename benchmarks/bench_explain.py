@@ -509,7 +509,7 @@ def train_molecule_model(
     ``model_kind="dmpnn"``: the molecule example's default model and recipe
     (``gconv.molecule``: ``train``'s defaults, ``choose_readout`` and ``default_epochs``, trained
     by the tool's own loop, ``gconv.molecule.training.fit_members``, as one member) —
-    D-MPNN, MLP head, one-cycle AdamW; readout ``auto`` for logP (``norm``), ``norm`` for the
+    D-MPNN, MLP head, one-cycle AdamW; readout ``auto`` for logP (``atomwise``), ``norm`` for the
     rule (``auto`` would read a yes/no rule as not additive and pick meanmax, which the
     decomposition refuses); epochs: the example's 100 for logP, :data:`RULE_EPOCHS` for the
     rule. ``model_kind="gcn"``: ``examples/explain_molecule.py``'s model and recipe (GCN, mean
