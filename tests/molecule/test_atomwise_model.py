@@ -1,6 +1,7 @@
 """An atomwise molecule model (``gconv train --readout atomwise``): its target is scaled, not
-centred, so the per-atom terms add up to the prediction in the target's units; ``gconv
-explain`` reads them exactly; its fingerprint is the per-atom blocks pooled as its outputs are."""
+centred, so its exact per-atom terms (ReadoutDecomposition) add up to the prediction in the
+target's units; ``gconv explain`` says which method it used and why; its fingerprint is the
+per-atom blocks pooled as its outputs are."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch_geometric.data import Batch
 
 from gconv.data import Standardizer
+from gconv.explain import ReadoutDecomposition
 from gconv.molecule import atom_scores, load_model, read_config
 from gconv.molecule.training import fit_target_scaler
 
@@ -35,14 +37,28 @@ def test_directory_records_the_atomwise_readout_and_an_uncentred_scaler(atomwise
     assert model.target_scaler.mean.tolist() == [0.0]
 
 
-def test_explained_atom_scores_add_up_to_the_prediction(atomwise_dir):
+def test_exact_terms_add_up_to_the_prediction_and_explain_says_what_it_used(atomwise_dir):
     model = load_model(atomwise_dir)
     graphs, _, _ = model.featurize(SMILES)
+    prediction, _ = model.predict_graphs(graphs)  # the ensemble's, in the target's units
+    batch = Batch.from_data_list(graphs)
+    for key in ("x", "edge_attr", "x_d"):
+        batch[key] = batch[key].double()
+    terms = (
+        torch.stack(
+            [
+                ReadoutDecomposition(m)(batch, target=0).node_mask[:, 0]
+                for m in model._float64_members()
+            ]
+        ).mean(0)
+        * model.target_scaler.std.double()
+    )  # the mean is 0: nothing else to add
+    totals = torch.zeros(len(graphs), dtype=torch.float64).index_add_(0, batch.batch, terms)
+    np.testing.assert_allclose(totals.numpy(), prediction[:, 0], rtol=1e-5, atol=1e-4)
+    # gconv explain: integrated gradients (closer to known contributions on validation data)
     scores, method, reason = atom_scores(model, graphs)
-    assert method == "ReadoutDecomposition" and "read exactly" in reason
-    prediction, _ = model.predict_graphs(graphs)
-    totals = np.array([s[:, 0].sum() for s in scores])
-    np.testing.assert_allclose(totals, prediction[:, 0], rtol=1e-5, atol=1e-4)
+    assert method == "IntegratedGradients" and "atomwise readout" in reason
+    assert [len(s) for s in scores] == [g.num_nodes for g in graphs]
 
 
 def test_fingerprint_is_the_per_atom_blocks_summed(atomwise_dir):
