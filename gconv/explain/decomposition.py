@@ -1,5 +1,6 @@
 r"""Per-atom contributions read from the readout: the exact split of a graph model's output over
-its node embeddings, for models whose readout is linear in them (sum, norm, mean).
+its node embeddings, for models whose readout is linear in them (sum, norm, mean), and the
+atom terms of an atomwise model.
 
 A graph model of the form :math:`y = f(\mathbf{r})`, with node embeddings :math:`\mathbf{h}_i`
 (the readout's input), a readout :math:`\mathbf{r}_g = \sum_{i \in g} s_i \mathbf{h}_i`
