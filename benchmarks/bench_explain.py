@@ -100,7 +100,7 @@ from gconv.explain import (
 from gconv.models import GNN
 from gconv.molecule import choose_readout, default_epochs
 from gconv.molecule import train as train_molecules
-from gconv.molecule.training import fit_members
+from gconv.molecule.training import fit_members, fit_target_scaler
 from gconv.train import Trainer, seed_everything
 
 # ----------------------------------------------------------------------------- configuration
@@ -500,6 +500,8 @@ def train_molecule_model(
     epochs: int | None = None,
     limit: int | None = None,
     model_kind: str = "dmpnn",
+    readout: str = "auto",
+    layers: int | None = None,
 ) -> dict:
     """Train on a scaffold split of the NCI molecules (logP: masked MSE on the standardised
     target; the substructure rule: BCE on one logit) and score the held-out molecules.
@@ -507,13 +509,16 @@ def train_molecule_model(
     ``model_kind="dmpnn"``: the molecule example's default model and recipe
     (``gconv.molecule``: ``train``'s defaults, ``choose_readout`` and ``default_epochs``, trained
     by the tool's own loop, ``gconv.molecule.training.fit_members``, as one member) —
-    D-MPNN, MLP head, one-cycle AdamW; readout ``auto`` for logP (``norm``), ``norm`` for the
+    D-MPNN, MLP head, one-cycle AdamW; readout ``auto`` for logP (``atomwise``), ``norm`` for the
     rule (``auto`` would read a yes/no rule as not additive and pick meanmax, which the
     decomposition refuses); epochs: the example's 100 for logP, :data:`RULE_EPOCHS` for the
     rule. ``model_kind="gcn"``: ``examples/explain_molecule.py``'s model and recipe (GCN, mean
     readout, one Linear head, AdamW at its learning rate and batch size, its 25 epochs).
-    ``epochs`` overrides the number of epochs."""
-    from gconv.data import ATOM_FEATURE_DIM, BOND_FEATURE_DIM, Standardizer
+    ``epochs`` overrides the number of epochs; ``readout`` (not ``"auto"``) the D-MPNN's
+    readout on logP, ``layers`` its message-passing steps (an experiment; default: the tool's). The logP target is scaled as the tool scales it
+    (:func:`~gconv.molecule.training.fit_target_scaler`: centred, or only scaled for the
+    atomwise readout)."""
+    from gconv.data import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
 
     dataset, truth = nci_molecules(task)
     if limit is not None:
@@ -527,25 +532,28 @@ def train_molecule_model(
     }
     train, val, test = dataset.split("scaffold", sizes=defaults["split_sizes"], seed=seed)
     test_truth = [truth[position[row]] for row in test.rows]
+    if model_kind == "dmpnn":
+        if task == "logp":
+            readout = choose_readout(train, readout)[0]
+            epochs = epochs or default_epochs(len(train), defaults["batch_size"])
+        else:
+            readout, epochs = "norm", epochs or RULE_EPOCHS
+    else:
+        readout = "mean"
     if task == "logp":
-        standardizer = Standardizer.fit(train.y)
+        standardizer = fit_target_scaler(train.y, readout)
         train_set, val_set = train.standardized(standardizer), val.standardized(standardizer)
         loss, metrics = "masked_mse", ("rmse",)
     else:
         standardizer, train_set, val_set = None, train, val
         loss, metrics = "bce", ("roc_auc",)
     if model_kind == "dmpnn":
-        if task == "logp":
-            readout = choose_readout(train, "auto")[0]
-            epochs = epochs or default_epochs(len(train), defaults["batch_size"])
-        else:
-            readout, epochs = "norm", epochs or RULE_EPOCHS
         model_kwargs = dict(
             in_channels=ATOM_FEATURE_DIM,
             out_channels=1,
             conv=defaults["conv"],
             hidden_channels=defaults["hidden"],
-            num_layers=defaults["layers"],
+            num_layers=layers or defaults["layers"],
             readout=readout,
             dropout=defaults["dropout"],
             batch_norm=defaults["batch_norm"],
@@ -574,7 +582,7 @@ def train_molecule_model(
     else:
         seed_everything(seed)
         cam_defaults = _example("explain_molecule").DEFAULTS
-        readout, epochs = "mean", epochs or cam_defaults["epochs"]
+        epochs = epochs or cam_defaults["epochs"]
         model = GNN(
             ATOM_FEATURE_DIM,
             1,
@@ -609,10 +617,14 @@ def train_molecule_model(
         output = model(test_batch)[:, 0]
     y = test_batch.y[:, 0]
     if task == "logp":
+        val_batch = Batch.from_data_list(list(val))
+        with torch.no_grad():
+            val_output = standardizer.inverse_transform(model(val_batch))[:, 0]
         predicted = output * standardizer.std[0] + standardizer.mean[0]
         quality = {
             "test_rmse": float(((predicted - y) ** 2).mean().sqrt()),
             "test_sd": float(y.std()),
+            "val_rmse": float(((val_output - val_batch.y[:, 0]) ** 2).mean().sqrt()),
         }
     else:
         quality = {
@@ -624,6 +636,8 @@ def train_molecule_model(
         "train": train,
         "test": test,
         "truth": test_truth,
+        "val": val,
+        "val_truth": [truth[position[row]] for row in val.rows],
         "output": output,
         "readout": readout,
         "epochs": epochs,
@@ -732,10 +746,11 @@ def explain_atoms(
     pyg_explained: int = PYG_EXPLAINED,
     limit: int | None = None,
     model_kind: str = "dmpnn",
+    readout: str = "auto",
 ) -> dict:
     """Train (:func:`train_molecule_model`), explain held-out molecules with every method and
     score the atom scores against the truth: one seed's numbers."""
-    trained = train_molecule_model(task, seed, epochs, limit, model_kind)
+    trained = train_molecule_model(task, seed, epochs, limit, model_kind, readout)
     model, test, truth = trained["model"], trained["test"], trained["truth"]
     if task == "substructure":  # the positive molecules the classifier gets right
         positive = [i for i, g in enumerate(test) if int(g.y) == 1]
@@ -746,7 +761,7 @@ def explain_atoms(
     graphs = [test[i] for i in keep]
     truth = [truth[i] for i in keep]
     batch = Batch.from_data_list(graphs)
-    quality = {k: v for k, v in trained.items() if k.startswith("test_")}
+    quality = {k: v for k, v in trained.items() if k.startswith("test_") or k == "val_rmse"}
     print(
         f"seed {seed} {task} ({model_kind}): readout {trained['readout']}, {quality}, "
         f"{trained['epochs']} epochs in {trained['train_seconds']:.0f}s, {len(graphs)} explained",
@@ -754,6 +769,8 @@ def explain_atoms(
     )
     results: dict = {
         **quality,
+        "model": _model_label(model_kind, trained["readout"]),
+        "readout": trained["readout"],
         "epochs": trained["epochs"],
         "train_seconds": trained["train_seconds"],
         "num_explained": len(graphs),
@@ -816,6 +833,8 @@ def summarise(runs: list[dict]) -> dict:
         values = [run[key] for run in runs]
         if isinstance(values[0], dict):
             summary[key] = summarise(values)
+        elif isinstance(values[0], str):  # a label, the same in every run
+            summary[key] = values[0] if len(set(values)) == 1 else " / ".join(sorted(set(values)))
         elif key.startswith("ms_per"):
             summary[key] = {"median": statistics.median(values)}
         else:
@@ -868,16 +887,22 @@ _ATOM_HEADERS = {
 _ATOM_KEYS = {"logp": ("pearson", "kendall"), "substructure": ("auroc",)}
 
 
-_MODEL_LABELS = {
+_MODEL_LABELS = {  # the parts stored before the label was stored with them
     "dmpnn": "the molecule example's default model (D-MPNN, norm readout, MLP head)",
     "gcn": "explain_molecule.py's model (GCN, mean readout, one Linear head)",
 }
 
 
+def _model_label(model_kind: str, readout: str) -> str:
+    if model_kind == "gcn":
+        return _MODEL_LABELS["gcn"]
+    return f"the molecule example's default model recipe (D-MPNN, {readout} readout, MLP head)"
+
+
 def atom_table(key: str, summary: dict) -> list[str]:
     """The markdown table of one atom part (mean +- sd over the seeds, median ms)."""
-    task, _, model_kind = key.partition("_")
-    model = _MODEL_LABELS[model_kind or "dmpnn"]
+    task, _, variant = key.partition("_")
+    model = summary.get("model") or _MODEL_LABELS["gcn" if variant == "gcn" else "dmpnn"]
     epochs = summary["epochs"]["mean"]
     if task == "logp":
         title = (
@@ -885,6 +910,12 @@ def atom_table(key: str, summary: dict) -> list[str]:
             f"{epochs:.0f} epochs; test RMSE "
             f"{summary['test_rmse']['mean']:.3f} ± {summary['test_rmse']['sd']:.3f} "
             f"(sd of the target {summary['test_sd']['mean']:.2f})"
+            + (
+                f", validation RMSE {summary['val_rmse']['mean']:.3f} ± "
+                f"{summary['val_rmse']['sd']:.3f}"
+                if "val_rmse" in summary
+                else ""
+            )
         )
     else:
         title = (
@@ -912,8 +943,21 @@ def atom_table(key: str, summary: dict) -> list[str]:
     return lines
 
 
+#: the D-MPNN's logP readout (``--readout``; ``auto``: the tool's rule); the logP part of the
+#: D-MPNN is stored under ``logp_<readout used>``
+LOGP_READOUTS = ("auto", "atomwise", "norm")
+
+
 def _atom_keys() -> list[str]:
-    return [f"{task}{suffix}" for task in ATOM_TASKS for suffix in ("", "_gcn")]
+    readouts = [f"logp_{r}" for r in LOGP_READOUTS[1:]]
+    return [*readouts, "logp_gcn", "substructure", "substructure_gcn"]
+
+
+def _part_flags(key: str) -> str:
+    task, _, variant = key.partition("_")
+    if variant == "gcn":
+        return f"--part {task} --model gcn"
+    return f"--part {task}" + (f" --readout {variant}" if variant else "")
 
 
 def write_atom_results(results: dict, keys: list[str] | None = None) -> None:
@@ -922,6 +966,9 @@ def write_atom_results(results: dict, keys: list[str] | None = None) -> None:
     it holds as tables into ``explain_atoms.md``."""
     path = ATOM_RESULTS.with_suffix(".json")
     stored = json.loads(path.read_text()) if path.exists() else {}
+    for key in [k for k in stored if k not in _atom_keys()]:  # e.g. "logp", now logp_<readout>
+        print(f"dropped the stored part {key!r}: superseded by {_atom_keys()}")
+        del stored[key]
     for key in keys if keys is not None else _atom_keys():
         if key in results:
             stored[key] = {
@@ -941,9 +988,8 @@ def write_atom_results(results: dict, keys: list[str] | None = None) -> None:
         if key in stored:
             entry = stored[key]
             lines += [
-                f"`--part {key.split('_')[0]}"
-                + (" --model gcn" if key.endswith("_gcn") else "")
-                + f"` ({entry['date']}, {entry['machine']}, seeds {entry['seeds']})",
+                f"`{_part_flags(key)}` ({entry['date']}, {entry['machine']}, seeds "
+                f"{entry['seeds']})",
                 "",
                 *atom_table(key, entry),
                 "",
@@ -970,6 +1016,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=["dmpnn"],
         help="atom parts: the molecule example's default model (dmpnn) and / or "
         "explain_molecule.py's (gcn)",
+    )
+    parser.add_argument(
+        "--readout",
+        choices=LOGP_READOUTS,
+        default="auto",
+        help="the D-MPNN's readout on logP (auto: the tool's rule); results under their own key",
     )
     parser.add_argument(
         "--epochs",
@@ -1025,10 +1077,13 @@ def main(argv: list[str] | None = None) -> dict:
                     sizes.get("pyg_explained", PYG_EXPLAINED),
                     sizes.get("limit"),
                     model_kind,
+                    args.readout,
                 )
                 for seed in args.seeds
             ]
             key = task if model_kind == "dmpnn" else f"{task}_{model_kind}"
+            if key == "logp":  # by the readout used: auto's choice, or --readout's
+                key = f"logp_{runs[0]['readout']}"
             results[key] = summarise(runs)
             print("\n".join(atom_table(key, results[key])), flush=True)
             if not args.quick:  # each part as soon as it is done

@@ -62,6 +62,8 @@ GCONV_VARIANTS = {
     # the readout measurement for classification (validation AUROC; "gconv" is auto = meanmax)
     "gconv_norm": ["--readout", "norm"],
     "gconv_sum": ["--readout", "sum"],
+    # the atomwise readout against norm on the additive regression sets (validation RMSE)
+    "gconv_atomwise": ["--readout", "atomwise"],
 }
 METHODS = ("ridge", "lightgbm", "chemprop", *GCONV_VARIANTS)
 # what runs by default: everything on the regression sets, on the task sets the three methods of

@@ -5,7 +5,8 @@ of scikit-learn's :class:`~sklearn.preprocessing.StandardScaler` (which ignores 
 and gives constant columns :math:`\sigma = 1`). The same class serves both uses:
 
 * **targets** (``Standardizer.fit(train.y)``): missing labels stay NaN, to be masked in the loss;
-  :meth:`~Standardizer.inverse_transform` maps model outputs back to the original units.
+  :meth:`~Standardizer.inverse_transform` maps model outputs back to the original units
+  (``center=False`` for a model that is a sum of per-atom terms: scaled, not centred).
 * **descriptors** (``Standardizer.fit(values, clip=5.0, fill_nan=0.0)``): missing values become
   the training mean and heavy tails are clipped, so a model never sees NaN or extreme inputs.
 
@@ -81,10 +82,20 @@ class Standardizer:
 
     @classmethod
     def fit(
-        cls, values: Any, clip: float | None = None, fill_nan: float | None = None
+        cls,
+        values: Any,
+        clip: float | None = None,
+        fill_nan: float | None = None,
+        center: bool = True,
     ) -> Standardizer:
         """Fits mean and (population) standard deviation per column of ``values`` (``[N, D]``
         or ``[N]``, tensor or array-like), ignoring NaN.
+
+        With ``center=False`` the mean is set to 0 and only the scale is fitted (the standard
+        deviation is still the spread around the mean): ``z = v / std``. This is the
+        target scaler of a model whose output is a sum of per-atom terms (the ``atomwise``
+        readout): it has no intercept of its own, an empty molecule predicts 0, and the terms
+        times ``std`` add up to the prediction in the target's units.
 
         Raises:
             ValueError: for no rows, an infinite value, or (without ``fill_nan``) a column
@@ -110,7 +121,8 @@ class Standardizer:
             )
         with np.errstate(invalid="ignore"):  # sklearn divides by zero counts in empty columns
             scaler = StandardScaler().fit(array)
-        return cls(scaler.mean_, scaler.scale_, clip=clip, fill_nan=fill_nan)
+        mean = scaler.mean_ if center else np.zeros_like(scaler.mean_)
+        return cls(mean, scaler.scale_, clip=clip, fill_nan=fill_nan)
 
     @property
     def num_features(self) -> int:

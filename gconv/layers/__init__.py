@@ -25,6 +25,7 @@ from gconv.layers.grid import (
     grid_gcn_norm,
 )
 from gconv.layers.readout import (
+    AtomwiseReadout,
     AttentionReadout,
     MaxReadout,
     MeanMaxReadout,
@@ -53,6 +54,7 @@ __all__ = [
     "Readout",
     "SumReadout",
     "NormReadout",
+    "AtomwiseReadout",
     "MeanReadout",
     "MaxReadout",
     "MeanMaxReadout",

@@ -25,6 +25,7 @@ __all__ = [
     "Readout",
     "SumReadout",
     "NormReadout",
+    "AtomwiseReadout",
     "MeanReadout",
     "MaxReadout",
     "MeanMaxReadout",
@@ -114,6 +115,25 @@ class NormReadout(SumReadout):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(norm={self.norm:g})"
+
+
+class AtomwiseReadout(NormReadout):
+    r""":math:`\mathbf{y}_g = \frac{1}{c} \sum_{i \in g} f(\mathbf{h}_i)`: the model's head
+    :math:`f` applied to each atom's embedding, the per-atom outputs summed and scaled (the
+    *atomwise* readout of atomistic models such as SchNet)
+
+    Pooling itself is :class:`NormReadout`'s: this module sums and scales whatever it is given.
+    What differs is where it sits: :class:`gconv.models.GNN` built with it applies its head to
+    every node embedding first and pools the head's outputs, so a graph's output is a sum of
+    per-atom terms :math:`f(\mathbf{h}_i) / c` — exact contributions, read by
+    :class:`gconv.explain.ReadoutDecomposition`; an empty graph's output is 0.
+
+    Args:
+        norm (float, optional): The constant :math:`c`. (default: :obj:`1.0`)
+    """
+
+    def __init__(self, norm: float = 1.0) -> None:
+        super().__init__(norm)
 
 
 class MeanReadout(Readout):
@@ -271,6 +291,7 @@ class Set2SetReadout(Readout):
 READOUTS: dict[str, type[Readout]] = {
     "sum": SumReadout,
     "norm": NormReadout,
+    "atomwise": AtomwiseReadout,
     "mean": MeanReadout,
     "max": MaxReadout,
     "meanmax": MeanMaxReadout,
@@ -282,15 +303,16 @@ _NEEDS_IN_CHANNELS = ("attention", "set2set")
 
 
 def readout(name: str, in_channels: int | None = None, **kwargs) -> Readout:
-    """Build a readout by name: ``"sum"``, ``"norm"``, ``"mean"``, ``"max"``, ``"meanmax"``,
-    ``"attention"`` or ``"set2set"``.
+    """Build a readout by name: ``"sum"``, ``"norm"``, ``"atomwise"``, ``"mean"``, ``"max"``,
+    ``"meanmax"``, ``"attention"`` or ``"set2set"``.
 
     Args:
         name (str): The readout's name (case-insensitive).
         in_channels (int, optional): Node feature size; required by ``"attention"`` and
             ``"set2set"``, ignored by the others. (default: :obj:`None`)
         **kwargs (optional): Further arguments of the readout's class, e.g.
-            ``processing_steps`` for ``"set2set"``, ``norm`` for ``"norm"``.
+            ``processing_steps`` for ``"set2set"``, ``norm`` for ``"norm"`` and
+            ``"atomwise"``.
     """
     if not isinstance(name, str) or name.lower() not in READOUTS:
         raise ValueError(f"Unknown readout {name!r}; expected one of {sorted(READOUTS)}")

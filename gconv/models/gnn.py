@@ -33,7 +33,7 @@ from gconv._utils import warn_deprecated
 from gconv.layers.activation import ACTIVATIONS
 from gconv.layers.dmpnn import DMPNNConv
 from gconv.layers.gcn import GCNConv
-from gconv.layers.readout import Readout
+from gconv.layers.readout import AtomwiseReadout, Readout
 from gconv.layers.readout import readout as make_readout
 
 __all__ = ["GNN", "CONVS"]
@@ -53,6 +53,15 @@ class GNN(nn.Module):
 
     where :math:`\mathbf{d}_g` are the optional molecule-level descriptors of graph :math:`g`
     (chemprop's ``x_d``: e.g. :func:`gconv.data.rdkit_descriptors`, scaled on the training split).
+    With the :obj:`"atomwise"` readout (:class:`~gconv.layers.AtomwiseReadout`) the head comes
+    first, on every node, and the readout pools its outputs:
+
+    .. math::
+        \mathbf{y}_g = \frac{1}{c} \sum_{i \in g} \mathrm{head}\big(\big[\mathbf{h}_i \,\Vert\,
+        \mathbf{d}_g\big]\big),
+
+    a sum of per-atom terms (an empty graph gives 0), the form of an additive property such as
+    logP or a polar surface area, which :class:`~gconv.explain.ReadoutDecomposition` reads exactly.
 
     The encoder (:obj:`conv`):
 
@@ -84,9 +93,10 @@ class GNN(nn.Module):
         num_layers (int, optional): Number of message-passing layers (steps for
             :obj:`"dmpnn"`). (default: :obj:`3`)
         readout (str or Readout, optional): Graph pooling, a name accepted by
-            :func:`gconv.layers.readout` (:obj:`"sum"`, :obj:`"norm"`, :obj:`"mean"`,
-            :obj:`"max"`, :obj:`"meanmax"`, :obj:`"attention"`, :obj:`"set2set"`) or a module.
-            (default: :obj:`"mean"`)
+            :func:`gconv.layers.readout` (:obj:`"sum"`, :obj:`"norm"`, :obj:`"atomwise"`,
+            :obj:`"mean"`, :obj:`"max"`, :obj:`"meanmax"`, :obj:`"attention"`,
+            :obj:`"set2set"`) or a module; an :class:`~gconv.layers.AtomwiseReadout` pools the
+            head's per-node outputs (see above). (default: :obj:`"mean"`)
         dropout (float, optional): Dropout probability in the encoder, on the pooled features
             and in the head's hidden layers. (default: :obj:`0.0`)
         batch_norm (bool, optional): Batch-normalise node features after each message-passing
@@ -217,8 +227,13 @@ class GNN(nn.Module):
         )
         self.activation = ACTIVATIONS[activation]()
         self.readout = readout
+        #: Whether the head runs on every node and the readout pools its outputs.
+        self.atomwise = isinstance(readout, AtomwiseReadout)
+        head_channels = (
+            embedding_channels if self.atomwise else readout.output_channels(embedding_channels)
+        )
         self.head = _make_head(
-            readout.output_channels(embedding_channels) + descriptor_dim,
+            head_channels + descriptor_dim,
             self.head_hidden,
             out_channels,
             ACTIVATIONS[activation],
@@ -264,11 +279,28 @@ class GNN(nn.Module):
             descriptors=descriptors,
         )
         node_embedding = self._embed(x, edge_index, edge_attr)
+        if self.atomwise:
+            return self._atomwise(node_embedding, batch, num_graphs, descriptors)
         pooled = self.readout(node_embedding, batch, num_graphs)
         if self.descriptor_dim:
             pooled = torch.cat([pooled, descriptors.to(pooled.dtype)], dim=-1)
         pooled = F.dropout(pooled, p=self.dropout, training=self.training)
         return self.head(pooled)
+
+    def _atomwise(
+        self,
+        node_embedding: Tensor,
+        batch: Tensor | None,
+        num_graphs: int | None,
+        descriptors: Tensor | None,
+    ) -> Tensor:
+        """The head on every node (its graph's descriptors appended), pooled by the readout."""
+        if self.descriptor_dim:
+            per_node = descriptors if batch is None else descriptors[batch]
+            per_node = per_node.expand(node_embedding.size(0), -1) if batch is None else per_node
+            node_embedding = torch.cat([node_embedding, per_node.to(node_embedding.dtype)], -1)
+        node_embedding = F.dropout(node_embedding, p=self.dropout, training=self.training)
+        return self.readout(self.head(node_embedding), batch, num_graphs)
 
     def _embed(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
         if self.conv == "dmpnn":

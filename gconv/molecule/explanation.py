@@ -5,8 +5,9 @@ Each readable molecule gets one score per atom and task, from the method
 gives the measurements behind the choice):
 
 * regression: signed shares of the predicted value, in the target's units — an exact readout
-  decomposition where the model is a sum of atom shares, else integrated gradients from zero
-  atom features (the shares add up to the prediction minus that baseline's);
+  decomposition where the model is a sum of atom shares read by one Linear, else (an MLP head,
+  the atomwise readout's included) integrated gradients from zero atom features (the shares add
+  up to the prediction minus that baseline's);
 * classification and multiclass: an exact decomposition of the logit where the model allows one,
   else the size of the logit's gradient per atom (unsigned; multiclass: the predicted class's).
 

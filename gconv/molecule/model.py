@@ -262,6 +262,13 @@ class MoleculeModel:
                 (with the scaled descriptors appended where the model reads them); ``k >= 1``: the
                 output of the head's ``k``-th linear layer (before its activation), as chemprop's
                 ``--ffn-block-index``. (default: :obj:`0`)
+
+        An atomwise model (``readout="atomwise"``) runs its head on every atom, so each block is
+        per atom; the molecule's representation is then that block pooled as the model pools
+        its outputs (the sum over the atoms / the readout's constant): block 0 is the sum of the
+        atom embeddings (each with the descriptors appended, where the model reads them), block
+        ``k`` the sum of the atoms' ``k``-th linear outputs, and the last block the prediction
+        itself (standardised units).
         """
         model = self._float64_members()[member]
         head = model.head
@@ -279,9 +286,12 @@ class MoleculeModel:
                 lambda _m, _inputs, output: captured.append(output)
             )
         device = next(model.parameters()).device
+        atomwise = getattr(model, "atomwise", False)
         try:
             for batch in self._batches(graphs, 256, device):
                 model(batch)
+                if atomwise:  # per atom: pooled as the model pools its outputs
+                    captured[-1] = model.readout(captured[-1], batch.batch, batch.num_graphs)
         finally:
             handle.remove()
         if not captured:

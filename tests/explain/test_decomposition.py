@@ -347,3 +347,75 @@ def test_find_readout():
         find_readout(Two())
     with pytest.raises(ValueError, match="no readout"):
         find_readout(nn.Linear(2, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# atomwise models: the head on every atom, the readout adds the outputs
+# ---------------------------------------------------------------------------------------------
+def _atomwise(head_hidden, norm=3.0, descriptor_dim=0):
+    from gconv.data import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
+    from gconv.layers import AtomwiseReadout
+    from gconv.models import GNN
+
+    torch.manual_seed(0)
+    return GNN(
+        ATOM_FEATURE_DIM,
+        2,
+        hidden_channels=8,
+        readout=AtomwiseReadout(norm),
+        edge_dim=BOND_FEATURE_DIM,
+        head_hidden=head_hidden,
+        descriptor_dim=descriptor_dim,
+    ).eval()
+
+
+def _molecules(descriptor_dim=0):
+    from gconv.data import featurize
+
+    graphs = featurize(["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]"]).graphs
+    torch.manual_seed(2)
+    for graph in graphs:
+        if descriptor_dim:
+            graph.x_d = torch.randn(1, descriptor_dim)
+    return Batch.from_data_list(graphs)
+
+
+def test_atomwise_linear_head_gives_each_atom_its_own_term():
+    """Analytic: y = sum_i (W h_i + b) / c, so atom i's contribution is (W h_i + b)[t] / c."""
+    model, batch = _atomwise(head_hidden=()), _molecules()
+    explainer = ReadoutDecomposition(model)
+    explanation = explainer(batch, target=1)
+    with torch.no_grad():
+        h = model.embed(batch)
+        expected = (h @ model.head.weight[1] + model.head.bias[1]) / 3.0
+        output = model(batch)[:, 1]
+    torch.testing.assert_close(explanation.node_mask[:, 0], expected)
+    assert explainer.exact and explainer.steps_used == 1
+    torch.testing.assert_close(explainer.baseline_score, torch.zeros(4))
+    per_graph = torch.zeros(4).index_add_(0, batch.batch, explanation.node_mask[:, 0])
+    torch.testing.assert_close(per_graph, output)  # complete: the terms are the prediction
+
+
+@pytest.mark.parametrize("descriptor_dim", [0, 2])
+def test_atomwise_mlp_head_contributions_sum_to_the_output(descriptor_dim):
+    model = _atomwise(head_hidden=(16, 16), descriptor_dim=descriptor_dim).double()
+    batch = _molecules(descriptor_dim)
+    for key in ("x", "edge_attr", "x_d"):
+        if getattr(batch, key, None) is not None:
+            batch[key] = batch[key].double()
+    explainer = ReadoutDecomposition(model)
+    explanation = explainer(batch, target=[0, 1, 0, 1])
+    with torch.no_grad():
+        output = model(batch)
+        h = model.embed(batch)
+        if descriptor_dim:
+            h = torch.cat([h, batch.x_d[batch.batch]], dim=-1)
+        per_atom = model.head(h) / 3.0
+    columns = torch.tensor([0, 1, 0, 1])[batch.batch]
+    expected = per_atom.gather(1, columns[:, None])[:, 0]
+    torch.testing.assert_close(explanation.node_mask[:, 0], expected, rtol=0, atol=1e-12)
+    per_graph = torch.zeros(4, dtype=torch.float64).index_add_(
+        0, batch.batch, explanation.node_mask[:, 0]
+    )
+    torch.testing.assert_close(per_graph, output[torch.arange(4), torch.tensor([0, 1, 0, 1])])
+    assert explainer.convergence_delta.abs().max() < 1e-12

@@ -177,7 +177,8 @@ def test_factory_builds_each_readout_and_rejects_unknown_names():
     set2set = readout("set2set", in_channels=8, processing_steps=5)
     assert isinstance(set2set, Set2SetReadout) and set2set.processing_steps == 5
     with pytest.raises(
-        ValueError, match=r"Unknown readout 'median'; expected one of \['attention', 'max'"
+        ValueError,
+        match=r"Unknown readout 'median'; expected one of \['atomwise', 'attention', 'max'",
     ):
         readout("median")
     with pytest.raises(ValueError, match="needs in_channels"):

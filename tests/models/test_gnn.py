@@ -266,7 +266,7 @@ def test_repr():
         (
             {"readout": "median"},
             ValueError,
-            r"Unknown readout 'median'; expected one of \['attention'",
+            r"Unknown readout 'median'; expected one of \['atomwise', 'attention'",
         ),
         ({"readout": nn.Linear(2, 2)}, TypeError, "a gconv.layers.Readout, got Linear"),
         ({"activation": "swish"}, ValueError, "unknown activation 'swish'"),

@@ -55,3 +55,14 @@ def multiclass_dir(tmp_path_factory) -> Path:
         "multiclass",
         ["--target-columns", "group", "--task-type", "multiclass", "--no-baselines"],
     )
+
+
+@pytest.fixture(scope="session")
+def atomwise_dir(tmp_path_factory) -> Path:
+    """Regression on ``size`` with the atomwise readout (the head on every atom) and RDKit
+    descriptors (appended to every atom's embedding)."""
+    return _train(
+        tmp_path_factory,
+        "atomwise",
+        ["--target-columns", "size", "--readout", "atomwise", "--descriptors", "--no-baselines"],
+    )

@@ -48,7 +48,7 @@ def _training_predictions(model_dir: Path, column: str) -> dict[str, float]:
     return {r["smiles"]: float(r[column]) for r in read_csv(model_dir / "predictions.csv")}
 
 
-@pytest.mark.parametrize("kind", ["regression", "classification", "multiclass"])
+@pytest.mark.parametrize("kind", ["regression", "classification", "multiclass", "atomwise"])
 def test_fresh_process_predictions_equal_training_time_predictions(
     kind, request, tmp_path, data_csv
 ):
@@ -96,7 +96,7 @@ def test_config_records_what_prediction_needs(regression_dir):
     assert config["tasks"] == {"names": ["size"], "type": "regression", "num_classes": None}
     assert config["model"]["class"] == "GNN" and config["model"]["kwargs"]["descriptor_dim"] > 0
     assert (
-        config["readout"]["name"] in ("norm", "meanmax") and config["readout"]["option"] == "auto"
+        config["readout"]["name"] in ("atomwise", "meanmax") and config["readout"]["option"] == "auto"
     )
     assert config["descriptors"]["names"] and config["members"] == [
         "model_0/best.pt",

@@ -57,7 +57,9 @@ def test_bad_rows_keep_their_place_with_a_reason(regression_dir, tmp_path, capsy
     assert bad[2]["error"] == "invalid SMILES 'C1CC': syntax error"
     assert "Explicit valence" in bad[7]["error"] or "valence" in bad[7]["error"].lower()
     assert all(r["size"] == r["size_std"] == r["size_lo"] == "" for r in bad.values())
-    assert all(float(r["size"]) > 0 for r in rows if not r["error"])
+    # a number for every readable row (not its sign: a 3-epoch atomwise model, auto's readout for
+    # this additive target, starts from 0 per atom rather than from the training mean)
+    assert all(np.isfinite(float(r["size"])) for r in rows if not r["error"])
     assert not list(out.parent.glob(".*tmp"))  # the temporary file was renamed
 
 

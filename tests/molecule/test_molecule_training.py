@@ -73,7 +73,7 @@ def test_readout_rule_follows_size_dependence_and_task_type():
     extensive = MoleculeDataset(smiles, [2.0 * s.count("C") + 5.0 * s.count("O") for s in smiles])
     coin = np.random.default_rng(0).normal(size=len(smiles))
     intensive = MoleculeDataset(smiles, coin)
-    assert choose_readout(extensive)[0] == "norm"
+    assert choose_readout(extensive)[0] == "atomwise"
     assert choose_readout(intensive)[0] == "meanmax"
     assert choose_readout(extensive, "auto", "classification") == ("meanmax", None)
     assert choose_readout(extensive, "sum") == ("sum", None)
