@@ -721,8 +721,9 @@ def train(
     graphs = {name: part.graphs for name, part in zip(("train", "val", "test"), parts, strict=True)}
     predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
     calibration_report = calibrate(
-        model, predictions, graphs, y_val, y_test, calibration, confidence
+        model, predictions, graphs, y_val, y_test, calibration, confidence, seed
     )
+    intervals = calibration_report.pop("intervals", None)
     test_scores = tasks.scores(y_test, predictions["test"][0])
     val_scores = tasks.scores(y_val, predictions["val"][0])
     constant_scores = tasks.scores(y_test, constant_pred)["mean"]
@@ -748,7 +749,7 @@ def train(
         "baseline_fp_model": fp_model,
         **{
             k: calibration_report[k]
-            for k in ("test_coverage", "test_ece", "test_ece_uncalibrated")
+            for k in ("test_coverage", "test_half_width", "test_ece", "test_ece_uncalibrated")
             if k in calibration_report
         },
         "calibration": calibration_report,
@@ -820,6 +821,7 @@ def train(
         predictions,
         skipped=all_skipped,
         duplicates=data.duplicates,
+        intervals=intervals,
     )
     written = ["metrics.json", "predictions.csv"]
     if task_type == "regression":

@@ -1,0 +1,367 @@
+"""Prediction intervals of ``gconv train`` on scaffold splits: which calibration covers 90 %?
+
+    python benchmarks/bench_calibration.py --train            # train once per (set, seed), save
+    python benchmarks/bench_calibration.py                    # evaluate the calibrations post hoc
+
+Step 1 (``--train``, the expensive part, one process, one thread): for each regression set of
+``bench_molecules.py`` (``chembl``, ``tpsa``, ``clogp`` and the multi-task ``nci_props``, the same
+seeded scaffold split files) and each seed, ``gconv train`` with its defaults (no baselines),
+then, from the model directory, saved in ``runs/bench_calibration/<set>_seed<k>/artefacts.npz``:
+the labels and predictions of the three splits, member 0's molecule embeddings (the head's input)
+and each molecule's Morgan-fingerprint Tanimoto similarities to its nearest training molecules,
+and the Bemis-Murcko scaffold of every validation molecule.
+
+Step 2 (the default): every candidate calibration is fitted on the validation split of each saved
+run and rated on its test split (coverage of the 90 % interval, mean half-width relative to
+today's); and, on the validation side only, by scaffold-grouped cross-validation inside the
+validation split (fit on the other folds, cover the held-out fold) — the evidence the choice
+rests on. Tables to stdout and to ``benchmarks/results/calibration.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_molecules import TASK_SETS, write_split, write_task_split  # noqa: E402
+
+SETS = ("clogp", "chembl", "nci_props", "tpsa")
+WORK = ROOT / "runs" / "bench_calibration"
+REFERENCE = "emb5"  # the difficulty whose terciles rate conditional coverage
+NEIGHBOURS = 10  # nearest training molecules kept per molecule (Tanimoto and embedding)
+
+
+def _split_file(name: str, seed: int) -> tuple[Path, list[str]]:
+    if name in TASK_SETS:
+        return write_task_split(name, seed, WORK / "splits"), list(TASK_SETS[name][1])
+    return write_split(name, seed, WORK / "splits"), ["y"]
+
+
+def _tanimoto_neighbours(train_smiles, smiles, k: int) -> np.ndarray:
+    """``[len(smiles), k]`` Tanimoto similarities (Morgan radius 2, 2048 bits) of each molecule to
+    its ``k`` most similar training molecules, most similar first."""
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    train_fps = [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in train_smiles]
+    result = np.zeros((len(smiles), k))
+    for i, s in enumerate(smiles):
+        sims = np.array(
+            DataStructs.BulkTanimotoSimilarity(generator.GetFingerprint(Chem.MolFromSmiles(s)),
+                                               train_fps)
+        )  # fmt: skip
+        result[i] = -np.sort(-sims)[:k]
+    return result
+
+
+def _holdout_split_file(name: str, seed: int) -> tuple[Path, list[str], np.ndarray]:
+    """The split file of ``name`` / ``seed`` with its validation split halved by scaffold groups
+    (seeded): half A stays ``val`` (model selection), half B is written as ``test`` (so training
+    never sees it) and comes back, marked by the returned boolean mask over the file's rows, as a
+    calibration set that chose nothing."""
+    import csv
+
+    from gconv.data import murcko_scaffold
+
+    path, targets = _split_file(name, seed)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    val = [i for i, r in enumerate(rows) if r["split"] == "val"]
+    scaffolds = sorted({murcko_scaffold(rows[i]["smiles"]) for i in val})
+    rng = np.random.default_rng(1000 + seed)
+    half_b = set(rng.permutation(scaffolds)[: len(scaffolds) // 2].tolist())
+    held = np.zeros(len(rows), dtype=bool)
+    for i in val:
+        if murcko_scaffold(rows[i]["smiles"]) in half_b:
+            rows[i]["split"] = "test"
+            held[i] = True
+    out = WORK / "splits" / f"{path.stem}_holdout.csv"
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out, targets, held
+
+
+def train_runs(sets, seeds, ensemble_size: int = 1, holdout: bool = False) -> None:
+    import torch
+
+    from gconv.data import murcko_scaffold
+    from gconv.molecule import load_model, train
+    from gconv.molecule.training import load_data, read_split_column, split_data
+
+    torch.set_num_threads(1)
+    for seed in seeds:
+        for name in sets:
+            tag = f"{name}_seed{seed}" + (f"_ens{ensemble_size}" if ensemble_size > 1 else "")
+            tag += "_holdout" if holdout else ""
+            out = WORK / tag
+            if (out / "artefacts.npz").exists():
+                continue
+            if holdout:
+                path, targets, held = _holdout_split_file(name, seed)
+            else:
+                path, targets = _split_file(name, seed)
+            t0, c0 = time.perf_counter(), time.process_time()
+            metrics = train(
+                path, target_columns=targets, splits_column="split", seed=seed,
+                output_dir=out, baselines=False, quiet=True, ensemble_size=ensemble_size,
+            )  # fmt: skip
+            model = load_model(out)
+            data, _ = load_data(path, "smiles", targets, "chembl", "error")
+            parts = split_data(data, "scaffold", (0.8, 0.1, 0.1), seed,
+                               read_split_column(path, "split"), "split")  # fmt: skip
+            arrays = {}
+            for split, part in zip(("train", "val", "test"), parts, strict=True):
+                prediction, std = model.predict_graphs(part.graphs)
+                arrays[f"y_{split}"] = part.y.numpy()
+                arrays[f"pred_{split}"] = prediction
+                arrays[f"std_{split}"] = std
+                arrays[f"emb_{split}"] = model.embed(part.graphs).numpy()
+                if split != "train":
+                    arrays[f"tanimoto_{split}"] = _tanimoto_neighbours(
+                        parts[0].smiles, part.smiles, NEIGHBOURS
+                    )
+            if holdout:  # the "test" part holds validation half B, then the real test split
+                test_rows = np.asarray(parts[2].rows).reshape(-1)
+                arrays["held_test"] = held[test_rows]
+            arrays["scaffold_val"] = np.array([murcko_scaffold(s) for s in parts[1].smiles])
+            arrays["scaffold_test"] = np.array([murcko_scaffold(s) for s in parts[2].smiles])
+            np.savez_compressed(out / "artefacts.npz", **arrays)
+            info = {
+                "set": name, "seed": seed, "ensemble": ensemble_size, "holdout": holdout,
+                "best_epochs": metrics["best_epochs"], "epochs": metrics["epochs"],
+                "test_coverage": metrics.get("test_coverage"),
+                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            }  # fmt: skip
+            (out / "run.json").write_text(json.dumps(info) + "\n")
+            print(json.dumps(info), flush=True)
+
+
+
+# ----------------------------------------------------------------------------- post hoc
+def load_runs(sets, seeds, ensemble_size: int = 1) -> list[dict]:
+    runs = []
+    for name in sets:
+        for seed in seeds:
+            tag = f"{name}_seed{seed}" + (f"_ens{ensemble_size}" if ensemble_size > 1 else "")
+            path = WORK / tag / "artefacts.npz"
+            if path.exists():
+                arrays = dict(np.load(path))
+                runs.append({"set": name, "seed": seed, **arrays})
+    return runs
+
+
+def knn_distance(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Mean Euclidean distance of each query row to its ``k`` nearest ``reference`` rows."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=min(k, len(reference))).fit(reference)
+    distances, _ = index.kneighbors(query)
+    return distances.mean(axis=1)
+
+
+def difficulties(run: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Difficulty measures sigma(x) > 0 of the validation and test molecules (larger: harder)."""
+    result = {}
+    for split in ("val", "test"):
+        result.setdefault("const", {})[split] = np.ones(len(run[f"y_{split}"]))
+        for k in (1, 5, 10):
+            result.setdefault(f"emb{k}", {})[split] = knn_distance(
+                run["emb_train"], run[f"emb_{split}"], k
+            )
+        for k in (1, 5):
+            result.setdefault(f"tanimoto{k}", {})[split] = (
+                1.0 - run[f"tanimoto_{split}"][:, :k].mean(axis=1) + 1e-3
+            )
+        if run[f"std_{split}"].any():
+            result.setdefault("ensemble_std", {})[split] = run[f"std_{split}"].mean(axis=1) + 1e-9
+    return result
+
+
+def conformal_quantile(scores: np.ndarray, confidence: float) -> float:
+    scores = np.sort(scores)
+    n = len(scores)
+    k = math.ceil((n + 1) * confidence)
+    return float(scores[min(k, n) - 1])
+
+
+def evaluate(runs: list[dict], confidence: float = 0.9, folds: int = 5) -> list[dict]:
+    """One row per (set, seed, task, method): the test coverage and mean half-width of the
+    interval fitted on the whole validation split; and, on validation only, the coverage of
+    a scaffold-grouped ``folds``-fold cross-validation inside it, the Spearman correlation
+    of |residual| with sigma, and the cross-validated coverage in the hardest and easiest
+    third of sigma (conditional coverage)."""
+    from scipy.stats import spearmanr
+    from sklearn.model_selection import GroupKFold
+
+    rows = []
+    for run in runs:
+        sigma = difficulties(run)
+        for t in range(run["y_val"].shape[1]):
+            lv = ~np.isnan(run["y_val"][:, t])
+            lt = ~np.isnan(run["y_test"][:, t])
+            r_val = np.abs(run["y_val"][lv, t] - run["pred_val"][lv, t])
+            r_test = np.abs(run["y_test"][lt, t] - run["pred_test"][lt, t])
+            groups = run["scaffold_val"][lv]
+            for method, s in sigma.items():
+                s_val, s_test = s["val"][lv], s["test"][lt]
+                q = conformal_quantile(r_val / s_val, confidence)
+                half = q * s_test
+                # scaffold-grouped cross-validation inside the validation split
+                inside = np.zeros(lv.sum(), dtype=bool)
+                n_folds = min(folds, len(np.unique(groups)))
+                for fit, held in GroupKFold(n_splits=n_folds).split(r_val, groups=groups):
+                    q_fold = conformal_quantile(r_val[fit] / s_val[fit], confidence)
+                    inside[held] = r_val[held] <= q_fold * s_val[held]
+                # terciles of one reference difficulty (emb5) for every method, so that the
+                # constant interval's conditional coverage is measured too
+                ref_val, ref_test = sigma[REFERENCE]["val"][lv], sigma[REFERENCE]["test"][lt]
+                hard = ref_val >= np.quantile(ref_val, 2 / 3)
+                easy = ref_val <= np.quantile(ref_val, 1 / 3)
+                hard_test = ref_test >= np.quantile(ref_val, 2 / 3)
+                rows.append({
+                    "set": run["set"], "seed": run["seed"], "task": t, "method": method,
+                    "test_coverage": float(np.mean(r_test <= half)),
+                    "test_half_width": float(np.mean(half)),
+                    "cv_coverage": float(inside.mean()),
+                    "cv_coverage_hard": float(inside[hard].mean()),
+                    "cv_coverage_easy": float(inside[easy].mean()),
+                    "test_coverage_hard": float(np.mean((r_test <= half)[hard_test]))
+                    if hard_test.any() else math.nan,
+                    "spearman_val": float(spearmanr(r_val, s_val)[0]) if method != "const" else math.nan,
+                    "spearman_test": float(spearmanr(r_test, s_test)[0]) if method != "const" else math.nan,
+                    "val_rmse": float(np.sqrt(np.mean(r_val**2))),
+                    "test_rmse": float(np.sqrt(np.mean(r_test**2))),
+                    "val_q": conformal_quantile(r_val, confidence),
+                    "test_q": float(np.quantile(r_test, confidence)),
+                    "n_val": int(lv.sum()), "n_test": int(lt.sum()),
+                })  # fmt: skip
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per set and method, over seeds (a multi-task set's seed value: its tasks' mean): mean and
+    sd of each measure; width relative to the constant interval of the same run and task."""
+    const = {(r["set"], r["seed"], r["task"]): r for r in rows if r["method"] == "const"}
+    summary: dict = {}
+    for r in rows:
+        r["relative_width"] = r["test_half_width"] / const[(r["set"], r["seed"], r["task"])]["test_half_width"]
+    keys = ("test_coverage", "relative_width", "cv_coverage", "cv_coverage_hard",
+            "cv_coverage_easy", "test_coverage_hard", "spearman_val", "spearman_test")  # fmt: skip
+    for name in dict.fromkeys(r["set"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            mine = [r for r in rows if r["set"] == name and r["method"] == method]
+            if not mine:
+                continue
+            entry = {}
+            for key in keys:
+                per_seed = {}
+                for r in mine:
+                    per_seed.setdefault(r["seed"], []).append(r[key])
+                values = [float(np.nanmean(v)) for v in per_seed.values()]
+                entry[key] = {
+                    "mean": float(np.nanmean(values)),
+                    "sd": float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0,
+                    "values": values,
+                }
+            entry["seeds"] = sorted({r["seed"] for r in mine})
+            summary.setdefault(name, {})[method] = entry
+    return summary
+
+
+def report(summary: dict) -> str:
+    lines = [
+        "| set | method | test coverage | half-width / constant | val CV coverage | val CV hard "
+        "third | val CV easy third | Spearman(|r|, sigma) val |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, methods in summary.items():
+        for method, e in methods.items():
+            def cell(key, scale=100, digits=1):
+                return f"{scale * e[key]['mean']:.{digits}f} ± {scale * e[key]['sd']:.{digits}f}"
+
+            lines.append(
+                f"| {name} | {method} | {cell('test_coverage')} | {cell('relative_width', 1, 2)} | "
+                f"{cell('cv_coverage')} | {cell('cv_coverage_hard')} | {cell('cv_coverage_easy')} "
+                f"| {cell('spearman_val', 1, 2)} |"
+            )
+    return "\n".join(lines)
+
+
+def evaluate_holdout(sets, seeds, confidence: float = 0.9) -> dict:
+    """The calibration-set experiment: per run trained with validation half A choosing the
+    epoch, the test coverage of the constant interval fitted on half A (residuals of the data
+    that chose the model) and on half B (data that chose nothing), and the ratio of their
+    half-widths. Per set: mean and sd over seeds (a multi-task set: its tasks' mean)."""
+    result: dict = {}
+    for name in sets:
+        per_seed = []
+        for seed in seeds:
+            path = WORK / f"{name}_seed{seed}_holdout" / "artefacts.npz"
+            if not path.exists():
+                continue
+            a = np.load(path)
+            held = a["held_test"]
+            values = []
+            for t in range(a["y_val"].shape[1]):
+                r_a = np.abs(a["y_val"][:, t] - a["pred_val"][:, t])
+                r_all = np.abs(a["y_test"][:, t] - a["pred_test"][:, t])
+                r_a = r_a[~np.isnan(r_a)]
+                r_b = r_all[held][~np.isnan(r_all[held])]
+                r_t = r_all[~held][~np.isnan(r_all[~held])]
+                q_a, q_b = conformal_quantile(r_a, confidence), conformal_quantile(r_b, confidence)
+                values.append([np.mean(r_t <= q_a), np.mean(r_t <= q_b), q_b / q_a,
+                               np.sqrt(np.mean(r_a**2)), np.sqrt(np.mean(r_b**2)),
+                               np.sqrt(np.mean(r_t**2))])  # fmt: skip
+            per_seed.append(np.mean(values, axis=0))
+        if not per_seed:
+            continue
+        per_seed = np.array(per_seed)
+        keys = ("test_coverage_selecting_half", "test_coverage_held_half", "width_held_over_selecting",
+                "rmse_selecting_half", "rmse_held_half", "rmse_test")  # fmt: skip
+        result[name] = {
+            key: {"mean": float(per_seed[:, i].mean()),
+                  "sd": float(per_seed[:, i].std(ddof=1)) if len(per_seed) > 1 else 0.0,
+                  "values": per_seed[:, i].tolist()}
+            for i, key in enumerate(keys)
+        }  # fmt: skip
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--train", action="store_true", help="train and save the artefacts")
+    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--ensemble-size", type=int, default=1)
+    p.add_argument("--holdout", action="store_true",
+                   help="with --train: half of the validation split (by scaffold) held out of "
+                   "model selection, for the calibration-set experiment")
+    args = p.parse_args(argv)
+    if args.train:
+        train_runs(args.sets, args.seeds, args.ensemble_size, args.holdout)
+        return
+    runs = load_runs(args.sets, args.seeds, args.ensemble_size)
+    rows = evaluate(runs)
+    summary = summarise(rows)
+    print(report(summary))
+
+
+if __name__ == "__main__":
+    main()
