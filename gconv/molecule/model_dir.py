@@ -199,9 +199,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
     if not member_files:
         raise UsageError(f"{path} lists no ensemble members")
-    reference = None
-    if calibration and calibration.get("method") == "normalized_conformal":
-        reference = _load_reference(directory, path, calibration, len(member_files), kwargs)
+
     scalers = load_tensors(directory / scalers_file, directory)
     target_scaler = descriptor_scaler = None
     if "targets" in scalers:
@@ -234,7 +232,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
                 f"{directory / name} does not fit the model in {path}: {detail}"
             ) from None
         members.append(member.to(device).eval())
-    if reference is not None:
+    reference = None
+    if calibration and calibration.get("method") == "normalized_conformal":
+        reference = _load_reference(directory, path, calibration, len(member_files))
         width = next(m for m in members[0].head.modules() if isinstance(m, torch.nn.Linear))
         if any(r.shape[1] != width.in_features for r in reference):
             raise UsageError(
@@ -256,7 +256,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def _load_reference(
-    directory: Path, path: Path, calibration: dict, members: int, kwargs: dict
+    directory: Path, path: Path, calibration: dict, members: int
 ) -> list[torch.Tensor]:
     """A normalised interval's reference embeddings, checked: one ``[R, D]`` float tensor per
     member with ``R >= 1``, and the entries the interval reads."""
