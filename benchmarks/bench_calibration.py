@@ -23,11 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +116,7 @@ def train_runs(sets, seeds, ensemble_size: int = 1, holdout: bool = False) -> No
             metrics = train(
                 path, target_columns=targets, splits_column="split", seed=seed,
                 output_dir=out, baselines=False, quiet=True, ensemble_size=ensemble_size,
+                calibration_holdout=False,  # the bench's own --holdout is the file's split
             )  # fmt: skip
             model = load_model(out)
             data, _ = load_data(path, "smiles", targets, "chembl", "error")
@@ -149,7 +147,6 @@ def train_runs(sets, seeds, ensemble_size: int = 1, holdout: bool = False) -> No
             }  # fmt: skip
             (out / "run.json").write_text(json.dumps(info) + "\n")
             print(json.dumps(info), flush=True)
-
 
 
 # ----------------------------------------------------------------------------- post hoc
@@ -189,6 +186,13 @@ def difficulties(run: dict) -> dict[str, dict[str, np.ndarray]]:
             )
         if run[f"std_{split}"].any():
             result.setdefault("ensemble_std", {})[split] = run[f"std_{split}"].mean(axis=1) + 1e-9
+    # softened: sigma + beta * its median over the validation molecules (beta = 1: halfway
+    # between the constant and the normalised interval)
+    for beta in (0.5, 1.0):
+        median = np.median(result["emb5"]["val"])
+        result[f"emb5+{beta:g}med"] = {
+            split: result["emb5"][split] + beta * median for split in ("val", "test")
+        }
     return result
 
 
@@ -259,7 +263,9 @@ def summarise(rows: list[dict]) -> dict:
     const = {(r["set"], r["seed"], r["task"]): r for r in rows if r["method"] == "const"}
     summary: dict = {}
     for r in rows:
-        r["relative_width"] = r["test_half_width"] / const[(r["set"], r["seed"], r["task"])]["test_half_width"]
+        r["relative_width"] = (
+            r["test_half_width"] / const[(r["set"], r["seed"], r["task"])]["test_half_width"]
+        )
     keys = ("test_coverage", "relative_width", "cv_coverage", "cv_coverage_hard",
             "cv_coverage_easy", "test_coverage_hard", "spearman_val", "spearman_test")  # fmt: skip
     for name in dict.fromkeys(r["set"] for r in rows):
@@ -291,7 +297,8 @@ def report(summary: dict) -> str:
     ]
     for name, methods in summary.items():
         for method, e in methods.items():
-            def cell(key, scale=100, digits=1):
+
+            def cell(key, scale=100, digits=1, e=e):
                 return f"{scale * e[key]['mean']:.{digits}f} ± {scale * e[key]['sd']:.{digits}f}"
 
             lines.append(
@@ -302,44 +309,149 @@ def report(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_holdout(sets, seeds, confidence: float = 0.9) -> dict:
-    """The calibration-set experiment: per run trained with validation half A choosing the
-    epoch, the test coverage of the constant interval fitted on half A (residuals of the data
-    that chose the model) and on half B (data that chose nothing), and the ratio of their
-    half-widths. Per set: mean and sd over seeds (a multi-task set: its tasks' mean)."""
-    result: dict = {}
+def evaluate_holdout(sets, seeds, confidence: float = 0.9, ensemble_size: int = 1) -> list[dict]:
+    """The calibration-set experiment, on the runs trained with validation half A choosing the
+    epoch: per (set, seed, task, method, calibration half), the test coverage and mean
+    half-width of the interval fitted on half A (data that chose the model) or half B (data that
+    chose nothing), and the half-width relative to today's interval (constant, fitted on the
+    whole validation split of the default run of the same seed). Plus the RMSE of each part."""
+    rows = []
     for name in sets:
-        per_seed = []
         for seed in seeds:
-            path = WORK / f"{name}_seed{seed}_holdout" / "artefacts.npz"
-            if not path.exists():
+            tag = f"{name}_seed{seed}" + (f"_ens{ensemble_size}" if ensemble_size > 1 else "")
+            path = WORK / f"{tag}_holdout" / "artefacts.npz"
+            default = WORK / f"{name}_seed{seed}" / "artefacts.npz"
+            if not path.exists() or not default.exists():
                 continue
-            a = np.load(path)
+            a, d = dict(np.load(path)), dict(np.load(default))
             held = a["held_test"]
-            values = []
+            # the parts: A (val), B (held "test" rows), the real test split
+            part = {
+                "A": {k: a[f"{k}_val"] for k in ("y", "pred", "std", "emb", "tanimoto")},
+                "B": {k: a[f"{k}_test"][held] for k in ("y", "pred", "std", "emb", "tanimoto")},
+                "test": {k: a[f"{k}_test"][~held] for k in ("y", "pred", "std", "emb", "tanimoto")},
+            }
+            sigma = {"const": {}, "emb5": {}, "tanimoto5": {}}
+            if ensemble_size > 1:
+                sigma["ensemble_std"] = {}
+            for key, p in part.items():
+                sigma["const"][key] = np.ones(len(p["y"]))
+                sigma["emb5"][key] = knn_distance(a["emb_train"], p["emb"], 5)
+                sigma["tanimoto5"][key] = 1.0 - p["tanimoto"][:, :5].mean(axis=1) + 1e-3
+                if ensemble_size > 1:
+                    sigma["ensemble_std"][key] = p["std"]  # per task, below
             for t in range(a["y_val"].shape[1]):
-                r_a = np.abs(a["y_val"][:, t] - a["pred_val"][:, t])
-                r_all = np.abs(a["y_test"][:, t] - a["pred_test"][:, t])
-                r_a = r_a[~np.isnan(r_a)]
-                r_b = r_all[held][~np.isnan(r_all[held])]
-                r_t = r_all[~held][~np.isnan(r_all[~held])]
-                q_a, q_b = conformal_quantile(r_a, confidence), conformal_quantile(r_b, confidence)
-                values.append([np.mean(r_t <= q_a), np.mean(r_t <= q_b), q_b / q_a,
-                               np.sqrt(np.mean(r_a**2)), np.sqrt(np.mean(r_b**2)),
-                               np.sqrt(np.mean(r_t**2))])  # fmt: skip
-            per_seed.append(np.mean(values, axis=0))
-        if not per_seed:
-            continue
-        per_seed = np.array(per_seed)
-        keys = ("test_coverage_selecting_half", "test_coverage_held_half", "width_held_over_selecting",
-                "rmse_selecting_half", "rmse_held_half", "rmse_test")  # fmt: skip
-        result[name] = {
-            key: {"mean": float(per_seed[:, i].mean()),
-                  "sd": float(per_seed[:, i].std(ddof=1)) if len(per_seed) > 1 else 0.0,
-                  "values": per_seed[:, i].tolist()}
-            for i, key in enumerate(keys)
-        }  # fmt: skip
-    return result
+                lv = ~np.isnan(d["y_val"][:, t])
+                today = conformal_quantile(
+                    np.abs(d["y_val"][lv, t] - d["pred_val"][lv, t]), confidence
+                )
+                labelled = {k: ~np.isnan(p["y"][:, t]) for k, p in part.items()}
+                residual = {k: np.abs(p["y"][labelled[k], t] - p["pred"][labelled[k], t])
+                            for k, p in part.items()}  # fmt: skip
+                for method, s_all in sigma.items():
+                    s_ = {k: (v[:, t] if v.ndim == 2 else v)[labelled[k]] + (1e-9 if method == "ensemble_std" else 0)
+                          for k, v in s_all.items()}  # fmt: skip
+                    for fitted_on in ("A", "B"):
+                        if not len(residual[fitted_on]) or not len(residual["test"]):
+                            continue
+                        q = conformal_quantile(residual[fitted_on] / s_[fitted_on], confidence)
+                        half = q * s_["test"]
+                        rows.append({
+                            "set": name, "seed": seed, "task": t, "method": method,
+                            "fitted_on": fitted_on,
+                            "test_coverage": float(np.mean(residual["test"] <= half)),
+                            "test_half_width": float(np.mean(half)),
+                            "relative_width": float(np.mean(half) / today),
+                            "n_cal": int(len(residual[fitted_on])),
+                            "rmse_A": float(np.sqrt(np.mean(residual["A"] ** 2))),
+                            "rmse_B": float(np.sqrt(np.mean(residual["B"] ** 2))) if len(residual["B"]) else math.nan,
+                            "rmse_test": float(np.sqrt(np.mean(residual["test"] ** 2))),
+                        })  # fmt: skip
+    return rows
+
+
+def summarise_holdout(rows: list[dict]) -> dict:
+    """Per set, method and calibration half: mean and sd over seeds (a multi-task set's seed
+    value: its tasks' mean) of the test coverage and the relative half-width."""
+    summary: dict = {}
+    for name in dict.fromkeys(r["set"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            for fitted_on in ("A", "B"):
+                mine = [r for r in rows if r["set"] == name and r["method"] == method
+                        and r["fitted_on"] == fitted_on]  # fmt: skip
+                if not mine:
+                    continue
+                entry = {}
+                for key in ("test_coverage", "relative_width", "rmse_A", "rmse_B", "rmse_test"):
+                    per_seed: dict = {}
+                    for r in mine:
+                        per_seed.setdefault(r["seed"], []).append(r[key])
+                    values = [float(np.nanmean(v)) for v in per_seed.values()]
+                    entry[key] = {"mean": float(np.mean(values)),
+                                  "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                                  "values": values}  # fmt: skip
+                entry["seeds"] = sorted({r["seed"] for r in mine})
+                summary.setdefault(name, {})[f"{method}, half {fitted_on}"] = entry
+    return summary
+
+
+def report_holdout(summary: dict) -> str:
+    lines = [
+        "| set | method, calibrated on | test coverage | half-width / today's |",
+        "|---|---|---|---|",
+    ]
+    for name, methods in summary.items():
+        for method, e in methods.items():
+            cov, width = e["test_coverage"], e["relative_width"]
+            lines.append(
+                f"| {name} | {method} | {100 * cov['mean']:.1f} ± {100 * cov['sd']:.1f} | "
+                f"{width['mean']:.2f} ± {width['sd']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def tool_calibration(sets, seeds, ensemble_size: int = 1) -> list[dict]:
+    """The calibration ``gconv train`` now fits (``gconv.molecule.calibration.calibrate``), run
+    on each saved model directory with the same splits: per (set, seed) the test coverage (mean
+    over tasks, and per task) and mean half-width, and the constant interval's (today's method
+    before this change) on the same model, for the relative width."""
+    from gconv.molecule import load_model
+    from gconv.molecule.calibration import calibrate, coverage, fit_conformal
+    from gconv.molecule.training import load_data, read_split_column, split_data
+
+    rows = []
+    for name in sets:
+        for seed in seeds:
+            tag = f"{name}_seed{seed}" + (f"_ens{ensemble_size}" if ensemble_size > 1 else "")
+            out = WORK / tag
+            if not (out / "config.json").exists():
+                continue
+            path, targets = _split_file(name, seed)
+            data, _ = load_data(path, "smiles", targets, "chembl", "error")
+            parts = split_data(data, "scaffold", (0.8, 0.1, 0.1), seed,
+                               read_split_column(path, "split"), "split")  # fmt: skip
+            model = load_model(out)
+            graphs = {k: p.graphs for k, p in zip(("train", "val", "test"), parts, strict=True)}
+            predictions = {k: model.predict_graphs(g) for k, g in graphs.items()}
+            y_val, y_test = parts[1].y.numpy(), parts[2].y.numpy()
+            report = calibrate(model, predictions, graphs, y_val, y_test, True, 0.9, seed)
+            constant = fit_conformal(model.tasks, y_val, predictions["val"][0], 0.9)
+            half = np.asarray(constant["half_width"])
+            pred = predictions["test"][0]
+            covered = coverage(y_test, pred - half, pred + half)
+            widths = report["test_half_width_per_task"]
+            rows.append({
+                "set": name, "seed": seed, "ensemble": ensemble_size,
+                "method": report["method"],
+                "test_coverage": report["test_coverage"],
+                "test_coverage_per_task": report["test_coverage_per_task"],
+                "test_half_width_per_task": widths,
+                "constant_test_coverage": float(np.mean([c for c in covered if c is not None])),
+                "constant_half_width_per_task": dict(zip(model.tasks.names, half.tolist(), strict=True)),
+                "relative_width": float(np.mean([widths[t] / h for t, h in
+                                                 zip(model.tasks.names, half, strict=True)])),
+            })  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -350,9 +462,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--ensemble-size", type=int, default=1)
-    p.add_argument("--holdout", action="store_true",
-                   help="with --train: half of the validation split (by scaffold) held out of "
-                   "model selection, for the calibration-set experiment")
+    p.add_argument(
+        "--holdout",
+        action="store_true",
+        help="with --train: half of the validation split (by scaffold) held out of "
+        "model selection, for the calibration-set experiment",
+    )
     args = p.parse_args(argv)
     if args.train:
         train_runs(args.sets, args.seeds, args.ensemble_size, args.holdout)
@@ -361,6 +476,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = evaluate(runs)
     summary = summarise(rows)
     print(report(summary))
+    holdout = summarise_holdout(
+        evaluate_holdout(args.sets, args.seeds, ensemble_size=args.ensemble_size)
+    )
+    print(report_holdout(holdout))
 
 
 if __name__ == "__main__":

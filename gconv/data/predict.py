@@ -165,7 +165,9 @@ def write_predictions_csv(
         mean, std = predictions[name]
         if intervals is not None:
             lo, hi = intervals[name]
-            bounds.append((np.asarray(lo).reshape(len(part), -1), np.asarray(hi).reshape(len(part), -1)))
+            bounds.append(
+                (np.asarray(lo).reshape(len(part), -1), np.asarray(hi).reshape(len(part), -1))
+            )
         mean = np.asarray(mean).reshape(len(part), len(tasks), -1)
         means.append(mean if classes else mean[:, :, 0])
         stds.append(None if std is None else np.asarray(std).reshape(len(part), -1))

@@ -176,7 +176,9 @@ class MoleculeModel:
             device = next(member.parameters()).device
             captured: list[Tensor] = []
             handle = (
-                member.head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
+                member.head.register_forward_pre_hook(
+                    lambda _m, inputs, captured=captured: captured.append(inputs[0])
+                )
                 if embeddings
                 else None
             )

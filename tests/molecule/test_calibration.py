@@ -94,7 +94,9 @@ def test_knn_distance_is_the_mean_distance_to_the_nearest_reference_rows():
     assert np.allclose(knn_distance(reference[:3], query, 5).numpy(),
                        np.linalg.norm(query.numpy()[:, None] - reference[:3].numpy()[None],
                                       axis=2).mean(1), rtol=1e-6)  # fmt: skip
-    assert torch.equal(knn_distance(reference, reference[:4], 1), torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(
+        knn_distance(reference, reference[:4], 1), torch.zeros(4, dtype=torch.float64)
+    )
     with pytest.raises(ValueError, match=r"reference \[R, D\] and query \[N, D\]"):
         knn_distance(reference, query[:, :3])
 
