@@ -39,7 +39,9 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     assert required | {"n_train", "n_test", "n_skipped", "skipped", "seed", "seconds"} <= set(
         metrics
     )
-    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 60
+    # the validation split's other half of scaffolds calibrates the interval
+    parts = ("n_train", "n_val", "n_calibration", "n_test")
+    assert sum(metrics[k] for k in parts) == 60 and metrics["n_calibration"] > 0
     assert metrics["dataset"] == "chembl_pic50" and metrics["split"] == "scaffold"
     assert metrics["conv"] == "dmpnn" and metrics["ensemble"] == 2
     assert metrics["n_skipped"] == 0 and metrics["skipped"] == []
@@ -51,11 +53,12 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     with open(tmp_path / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 60
-    header = ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std", "error"]
+    header = ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std", "pIC50_lo",
+              "pIC50_hi", "error"]  # fmt: skip
     assert list(rows[0]) == header and [int(r["row"]) for r in rows] == sorted(
         int(r["row"]) for r in rows
     )  # input order
-    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    assert {r["split"] for r in rows} == {"train", "val", "calibration", "test"}
     stds = [float(r["pIC50_std"]) for r in rows]
     assert all(s >= 0 for s in stds) and max(stds) > 0  # two members disagree somewhere
     test = [r for r in rows if r["split"] == "test"]
@@ -119,13 +122,15 @@ def test_predictions_list_every_input_row_in_order_with_reasons(example, tmp_pat
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["row"]) for r in rows] == list(range(28))  # every row, input order
-    assert list(rows[0]) == ["smiles", "row", "split", "y_true", "y_pred", "y_std", "error"]
+    header = ["smiles", "row", "split", "y_true", "y_pred", "y_std", "y_lo", "y_hi", "error"]
+    assert list(rows[0]) == header
     ethanol = rows[3]
     assert float(ethanol["y_true"]) == pytest.approx((0.75 + 1 + 9 + 1) / 4)
     assert rows[26]["y_pred"] == "" and "contains whitespace" in rows[26]["error"]
     for row in (24, 25, 27):  # merged copies: the molecule's split and prediction
         assert rows[row]["error"] == "duplicate of row 3 (same molecule, scored once as that row)"
         assert (rows[row]["split"], rows[row]["y_pred"]) == (ethanol["split"], ethanol["y_pred"])
+        assert (rows[row]["y_lo"], rows[row]["y_hi"]) == (ethanol["y_lo"], ethanol["y_hi"])
     assert rows[25]["y_true"] == "9"
     test = [r for r in rows if r["split"] == "test" and not r["error"]]
     error = [(float(r["y_pred"]) - float(r["y_true"])) ** 2 for r in test]
@@ -191,11 +196,14 @@ def test_split_column_defines_the_split(example, tmp_path):
         ["--csv", str(csv_path), "--target-col", "y", "--split-column", "split"]
         + ["--out", str(tmp_path / "run"), *QUICK]
     )
-    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (10, 3, 2)
-    assert metrics["split"] == "column:split"
+    # the column's val rows: two scaffold groups (acyclic; cyclohexane), one of them held out
+    # of model selection to calibrate the interval
+    assert (metrics["n_train"], metrics["n_val"] + metrics["n_calibration"]) == (10, 3)
+    assert metrics["n_test"] == 2 and metrics["split"] == "column:split"
     with open(tmp_path / "run" / "predictions.csv", newline="") as f:
         by_row = {int(r["row"]): r["split"] for r in csv.DictReader(f)}
-    assert by_row[11] == "test" and by_row[13] == "train" and by_row[14] == "val"
+    assert by_row[11] == "test" and by_row[13] == "train"
+    assert {by_row[9], by_row[14]} == {"val", "calibration"} and by_row[9] == by_row[10]
 
 
 def test_bad_split_label_is_one_error_line(example, tmp_path, capsys):
