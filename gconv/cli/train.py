@@ -182,7 +182,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="on validation: conformal intervals, temperature scaling")
     output.add_argument("--calibration-holdout", action=argparse.BooleanOptionalAction,
                         default=d["calibration_holdout"],
-                        help="regression: on validation scaffolds that chose no epoch (on)")
+                        help="regression: on validation scaffolds that chose no epoch (off)")
     output.add_argument("--confidence", type=float, default=d["confidence"], metavar="C",
                         help="coverage of the regression intervals (0.9)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")

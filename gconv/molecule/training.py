@@ -72,6 +72,7 @@ from gconv.train import (
     Trainer,
     check_writable_dir,
     fingerprint,
+    load_checkpoint,
     seed_everything,
 )
 
@@ -453,6 +454,24 @@ def fit_members(
     return members, best_epochs
 
 
+def final_epoch_model(model: MoleculeModel, output_dir: Path, model_kwargs: dict) -> MoleculeModel:
+    """``model`` with each member's weights of its final epoch (``model_<k>/last.pt``) in place
+    of its best epoch's: the model whose validation residuals calibrate the interval, since
+    the validation split chose the best epoch but not the final one."""
+    members = []
+    for k in range(len(model.members)):
+        member = GNN(**model_kwargs)
+        member.load_state_dict(load_checkpoint(output_dir / f"model_{k}" / "last.pt")["model"])
+        members.append(member.to(model.device).eval())
+    return MoleculeModel(
+        members,
+        model.tasks,
+        target_scaler=model.target_scaler,
+        descriptor_names=model.descriptor_names,
+        descriptor_scaler=model.descriptor_scaler,
+    )
+
+
 def _r2_notes(tasks: Tasks, scores: dict) -> dict[str, Any]:
     """Regression: each task's test R² (None where undefined: fewer than two test labels, or all
     equal, where scikit-learn's 0.0 / 1.0 would say nothing of the model) and a note naming those
@@ -569,7 +588,7 @@ def train(
     output_dir: str | Path = "runs/molecule_gcn",
     baselines: bool | None = None,
     calibration: bool = True,
-    calibration_holdout: bool = True,
+    calibration_holdout: bool = False,
     confidence: float = 0.9,
     quiet: bool = False,
     store: str = "auto",
@@ -765,10 +784,16 @@ def train(
         named_parts["calibration"] = cal_part
     graphs = {name: part.graphs for name, part in named_parts.items()}
     predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
+    residual_prediction = None
+    if calibration and task_type == "regression" and cal_part is None:
+        # the validation split chose the best epoch, so the best model's residuals on it are
+        # optimistic: the final epoch's (fixed by the schedule, chosen by nothing) calibrate
+        final = final_epoch_model(model, output_dir, model_kwargs)
+        residual_prediction = final.predict_graphs(graphs["val"])[0]
     calibration_report = calibrate(
         model, predictions, graphs,
         cal_part.y.numpy() if cal_part is not None else y_val, y_test, calibration, confidence,
-        seed, "calibration" if cal_part is not None else "val",
+        seed, "calibration" if cal_part is not None else "val", residual_prediction,
     )  # fmt: skip
     intervals = calibration_report.pop("intervals", None)
     test_scores = tasks.scores(y_test, predictions["test"][0])

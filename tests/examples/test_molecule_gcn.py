@@ -39,9 +39,7 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     assert required | {"n_train", "n_test", "n_skipped", "skipped", "seed", "seconds"} <= set(
         metrics
     )
-    # the validation split's other half of scaffolds calibrates the interval
-    parts = ("n_train", "n_val", "n_calibration", "n_test")
-    assert sum(metrics[k] for k in parts) == 60 and metrics["n_calibration"] > 0
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 60
     assert metrics["dataset"] == "chembl_pic50" and metrics["split"] == "scaffold"
     assert metrics["conv"] == "dmpnn" and metrics["ensemble"] == 2
     assert metrics["n_skipped"] == 0 and metrics["skipped"] == []
@@ -58,7 +56,7 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     assert list(rows[0]) == header and [int(r["row"]) for r in rows] == sorted(
         int(r["row"]) for r in rows
     )  # input order
-    assert {r["split"] for r in rows} == {"train", "val", "calibration", "test"}
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
     stds = [float(r["pIC50_std"]) for r in rows]
     assert all(s >= 0 for s in stds) and max(stds) > 0  # two members disagree somewhere
     test = [r for r in rows if r["split"] == "test"]
@@ -196,14 +194,11 @@ def test_split_column_defines_the_split(example, tmp_path):
         ["--csv", str(csv_path), "--target-col", "y", "--split-column", "split"]
         + ["--out", str(tmp_path / "run"), *QUICK]
     )
-    # the column's val rows: two scaffold groups (acyclic; cyclohexane), one of them held out
-    # of model selection to calibrate the interval
-    assert (metrics["n_train"], metrics["n_val"] + metrics["n_calibration"]) == (10, 3)
-    assert metrics["n_test"] == 2 and metrics["split"] == "column:split"
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (10, 3, 2)
+    assert metrics["split"] == "column:split"
     with open(tmp_path / "run" / "predictions.csv", newline="") as f:
         by_row = {int(r["row"]): r["split"] for r in csv.DictReader(f)}
-    assert by_row[11] == "test" and by_row[13] == "train"
-    assert {by_row[9], by_row[14]} == {"val", "calibration"} and by_row[9] == by_row[10]
+    assert by_row[11] == "test" and by_row[13] == "train" and by_row[14] == "val"
 
 
 def test_bad_split_label_is_one_error_line(example, tmp_path, capsys):

@@ -176,6 +176,48 @@ def test_regression_run_reports_coverage_and_predict_writes_the_interval(regress
     assert metrics["test_half_width"] == pytest.approx(np.mean(hi - lo) / 2, rel=1e-5)
 
 
+def test_the_final_epochs_residuals_calibrate_the_interval(regression_dir):
+    # the quantile is that of |y - final-epoch ensemble| / sigma over the validation molecules
+    from gconv.molecule.training import final_epoch_model
+
+    model = load_model(regression_dir)
+    metrics = json.loads((regression_dir / "metrics.json").read_text())
+    assert metrics["calibration"]["calibration_set"].startswith("the validation split: the final")
+    rows = [r for r in read_csv(regression_dir / "predictions.csv") if r["split"] == "val"]
+    graphs, _, _ = model.featurize([r["smiles"] for r in rows])
+    final = final_epoch_model(model, regression_dir, model.config["model"]["kwargs"])
+    y = np.array([[float(r["size_true"])] for r in rows])
+    residual = np.abs(y[:, 0] - final.predict_graphs(graphs)[0][:, 0])
+    sigma = model.difficulty(graphs)
+    expected = conformal_half_width(residual / sigma, 0.9)[0]
+    assert model.calibration["quantile"][0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_calibration_holdout_calibrates_on_scaffolds_that_chose_no_epoch(tmp_path, data_csv):
+    argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *QUICK]
+    argv += ["--split-sizes", "0.6", "0.3", "0.1", "--calibration-holdout", "--no-baselines"]
+    metrics = run([*argv, "-o", str(tmp_path / "h")])
+    assert metrics["n_calibration"] > 0
+    assert metrics["calibration"]["calibration_set"].startswith("half the validation scaffolds")
+    rows = read_csv(tmp_path / "h" / "predictions.csv")
+    by_split = {}
+    for r in rows:
+        by_split.setdefault(r["split"], []).append(r)
+    assert len(by_split["calibration"]) == metrics["n_calibration"]
+    assert len(by_split["val"]) == metrics["n_val"]
+    from gconv.data import murcko_scaffold
+
+    scaffolds = {k: {murcko_scaffold(r["smiles"]) for r in v} for k, v in by_split.items()}
+    assert not scaffolds["calibration"] & scaffolds["val"]  # whole scaffold groups
+    # the quantile is that of the calibration half's best-epoch residuals
+    model = load_model(tmp_path / "h")
+    cal = by_split["calibration"]
+    graphs, _, _ = model.featurize([r["smiles"] for r in cal])
+    residual = np.array([abs(float(r["size_true"]) - float(r["size_pred"])) for r in cal])
+    expected = conformal_half_width(residual / model.difficulty(graphs), 0.9)[0]
+    assert model.calibration["quantile"][0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_classification_run_reports_ece_and_predicts_calibrated_probabilities(
     classification_dir,
 ):
