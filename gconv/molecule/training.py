@@ -81,6 +81,8 @@ __all__ = [
     "load_data",
     "read_split_column",
     "split_data",
+    "split_calibration",
+    "final_epoch_model",
     "choose_readout",
     "default_epochs",
     "fit_members",
