@@ -176,21 +176,29 @@ def test_regression_run_reports_coverage_and_predict_writes_the_interval(regress
     assert metrics["test_half_width"] == pytest.approx(np.mean(hi - lo) / 2, rel=1e-5)
 
 
-def test_the_final_epochs_residuals_calibrate_the_interval(regression_dir):
-    # the quantile is that of |y - final-epoch ensemble| / sigma over the validation molecules
+def test_the_final_epochs_residuals_calibrate_the_interval(tmp_path, data_csv):
+    # 20 epochs at a high peak rate: the best (validation) epoch is an early one, so the final
+    # and the best models differ; the quantile is that of |y - final epoch| / sigma over the
+    # validation molecules
     from gconv.molecule.training import final_epoch_model
 
-    model = load_model(regression_dir)
-    metrics = json.loads((regression_dir / "metrics.json").read_text())
+    quick = [*QUICK]
+    quick[quick.index("--epochs") + 1] = "20"
+    argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *quick]
+    metrics = run([*argv, "--lr", "0.1", "--no-baselines", "-o", str(tmp_path / "run")])
+    assert metrics["best_epochs"][0] < 15 and metrics["epochs"] == 20
     assert metrics["calibration"]["calibration_set"].startswith("the validation split: the final")
-    rows = [r for r in read_csv(regression_dir / "predictions.csv") if r["split"] == "val"]
+    model = load_model(tmp_path / "run")
+    rows = [r for r in read_csv(tmp_path / "run" / "predictions.csv") if r["split"] == "val"]
     graphs, _, _ = model.featurize([r["smiles"] for r in rows])
-    final = final_epoch_model(model, regression_dir, model.config["model"]["kwargs"])
-    y = np.array([[float(r["size_true"])] for r in rows])
-    residual = np.abs(y[:, 0] - final.predict_graphs(graphs)[0][:, 0])
+    y = np.array([float(r["size_true"]) for r in rows])
     sigma = model.difficulty(graphs)
-    expected = conformal_half_width(residual / sigma, 0.9)[0]
+    final = final_epoch_model(model, tmp_path / "run", model.config["model"]["kwargs"])
+    final_residual = np.abs(y - final.predict_graphs(graphs)[0][:, 0])
+    best_residual = np.abs(y - model.predict_graphs(graphs)[0][:, 0])
+    expected = conformal_half_width(final_residual / sigma, 0.9)[0]
     assert model.calibration["quantile"][0] == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(conformal_half_width(best_residual / sigma, 0.9)[0], rel=0.01)
 
 
 def test_calibration_holdout_calibrates_on_scaffolds_that_chose_no_epoch(tmp_path, data_csv):
