@@ -256,8 +256,8 @@ def evaluate(runs: list[dict], confidence: float = 0.9, folds: int = 5) -> list[
                 inside = np.zeros(lv.sum(), dtype=bool)
                 n_folds = min(folds, len(np.unique(groups)))
                 for fit, held in GroupKFold(n_splits=n_folds).split(r_val, groups=groups):
-                    q_fold = conformal_quantile(r_val[fit] / s_val[fit], confidence)
-                    inside[held] = r_val[held] <= q_fold * s_val[held]
+                    q_fold = conformal_quantile(residual[fit] / s_val[fit], confidence)
+                    inside[held] = residual[held] <= q_fold * s_val[held]
                 # terciles of one reference difficulty (emb5) for every method, so that the
                 # constant interval's conditional coverage is measured too
                 ref_val, ref_test = sigma[REFERENCE]["val"][lv], sigma[REFERENCE]["test"][lt]
@@ -470,6 +470,12 @@ def tool_calibration(sets, seeds, ensemble_size: int = 1) -> list[dict]:
             pred = predictions["test"][0]
             covered = coverage(y_test, pred - half, pred + half)
             widths = report["test_half_width_per_task"]
+
+            scale = model.target_scaler.std.numpy().reshape(-1)
+
+            def rmse(y, p):  # the Trainer's selection metric: standardised, over labelled cells
+                return float(np.sqrt(np.nanmean(((y - p) / scale) ** 2)))
+
             rows.append({
                 "set": name, "seed": seed, "ensemble": ensemble_size,
                 "method": report["method"],
@@ -478,6 +484,8 @@ def tool_calibration(sets, seeds, ensemble_size: int = 1) -> list[dict]:
                 "test_half_width_per_task": widths,
                 "constant_test_coverage": float(np.mean([c for c in covered if c is not None])),
                 "constant_half_width_per_task": dict(zip(model.tasks.names, half.tolist(), strict=True)),
+                "val_rmse_best_epoch": rmse(y_val, predictions["val"][0]),
+                "val_rmse_final_epoch": rmse(y_val, final),
                 "relative_width": float(np.mean([widths[t] / h for t, h in
                                                  zip(model.tasks.names, half, strict=True)])),
             })  # fmt: skip
@@ -504,14 +512,19 @@ def summarise_tool(rows: list[dict]) -> dict:
             "per_task": {t: stats([r["test_coverage_per_task"][t] for r in mine]) for t in tasks},
             "relative_width": stats([r["relative_width"] for r in mine]),
             "before_test_coverage": stats([r["constant_test_coverage"] for r in mine]),
+            # selection optimism, on the validation split only: the best epoch was chosen there
+            "val_rmse_final_over_best": stats(
+                [r["val_rmse_final_epoch"] / r["val_rmse_best_epoch"] for r in mine]
+            ),
         }
     return summary
 
 
 def report_tool(summary: dict) -> str:
     lines = [
-        "| set | seeds | test coverage | per task | half-width / before | coverage before |",
-        "|---|---|---|---|---|---|",
+        "| set | seeds | test coverage | per task | half-width / before | coverage before | "
+        "val RMSE final / best epoch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, e in summary.items():
         per_task = ", ".join(f"{t} {100 * v['mean']:.0f} %" for t, v in e["per_task"].items())
@@ -519,7 +532,9 @@ def report_tool(summary: dict) -> str:
         lines.append(
             f"| {name} | {len(e['seeds'])} | {100 * cov['mean']:.1f} % ± {100 * cov['sd']:.1f} | "
             f"{per_task if len(e['per_task']) > 1 else '–'} | {width['mean']:.2f} ± "
-            f"{width['sd']:.2f} | {100 * before['mean']:.1f} % ± {100 * before['sd']:.1f} |"
+            f"{width['sd']:.2f} | {100 * before['mean']:.1f} % ± {100 * before['sd']:.1f} | "
+            f"{e['val_rmse_final_over_best']['mean']:.3f} (min "
+            f"{min(e['val_rmse_final_over_best']['values']):.3f}) |"
         )
     return "\n".join(lines)
 
@@ -595,7 +610,8 @@ def main(argv: list[str] | None = None) -> None:
         "calibrated on the final epoch's validation residuals), run by the tool's own "
         "`calibrate` on each trained model: test coverage, and mean half-width relative to the "
         "interval before this change (constant, best epoch's validation residuals) on the same "
-        "model:",
+        "model; and the validation RMSE of the final epoch over the best epoch's (the best was "
+        "chosen on it: a ratio above 1 is the optimism the final epoch's residuals avoid):",
         report_tool(tool),
         "**Candidates, post hoc** on the same models: test coverage, half-width relative to the "
         "constant interval; on the validation split only: coverage of a scaffold-grouped 5-fold "
