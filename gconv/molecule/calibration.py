@@ -25,8 +25,8 @@ them.
   best epoch is the last, and erring wide where the final epoch generalises worse. With
   ``calibration_holdout`` it instead cuts the validation split in two by scaffold group
   (:func:`gconv.molecule.training.split_calibration`): one half chooses the epoch, the other
-  calibrates with the best epoch's residuals (split conformal's own guarantee; measured: test
-  RMSE 1–12 % worse, from the epoch chosen on half the molecules).
+  calibrates with the best epoch's residuals (split conformal's own guarantee, at the price of
+  an epoch chosen on half the molecules: a worse test RMSE on the small benchmark sets).
 * **Classification — temperature scaling** (`Guo et al. 2017 <https://arxiv.org/abs/1706.04599>`_):
   per task, one :math:`T > 0` dividing every member's logits, chosen to minimise the negative
   log-likelihood of the ensemble's probabilities on the validation labels. Dividing by :math:`T`
