@@ -702,8 +702,8 @@ def task_tables(summary: dict) -> str:
         lines += [
             "",
             "gconv's calibration (defaults, fitted on the validation split), on the test split: "
-            "the coverage of the 90 % split-conformal interval (regression) and the expected "
-            "calibration error, 10 bins, after / before temperature scaling (classification):",
+            "the coverage of the 90 % interval (regression) and the expected calibration error, "
+            "10 bins, after / before temperature scaling (classification):",
             "",
             "| set | 90 % interval coverage | ECE calibrated | ECE uncalibrated |",
             "|---|---|---|---|",
@@ -714,9 +714,16 @@ def task_tables(summary: dict) -> str:
                     f"{t} {100 * v['mean']:.0f} %" for t, v in entry.get("per_task", {}).items()
                 )
                 coverage = f"{100 * entry['test_coverage']['mean']:.1f} % ± {100 * entry['test_coverage']['sd']:.1f}"
-                if per_task:
+                if per_task and len(entry["per_task"]) > 1:
                     coverage += f" ({per_task})"
-                rerun = " (a rerun of gconv's defaults)" if "source" in entry else ""
+                if "relative_width" in entry:  # from bench_calibration.py
+                    coverage += (
+                        f", n={len(entry['seeds'])}, half-width "
+                        f"{entry['relative_width']['mean']:.2f}x the constant interval's"
+                    )
+                    rerun = " (bench_calibration.py)"
+                else:
+                    rerun = " (a rerun of gconv's defaults)" if "source" in entry else ""
                 lines.append(f"| {name}{rerun} | {coverage} | – | – |")
             else:
                 lines.append(

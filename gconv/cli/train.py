@@ -40,10 +40,8 @@ __all__ = [
 
 HELP = "train a molecule or image model into a model directory"
 DESCRIPTION = (
-    "Train a graph network on a CSV of SMILES, or (--images DIR) a CNN on a folder of images. "
-    "Writes --output-dir (a model directory for `gconv predict`), metrics.json, predictions.csv. "
-    "The options' aliases (chemprop's, examples/molecule_gcn.py's) and the image defaults: "
-    "docs/cli.md."
+    "Train a graph network on a CSV of SMILES, or a CNN on images (--images DIR), into a model "
+    "directory for `gconv predict` (--output-dir). Aliases, image defaults: docs/cli.md."
 )
 IMAGE_DEFAULTS = {
     name: p.default
@@ -182,6 +180,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     output.add_argument("--calibration", action=argparse.BooleanOptionalAction,
                         default=d["calibration"],
                         help="on validation: conformal intervals, temperature scaling")
+    output.add_argument("--calibration-holdout", action=argparse.BooleanOptionalAction,
+                        default=d["calibration_holdout"],
+                        help="regression: on validation scaffolds that chose no epoch (off)")
     output.add_argument("--confidence", type=float, default=d["confidence"], metavar="C",
                         help="coverage of the regression intervals (0.9)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")

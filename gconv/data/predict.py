@@ -94,12 +94,14 @@ def write_predictions_csv(
     predictions: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
     skipped: Iterable[tuple[int, str, str]] = (),
     duplicates: Iterable[Duplicate] = (),
+    intervals: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> None:
     r"""Writes predictions as CSV, one line per input row, in input order.
 
     Columns: ``smiles``, ``row`` (0-based data row of the input), ``split``, then per task
     ``<task>_true``, ``<task>_pred``, ``<task>_std`` (the ensemble's spread; empty without
-    one), and ``error``; numbers as :func:`format_number` writes them. Class probabilities
+    one), ``<task>_lo`` and ``<task>_hi`` (with ``intervals``: a prediction interval), and
+    ``error``; numbers as :func:`format_number` writes them. Class probabilities
     (a ``mean`` of shape ``[N, T, C]``) make ``<task>_pred`` the most probable class, followed
     by ``<task>_class_<k>``, the probability of class ``k``. A molecule's line has an empty ``error``. A skipped row
     (:attr:`MoleculeDataset.skipped`) has empty split and value cells and its reason in
@@ -120,6 +122,9 @@ def write_predictions_csv(
             rows that could not be read. (default: none)
         duplicates (Iterable[Duplicate], optional): Merged rows; those whose kept row is in no
             part are left out. (default: none)
+        intervals (Mapping[str, tuple], optional): Per split name ``(lo, hi)``, arrays
+            ``[len(part), num_tasks]``: adds the ``<task>_lo`` / ``<task>_hi`` columns.
+            (default: :obj:`None`)
     """
     tasks = next(iter(parts.values())).target_names if parts else []
     shapes = {np.asarray(mean).ndim for mean, _ in predictions.values()}
@@ -131,10 +136,12 @@ def write_predictions_csv(
         header += [f"{task}_true", f"{task}_pred"]
         header += [f"{task}_class_{k}" for k in range(classes)]
         header.append(f"{task}_std")
+        if intervals is not None:
+            header += [f"{task}_lo", f"{task}_hi"]
     header.append("error")
     width = len(header) - 4  # the value cells of one line
 
-    def values(truth, mean, std) -> list[str]:
+    def values(truth, mean, std, bounds=None) -> list[str]:
         cells = []
         for t in range(len(tasks)):
             cells.append(format_number(truth[t]))
@@ -144,16 +151,23 @@ def write_predictions_csv(
             else:
                 cells.append(format_number(mean[t]))
             cells.append("" if std is None else format_number(std[t]))
+            if intervals is not None:
+                cells += [format_number(bounds[0][t]), format_number(bounds[1][t])]
         return cells
 
     # Lines are made in row order one at a time (a store's million rows are never all held as
     # text): the rows of every part, merged row and skipped row, sorted once.
     parts = dict(parts)
     names = list(parts)
-    means, stds, truths, row_arrays = [], [], [], []
+    means, stds, truths, row_arrays, bounds = [], [], [], [], []
     for name in names:
         part = parts[name]
         mean, std = predictions[name]
+        if intervals is not None:
+            lo, hi = intervals[name]
+            bounds.append(
+                (np.asarray(lo).reshape(len(part), -1), np.asarray(hi).reshape(len(part), -1))
+            )
         mean = np.asarray(mean).reshape(len(part), len(tasks), -1)
         means.append(mean if classes else mean[:, :, 0])
         stds.append(None if std is None else np.asarray(std).reshape(len(part), -1))
@@ -194,14 +208,16 @@ def write_predictions_csv(
             if kind[j] == 0:
                 p, i = int(part_of[j]), int(index_in[j])
                 std = None if stds[p] is None else stds[p][i]
-                cells = values(truths[p][i], means[p][i], std)
+                interval = (bounds[p][0][i], bounds[p][1][i]) if bounds else None
+                cells = values(truths[p][i], means[p][i], std, interval)
                 yield [smiles_of[p][i], row, names[p], *cells, ""]
             elif kind[j] == 1:
                 dup = kept_dups[int(index_in[j])]
                 p, i = position_of_row[dup.kept_row]
                 std = None if stds[p] is None else stds[p][i]
+                interval = (bounds[p][0][i], bounds[p][1][i]) if bounds else None
                 note = f"duplicate of row {dup.kept_row} (same molecule, scored once as that row)"
-                yield [dup.smiles, row, names[p], *values(dup.y, means[p][i], std), note]
+                yield [dup.smiles, row, names[p], *values(dup.y, means[p][i], std, interval), note]
             else:
                 _, smiles, reason = skipped[int(index_in[j])]
                 yield [smiles, row, "", *[""] * width, reason]

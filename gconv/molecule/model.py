@@ -49,9 +49,14 @@ class MoleculeModel:
             ``data.x_d`` (in this order). (default: :obj:`None`, no descriptors)
         descriptor_scaler (Standardizer, optional): Scales those descriptors; needed with
             ``descriptor_names``. (default: :obj:`None`)
-        calibration (dict, optional): ``{"method": "conformal", "confidence": c, "half_width":
-            [T]}`` (regression: a prediction interval ``value ± half_width``) or ``{"method":
-            "temperature", "temperature": [T]}`` (classification: logits divided by it).
+        calibration (dict, optional): ``{"method": "normalized_conformal", "confidence": c,
+            "quantile": [T], "neighbours": k, "offset": b}`` (regression: the interval ``value ±
+            quantile * sigma(x)``, :meth:`difficulty` :math:`\sigma(x)`, with ``reference``),
+            ``{"method": "conformal", "confidence": c, "half_width": [T]}`` (regression: the
+            interval ``value ± half_width``, gconv 0.2's) or ``{"method": "temperature",
+            "temperature": [T]}`` (classification: logits divided by it). (default: :obj:`None`)
+        reference (Sequence[Tensor], optional): Per member, the embeddings ``[R, D]`` (float32)
+            of the training molecules that a normalised interval measures distances to.
             (default: :obj:`None`)
         smiles_column (str, optional): The SMILES column of the training file, the default
             column to read. (default: :obj:`"smiles"`)
@@ -66,6 +71,7 @@ class MoleculeModel:
         descriptor_scaler: Standardizer | None = None,
         calibration: dict[str, Any] | None = None,
         smiles_column: str = "smiles",
+        reference: Sequence[Tensor] | None = None,
     ) -> None:
         if not members:
             raise ValueError("MoleculeModel needs at least one member")
@@ -78,6 +84,7 @@ class MoleculeModel:
         self.descriptor_scaler = descriptor_scaler
         self.calibration = calibration
         self.smiles_column = smiles_column
+        self.reference = list(reference) if reference is not None else None
         #: The model directory's ``config.json`` (set by saving or loading), else None.
         self.config: dict[str, Any] | None = None
         self._members64: list[nn.Module] | None = None
@@ -145,38 +152,123 @@ class MoleculeModel:
                     batch[key] = batch[key].double()
             yield batch
 
-    @torch.no_grad()
     def outputs(self, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
         """Every member's outputs ``[M, N, out_channels]`` (float64, on the CPU): values in the
         targets' units for regression, logits otherwise. Computed in float64 (see
         :meth:`_float64_members`)."""
+        return self._run(graphs, batch_size, embeddings=False)[0]
+
+    @torch.no_grad()
+    def _run(
+        self, graphs: Sequence[Data], batch_size: int, embeddings: bool
+    ) -> tuple[Tensor, list[Tensor] | None]:
+        """:meth:`outputs`, and with ``embeddings`` every member's molecule embeddings (the
+        head's input, float32 ``[N, D]`` as :meth:`embed` gives them) from the same pass."""
         if not graphs:
-            return torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
-        results = []
+            empty = torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
+            if not embeddings:
+                return empty, None
+            widths = [next(m for m in member.head.modules() if isinstance(m, nn.Linear)).in_features
+                      for member in self.members]  # fmt: skip
+            return empty, [torch.empty(0, width) for width in widths]
+        results, embedded = [], []
         for member in self._float64_members():
             device = next(member.parameters()).device
-            out = torch.cat([member(b) for b in self._batches(graphs, batch_size, device)]).cpu()
+            captured: list[Tensor] = []
+            handle = (
+                member.head.register_forward_pre_hook(
+                    lambda _m, inputs, captured=captured: captured.append(inputs[0])
+                )
+                if embeddings
+                else None
+            )
+            try:
+                out = torch.cat([member(b) for b in self._batches(graphs, batch_size, device)])
+            finally:
+                if handle is not None:
+                    handle.remove()
+            out = out.cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
             results.append(out)
-        return torch.stack(results)
+            if embeddings:
+                embedded.append(torch.cat(captured).float().cpu())
+        return torch.stack(results), (embedded if embeddings else None)
+
+    @property
+    def normalized(self) -> bool:
+        """Whether the calibration is a normalised interval (it needs :meth:`difficulty`)."""
+        return bool(self.calibration) and self.calibration.get("method") == "normalized_conformal"
+
+    def difficulty_of(self, embeddings: Sequence[Tensor]) -> np.ndarray:
+        r""":math:`\sigma(x)` ``[N]`` of a normalised interval from every member's embeddings of
+        the molecules (:meth:`_run`): the mean over members of the mean Euclidean distance to the
+        ``neighbours`` nearest :attr:`reference` embeddings of that member, plus ``offset``."""
+        from gconv.molecule.calibration import knn_distance
+
+        if self.reference is None or len(self.reference) != len(embeddings):
+            raise ValueError(
+                f"a normalised interval needs reference embeddings for each of the "
+                f"{len(embeddings)} members, got {0 if self.reference is None else len(self.reference)}"
+            )
+        k = int(self.calibration["neighbours"])
+        distance = torch.stack(
+            [knn_distance(ref, emb, k) for ref, emb in zip(self.reference, embeddings, strict=True)]
+        ).mean(0)
+        return distance.numpy() + float(self.calibration["offset"])
+
+    def difficulty(self, graphs: Sequence[Data], batch_size: int = 256) -> np.ndarray | None:
+        r""":math:`\sigma(x)` ``[N]`` of each molecule for a normalised interval (see
+        :meth:`difficulty_of`), or :obj:`None` with another calibration."""
+        if not self.normalized:
+            return None
+        return self.difficulty_of(self._run(graphs, batch_size, embeddings=True)[1])
 
     def predict_graphs(
         self, graphs: Sequence[Data], batch_size: int = 256
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(prediction, std)`` of :meth:`Tasks.predictions` for featurised graphs, with the
         calibration's temperature applied to classification logits."""
-        temperature = None
-        if self.calibration and self.calibration.get("method") == "temperature":
-            temperature = torch.tensor(self.calibration["temperature"])
-        return self.tasks.predictions(self.outputs(graphs, batch_size), temperature)
+        return self.tasks.predictions(self.outputs(graphs, batch_size), self._temperature())
 
-    def interval(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _temperature(self) -> Tensor | None:
+        if self.calibration and self.calibration.get("method") == "temperature":
+            return torch.tensor(self.calibration["temperature"])
+        return None
+
+    def predict_with_difficulty(
+        self, graphs: Sequence[Data], batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(prediction, std, difficulty)``: :meth:`predict_graphs` and :meth:`difficulty` from
+        one pass of each member (``difficulty`` is :obj:`None` unless the interval is
+        normalised)."""
+        outputs, embeddings = self._run(graphs, batch_size, embeddings=self.normalized)
+        prediction, std = self.tasks.predictions(outputs, self._temperature())
+        difficulty = self.difficulty_of(embeddings) if self.normalized else None
+        return prediction, std, difficulty
+
+    def interval(
+        self, prediction: np.ndarray, difficulty: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """The calibrated prediction interval ``(lo, hi)`` ``[N, T]`` of regression values, or
-        :obj:`None` without a conformal calibration."""
-        if not self.calibration or self.calibration.get("method") != "conformal":
+        :obj:`None` without a conformal calibration. A normalised interval needs the molecules'
+        ``difficulty`` ``[N]`` (:meth:`difficulty`)."""
+        if not self.calibration or self.calibration.get("method") not in (
+            "conformal",
+            "normalized_conformal",
+        ):
             return None
-        half = np.asarray(self.calibration["half_width"], dtype=np.float64)
+        if self.calibration["method"] == "conformal":
+            half = np.asarray(self.calibration["half_width"], dtype=np.float64)
+        else:
+            if difficulty is None or len(difficulty) != len(prediction):
+                raise ValueError(
+                    f"a normalised interval needs the difficulty of each of the "
+                    f"{len(prediction)} molecules, got "
+                    f"{'none' if difficulty is None else len(difficulty)}"
+                )
+            quantile = np.asarray(self.calibration["quantile"], dtype=np.float64)
+            half = np.asarray(difficulty, dtype=np.float64)[:, None] * quantile[None, :]
         return prediction - half, prediction + half
 
     # ------------------------------------------------------------------ tables
@@ -192,13 +284,16 @@ class MoleculeModel:
                 names += [f"{task}_class_{k}" for k in range(self.tasks.num_classes)]
         if len(self.members) > 1:
             names += [f"{task}_std" for task in self.tasks.names]
-        if self.interval(np.zeros((0, self.tasks.num_tasks))) is not None:
+        if self.interval(np.zeros((0, self.tasks.num_tasks)), np.zeros(0)) is not None:
             names += [f"{task}_{end}" for task in self.tasks.names for end in ("lo", "hi")]
         return names
 
-    def columns(self, prediction: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+    def columns(
+        self, prediction: np.ndarray, std: np.ndarray, difficulty: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """The :meth:`column_names` columns for ``len(prediction)`` molecules: float arrays, and
-        the predicted class of a multiclass task as an int array."""
+        the predicted class of a multiclass task as an int array (``difficulty``: see
+        :meth:`interval`)."""
         table: dict[str, np.ndarray] = {}
         for t, task in enumerate(self.tasks.names):
             if self.tasks.task_type == "multiclass":
@@ -210,7 +305,7 @@ class MoleculeModel:
         if len(self.members) > 1:
             for t, task in enumerate(self.tasks.names):
                 table[f"{task}_std"] = std[:, t]
-        bounds = self.interval(prediction)
+        bounds = self.interval(prediction, difficulty)
         if bounds is not None:
             for t, task in enumerate(self.tasks.names):
                 table[f"{task}_lo"], table[f"{task}_hi"] = bounds[0][:, t], bounds[1][:, t]
@@ -226,8 +321,8 @@ class MoleculeModel:
         """
         smiles = list(smiles)
         graphs, positions, errors = self.featurize(smiles)
-        prediction, std = self.predict_graphs(graphs, batch_size)
-        return self.table(smiles, positions, errors, self.columns(prediction, std))
+        prediction, std, difficulty = self.predict_with_difficulty(graphs, batch_size)
+        return self.table(smiles, positions, errors, self.columns(prediction, std, difficulty))
 
     @staticmethod
     def table(

@@ -6,6 +6,7 @@ A directory predicts alone — no training file, no command-line options to repe
     D/
       config.json        what the model is (below); the one file read first
       scalers.pt         target standardiser and descriptor scaler (tensors, weights_only)
+      calibration.pt     a normalised interval's reference embeddings, one [R, D] per member
       model_<k>/best.pt  member k's weights (the Trainer's best epoch on validation)
       model_<k>/last.pt  member k's training state, for --resume (not read by predict)
       metrics.json, predictions.csv, parity.png   the training run's report
@@ -74,6 +75,7 @@ __all__ = [
 ]
 
 SCALERS_FILE = "scalers.pt"
+CALIBRATION_FILE = "calibration.pt"
 
 
 def featurizer_info() -> dict[str, Any]:
@@ -119,6 +121,13 @@ def save_model_dir(
         scalers["targets"] = model.target_scaler.state_dict()
     if model.descriptor_scaler is not None:
         scalers["descriptors"] = model.descriptor_scaler.state_dict()
+    calibration = model.calibration
+    if model.normalized:
+        if model.reference is None:
+            raise ValueError("a normalised interval needs the model's reference embeddings")
+        calibration = {**calibration, "reference": CALIBRATION_FILE}
+        references = {"reference": [r.float().contiguous() for r in model.reference]}
+        atomic_write(directory / CALIBRATION_FILE, lambda f: torch.save(references, f))
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -140,7 +149,7 @@ def save_model_dir(
         ),
         "members": list(member_files),
         "scalers": SCALERS_FILE,
-        "calibration": jsonable(model.calibration),
+        "calibration": jsonable(calibration),
         "training": jsonable(training or {}),
     }
     atomic_write(directory / SCALERS_FILE, lambda f: torch.save(scalers, f))
@@ -190,6 +199,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
     if not member_files:
         raise UsageError(f"{path} lists no ensemble members")
+
     scalers = load_tensors(directory / scalers_file, directory)
     target_scaler = descriptor_scaler = None
     if "targets" in scalers:
@@ -222,6 +232,15 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
                 f"{directory / name} does not fit the model in {path}: {detail}"
             ) from None
         members.append(member.to(device).eval())
+    reference = None
+    if calibration and calibration.get("method") == "normalized_conformal":
+        reference = _load_reference(directory, path, calibration, len(member_files))
+        width = next(m for m in members[0].head.modules() if isinstance(m, torch.nn.Linear))
+        if any(r.shape[1] != width.in_features for r in reference):
+            raise UsageError(
+                f"{directory / calibration['reference']}: reference embeddings of width "
+                f"{[r.shape[1] for r in reference]}, but the model embeds in {width.in_features}"
+            )
     model = MoleculeModel(
         members,
         tasks,
@@ -230,9 +249,32 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         descriptor_scaler=descriptor_scaler,
         calibration=calibration,
         smiles_column=smiles_column,
+        reference=reference,
     )
     model.config = config
     return model
+
+
+def _load_reference(
+    directory: Path, path: Path, calibration: dict, members: int
+) -> list[torch.Tensor]:
+    """A normalised interval's reference embeddings, checked: one ``[R, D]`` float tensor per
+    member with ``R >= 1``, and the entries the interval reads."""
+    missing = [k for k in ("reference", "quantile", "neighbours", "offset") if k not in calibration]
+    if missing:
+        raise UsageError(f"{path}: the normalised calibration lacks {missing}")
+    stored = load_tensors(directory / calibration["reference"], directory)
+    reference = stored.get("reference") if isinstance(stored, dict) else None
+    if (
+        not isinstance(reference, list)
+        or len(reference) != members
+        or not all(isinstance(r, torch.Tensor) and r.ndim == 2 and len(r) for r in reference)
+    ):
+        raise UsageError(
+            f"{directory / calibration['reference']} does not hold one [R, D] reference "
+            f"embedding per member ({members})"
+        )
+    return reference
 
 
 def _check_featurizer(recorded: dict[str, Any], directory: Path, config: dict[str, Any]) -> None:

@@ -80,6 +80,7 @@ from gconv.train import (
     Trainer,
     check_writable_dir,
     fingerprint,
+    load_checkpoint,
     seed_everything,
 )
 
@@ -88,6 +89,8 @@ __all__ = [
     "load_data",
     "read_split_column",
     "split_data",
+    "split_calibration",
+    "final_epoch_model",
     "choose_readout",
     "default_epochs",
     "fit_members",
@@ -275,6 +278,29 @@ def split_data(
     return parts
 
 
+def split_calibration(
+    val_part: MoleculeDataset | StoreDataset, seed: int
+) -> tuple[MoleculeDataset | StoreDataset, MoleculeDataset | StoreDataset] | None:
+    """``(selection, calibration)``: the validation split cut in two by Bemis-Murcko scaffold
+    group, so that the calibration half has chosen nothing (the best epoch is chosen on the
+    selection half) and shares no scaffold with it. The groups, sorted, are shuffled with seed
+    ``1000 + seed`` and the first half of them (rounded down) is the calibration half. ``None``
+    where the validation split has fewer than two groups."""
+    scaffolds = (
+        list(val_part.scaffolds)
+        if isinstance(val_part, StoreDataset)
+        else [murcko_scaffold(s) for s in val_part.smiles]
+    )
+    groups = sorted(set(scaffolds))
+    if len(groups) < 2:
+        return None
+    rng = np.random.default_rng(1000 + seed)
+    held = set(rng.permutation(groups)[: len(groups) // 2].tolist())
+    calibration = [i for i, s in enumerate(scaffolds) if s in held]
+    selection = [i for i, s in enumerate(scaffolds) if s not in held]
+    return val_part[selection], val_part[calibration]
+
+
 def choose_readout(
     train: MoleculeDataset, readout: str = "auto", task_type: str = "regression"
 ) -> tuple[str, float | None]:
@@ -448,6 +474,24 @@ def fit_members(
     return members, best_epochs
 
 
+def final_epoch_model(model: MoleculeModel, output_dir: Path, model_kwargs: dict) -> MoleculeModel:
+    """``model`` with each member's weights of its final epoch (``model_<k>/last.pt``) in place
+    of its best epoch's: the model whose validation residuals calibrate the interval, since
+    the validation split chose the best epoch but not the final one."""
+    members = []
+    for k in range(len(model.members)):
+        member = GNN(**model_kwargs)
+        member.load_state_dict(load_checkpoint(output_dir / f"model_{k}" / "last.pt")["model"])
+        members.append(member.to(model.device).eval())
+    return MoleculeModel(
+        members,
+        model.tasks,
+        target_scaler=model.target_scaler,
+        descriptor_names=model.descriptor_names,
+        descriptor_scaler=model.descriptor_scaler,
+    )
+
+
 def _r2_notes(tasks: Tasks, scores: dict) -> dict[str, Any]:
     """Regression: each task's test R² (None where undefined: fewer than two test labels, or all
     equal, where scikit-learn's 0.0 / 1.0 would say nothing of the model) and a note naming those
@@ -564,6 +608,7 @@ def train(
     output_dir: str | Path = "runs/molecule_gcn",
     baselines: bool | None = None,
     calibration: bool = True,
+    calibration_holdout: bool = False,
     confidence: float = 0.9,
     quiet: bool = False,
     store: str = "auto",
@@ -650,10 +695,20 @@ def train(
     labels = read_split_column(data_path, splits_column) if splits_column else None
     parts = split_data(data, split, split_sizes, seed, labels, splits_column)
     train_part, val_part, test_part = parts
+    # regression intervals are calibrated on validation molecules that did not choose the epoch
+    cal_part = None
+    if calibration and calibration_holdout and task_type == "regression":
+        halves = split_calibration(val_part, seed)
+        if halves is not None:
+            val_part, cal_part = halves
+            parts = (train_part, val_part, test_part)
     chosen_readout, additivity_r2 = choose_readout(train_part, readout, task_type)
     descriptor_scaler = None
     if descriptors:
-        parts, descriptor_scaler = _descriptors(parts, cache_dir=output_dir / "cache")
+        scaled, descriptor_scaler = _descriptors(
+            (*parts, *([cal_part] if cal_part is not None else [])), cache_dir=output_dir / "cache"
+        )
+        parts, cal_part = scaled[:3], (scaled[3] if cal_part is not None else None)
     target_scaler = (
         fit_target_scaler(train_part.y, chosen_readout) if task_type == "regression" else None
     )
@@ -663,12 +718,20 @@ def train(
     descriptor_dim = descriptor_scaler.num_features if descriptor_scaler else 0
     split_name = f"column {splits_column!r}" if splits_column else f"{split} split"
     # what the run trains on, kept in last.pt: a --resume on other rows, split or seed is refused
-    rows = fingerprint([(list(p.smiles), p.y) for p in (train_part, val_part, test_part)])
+    rows = fingerprint(
+        [
+            (list(p.smiles), p.y)
+            for p in (train_part, val_part, test_part, cal_part)
+            if p is not None
+        ]
+    )
     data_id = dict(rows=rows, source=source, split=split_name, seed=seed, limit=limit)
     print(
         f"data: {source}, tasks {tasks.names}"
         + (f" ({task_type})" if task_type != "regression" else "")
-        + f", {len(train_part)} train / {len(val_part)} val / {len(test_part)} test "
+        + f", {len(train_part)} train / {len(val_part)} val"
+        + (f" + {len(cal_part)} calibration" if cal_part is not None else "")
+        + f" / {len(test_part)} test "
         f"({split_name}, seed {seed}), {len(skipped)} skipped, readout {chosen_readout}"
         + (f" (additivity R² {additivity_r2:.2f})" if additivity_r2 is not None else "")
         + (f", {descriptor_dim} descriptors" if descriptor_dim else "")
@@ -738,11 +801,23 @@ def train(
         descriptor_scaler=descriptor_scaler,
         smiles_column=smiles_column,
     )
-    graphs = {name: part.graphs for name, part in zip(("train", "val", "test"), parts, strict=True)}
+    named_parts = dict(zip(("train", "val", "test"), parts, strict=True))
+    if cal_part is not None:
+        named_parts["calibration"] = cal_part
+    graphs = {name: part.graphs for name, part in named_parts.items()}
     predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
+    residual_prediction = None
+    if calibration and task_type == "regression" and cal_part is None:
+        # the validation split chose the best epoch, so the best model's residuals on it are
+        # optimistic: the final epoch's (fixed by the schedule, chosen by nothing) calibrate
+        final = final_epoch_model(model, output_dir, model_kwargs)
+        residual_prediction = final.predict_graphs(graphs["val"])[0]
     calibration_report = calibrate(
-        model, predictions, graphs, y_val, y_test, calibration, confidence
-    )
+        model, predictions, graphs,
+        cal_part.y.numpy() if cal_part is not None else y_val, y_test, calibration, confidence,
+        seed, "calibration" if cal_part is not None else "val", residual_prediction,
+    )  # fmt: skip
+    intervals = calibration_report.pop("intervals", None)
     test_scores = tasks.scores(y_test, predictions["test"][0])
     val_scores = tasks.scores(y_val, predictions["val"][0])
     constant_scores = tasks.scores(y_test, constant_pred)["mean"]
@@ -768,12 +843,13 @@ def train(
         "baseline_fp_model": fp_model,
         **{
             k: calibration_report[k]
-            for k in ("test_coverage", "test_ece", "test_ece_uncalibrated")
+            for k in ("test_coverage", "test_half_width", "test_ece", "test_ece_uncalibrated")
             if k in calibration_report
         },
         "calibration": calibration_report,
         "n_train": len(train_part),
         "n_val": len(val_part),
+        "n_calibration": len(cal_part) if cal_part is not None else 0,
         "n_test": len(test_part),
         "n_skipped": len(skipped),
         "skipped": skipped,
@@ -837,10 +913,11 @@ def train(
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_predictions_csv(
         output_dir / "predictions.csv",
-        dict(zip(("train", "val", "test"), parts, strict=True)),
+        named_parts,
         predictions,
         skipped=all_skipped,
         duplicates=data.duplicates,
+        intervals=intervals,
     )
     written = ["metrics.json", "predictions.csv"]
     if task_type == "regression":

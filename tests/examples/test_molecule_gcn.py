@@ -51,7 +51,8 @@ def test_quick_run_writes_metrics_predictions_plot_and_checkpoints(example, tmp_
     with open(tmp_path / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 60
-    header = ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std", "error"]
+    header = ["smiles", "row", "split", "pIC50_true", "pIC50_pred", "pIC50_std", "pIC50_lo",
+              "pIC50_hi", "error"]  # fmt: skip
     assert list(rows[0]) == header and [int(r["row"]) for r in rows] == sorted(
         int(r["row"]) for r in rows
     )  # input order
@@ -119,13 +120,15 @@ def test_predictions_list_every_input_row_in_order_with_reasons(example, tmp_pat
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["row"]) for r in rows] == list(range(28))  # every row, input order
-    assert list(rows[0]) == ["smiles", "row", "split", "y_true", "y_pred", "y_std", "error"]
+    header = ["smiles", "row", "split", "y_true", "y_pred", "y_std", "y_lo", "y_hi", "error"]
+    assert list(rows[0]) == header
     ethanol = rows[3]
     assert float(ethanol["y_true"]) == pytest.approx((0.75 + 1 + 9 + 1) / 4)
     assert rows[26]["y_pred"] == "" and "contains whitespace" in rows[26]["error"]
     for row in (24, 25, 27):  # merged copies: the molecule's split and prediction
         assert rows[row]["error"] == "duplicate of row 3 (same molecule, scored once as that row)"
         assert (rows[row]["split"], rows[row]["y_pred"]) == (ethanol["split"], ethanol["y_pred"])
+        assert (rows[row]["y_lo"], rows[row]["y_hi"]) == (ethanol["y_lo"], ethanol["y_hi"])
     assert rows[25]["y_true"] == "9"
     test = [r for r in rows if r["split"] == "test" and not r["error"]]
     error = [(float(r["y_pred"]) - float(r["y_true"])) ** 2 for r in test]

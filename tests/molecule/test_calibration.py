@@ -19,6 +19,8 @@ from gconv.molecule.calibration import (
     expected_calibration_error,
     fit_conformal,
     fit_temperature,
+    knn_distance,
+    reference_sample,
 )
 
 
@@ -40,6 +42,71 @@ def test_conformal_intervals_cover_exchangeable_data():
     covered = coverage(y_test, np.zeros_like(y_test) - half, np.zeros_like(y_test) + half)
     # coverage is Beta-distributed around 0.9 (sd ~ 0.007 for n = 2,000)
     assert all(abs(c - 0.9) < 0.025 for c in covered)
+
+
+def test_normalized_intervals_cover_every_difficulty_where_a_constant_one_cannot():
+    # y ~ N(0, sigma(x)^2) with a known sigma spanning a factor 10: |y| / sigma is exchangeable,
+    # so the normalised interval covers 90 % overall and within every band of sigma; a constant
+    # interval covers 90 % overall only, too much of the easy molecules and too few hard ones
+    rng = np.random.default_rng(2)
+    tasks = Tasks(["a"])
+
+    def draw(n):
+        sigma = np.exp(rng.uniform(np.log(0.1), np.log(1.0), n))
+        return sigma, rng.normal(size=(n, 1)) * sigma[:, None]
+
+    sigma_val, y_val = draw(4000)
+    sigma_test, y_test = draw(40000)
+    normalized = fit_conformal(tasks, y_val, np.zeros_like(y_val), 0.9, sigma_val)
+    assert normalized["method"] == "normalized_conformal" and normalized["guaranteed"] == [True]
+    q = normalized["quantile"][0]
+    assert q == pytest.approx(1.645, abs=0.06)  # the standard normal's 95 % quantile
+    constant = fit_conformal(tasks, y_val, np.zeros_like(y_val), 0.9)["half_width"][0]
+    inside_normalized = np.abs(y_test[:, 0]) <= q * sigma_test
+    inside_constant = np.abs(y_test[:, 0]) <= constant
+    assert abs(inside_normalized.mean() - 0.9) < 0.015 and abs(inside_constant.mean() - 0.9) < 0.015
+    easy, hard = sigma_test < 0.2, sigma_test > 0.6
+    assert abs(inside_normalized[easy].mean() - 0.9) < 0.02
+    assert abs(inside_normalized[hard].mean() - 0.9) < 0.02
+    assert inside_constant[easy].mean() > 0.97 and inside_constant[hard].mean() < 0.8
+    with pytest.raises(ValueError, match="difficulty > 0 per molecule"):
+        fit_conformal(tasks, y_val, np.zeros_like(y_val), 0.9, np.zeros(len(y_val)))
+    with pytest.raises(ValueError, match=r"shape \(4000,\)"):
+        fit_conformal(tasks, y_val, np.zeros_like(y_val), 0.9, sigma_val[:10])
+
+
+def test_normalized_conformal_skips_missing_labels_per_task():
+    y = np.array([[1.0, np.nan], [2.0, 4.0], [np.nan, 8.0], [3.0, 2.0]])
+    sigma = np.array([1.0, 2.0, 4.0, 0.5])
+    fitted = fit_conformal(Tasks(["a", "b"]), y, np.zeros_like(y), 0.5, sigma)
+    # a: scores 1, 1, 6 -> k = ceil(4 * 0.5) = 2nd smallest; b: 2, 2, 4 -> 2
+    assert fitted["quantile"] == [1.0, 2.0] and fitted["n"] == [3, 3]
+
+
+def test_knn_distance_is_the_mean_distance_to_the_nearest_reference_rows():
+    generator = torch.Generator().manual_seed(3)
+    reference = torch.randn(300, 7, generator=generator)
+    query = torch.randn(2500, 7, generator=generator)  # more than one block of 1,024
+    expected = np.sort(
+        np.linalg.norm(query.numpy()[:, None, :] - reference.numpy()[None], axis=2), axis=1
+    )[:, :5].mean(1)
+    assert np.allclose(knn_distance(reference, query, 5).numpy(), expected, rtol=1e-6)
+    assert np.allclose(knn_distance(reference[:3], query, 5).numpy(),
+                       np.linalg.norm(query.numpy()[:, None] - reference[:3].numpy()[None],
+                                      axis=2).mean(1), rtol=1e-6)  # fmt: skip
+    assert torch.equal(
+        knn_distance(reference, reference[:4], 1), torch.zeros(4, dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match=r"reference \[R, D\] and query \[N, D\]"):
+        knn_distance(reference, query[:, :3])
+
+
+def test_reference_sample_keeps_a_small_training_split_and_samples_a_large_one():
+    assert reference_sample(40, seed=0, size=100) == list(range(40))
+    sample = reference_sample(10_000, seed=1, size=100)
+    assert len(sample) == len(set(sample)) == 100 and sample == sorted(sample)
+    assert sample == reference_sample(10_000, seed=1, size=100)
+    assert sample != reference_sample(10_000, seed=2, size=100)
 
 
 def test_temperature_scaling_undoes_overconfidence():
@@ -81,15 +148,82 @@ def test_expected_calibration_error_equals_torchmetrics():
 def test_regression_run_reports_coverage_and_predict_writes_the_interval(regression_dir, tmp_path):
     metrics = json.loads((regression_dir / "metrics.json").read_text())
     calibration = metrics["calibration"]
-    assert calibration["method"] == "conformal" and calibration["confidence"] == 0.9
-    assert 0.0 <= metrics["test_coverage"] <= 1.0
+    assert calibration["method"] == "normalized_conformal" and calibration["confidence"] == 0.9
+    assert 0.0 <= metrics["test_coverage"] <= 1.0 and metrics["test_half_width"] > 0
     model = load_model(regression_dir)
-    assert model.calibration["half_width"] == calibration["half_width"]
-    table = model.predict(["CCO", "CCCCCCN"])
+    assert model.calibration["quantile"] == calibration["quantile"]
+    assert model.calibration["n_reference"] == metrics["n_train"]  # below REFERENCE_SIZE: all
+    smiles = ["CCO", "CCCCCCN", "c1ccccc1CCCCCCCCCC(=O)O"]
+    table = model.predict(smiles)
     assert list(table) == ["smiles", "size", "size_std", "size_lo", "size_hi", "error"]
-    half = calibration["half_width"][0]
-    assert np.allclose(table["size_hi"] - table["size"], half)
-    assert np.allclose(table["size"] - table["size_lo"], half)
+    # the half-width is the quantile times sigma(x): the members' mean distance to the
+    # NEIGHBOURS nearest reference embeddings, recomputed here from embed() and numpy
+    graphs, _, _ = model.featurize(smiles)
+    k = calibration["neighbours"]
+    sigma = np.mean([
+        np.sort(np.linalg.norm(model.embed(graphs, member=m).numpy()[:, None]
+                               - model.reference[m].numpy()[None], axis=2), axis=1)[:, :k].mean(1)
+        for m in range(len(model.members))
+    ], axis=0) + calibration["offset"]  # fmt: skip
+    half = calibration["quantile"][0] * sigma
+    assert np.allclose(table["size_hi"] - table["size"], half, rtol=1e-6)
+    assert np.allclose(table["size"] - table["size_lo"], half, rtol=1e-6)
+    assert len(np.unique(np.round(half, 6))) == 3  # one width per molecule
+    # the test coverage and width in metrics.json are those of predictions.csv's test rows
+    rows = [r for r in read_csv(regression_dir / "predictions.csv") if r["split"] == "test"]
+    y, lo, hi = (np.array([float(r[c]) for r in rows]) for c in ("size_true", "size_lo", "size_hi"))
+    assert metrics["test_coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)), abs=1e-6)
+    assert metrics["test_half_width"] == pytest.approx(np.mean(hi - lo) / 2, rel=1e-5)
+
+
+def test_the_final_epochs_residuals_calibrate_the_interval(tmp_path, data_csv):
+    # 20 epochs at a high peak rate: the best (validation) epoch is an early one, so the final
+    # and the best models differ; the quantile is that of |y - final epoch| / sigma over the
+    # validation molecules
+    from gconv.molecule.training import final_epoch_model
+
+    quick = [*QUICK]
+    quick[quick.index("--epochs") + 1] = "20"
+    argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *quick]
+    metrics = run([*argv, "--lr", "0.1", "--no-baselines", "-o", str(tmp_path / "run")])
+    assert metrics["best_epochs"][0] < 15 and metrics["epochs"] == 20
+    assert metrics["calibration"]["calibration_set"].startswith("the validation split: the final")
+    model = load_model(tmp_path / "run")
+    rows = [r for r in read_csv(tmp_path / "run" / "predictions.csv") if r["split"] == "val"]
+    graphs, _, _ = model.featurize([r["smiles"] for r in rows])
+    y = np.array([float(r["size_true"]) for r in rows])
+    sigma = model.difficulty(graphs)
+    final = final_epoch_model(model, tmp_path / "run", model.config["model"]["kwargs"])
+    final_residual = np.abs(y - final.predict_graphs(graphs)[0][:, 0])
+    best_residual = np.abs(y - model.predict_graphs(graphs)[0][:, 0])
+    expected = conformal_half_width(final_residual / sigma, 0.9)[0]
+    assert model.calibration["quantile"][0] == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(conformal_half_width(best_residual / sigma, 0.9)[0], rel=0.01)
+
+
+def test_calibration_holdout_calibrates_on_scaffolds_that_chose_no_epoch(tmp_path, data_csv):
+    argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *QUICK]
+    argv += ["--split-sizes", "0.6", "0.3", "0.1", "--calibration-holdout", "--no-baselines"]
+    metrics = run([*argv, "-o", str(tmp_path / "h")])
+    assert metrics["n_calibration"] > 0
+    assert metrics["calibration"]["calibration_set"].startswith("half the validation scaffolds")
+    rows = read_csv(tmp_path / "h" / "predictions.csv")
+    by_split = {}
+    for r in rows:
+        by_split.setdefault(r["split"], []).append(r)
+    assert len(by_split["calibration"]) == metrics["n_calibration"]
+    assert len(by_split["val"]) == metrics["n_val"]
+    from gconv.data import murcko_scaffold
+
+    scaffolds = {k: {murcko_scaffold(r["smiles"]) for r in v} for k, v in by_split.items()}
+    assert not scaffolds["calibration"] & scaffolds["val"]  # whole scaffold groups
+    # the quantile is that of the calibration half's best-epoch residuals
+    model = load_model(tmp_path / "h")
+    cal = by_split["calibration"]
+    graphs, _, _ = model.featurize([r["smiles"] for r in cal])
+    residual = np.array([abs(float(r["size_true"]) - float(r["size_pred"])) for r in cal])
+    expected = conformal_half_width(residual / model.difficulty(graphs), 0.9)[0]
+    assert model.calibration["quantile"][0] == pytest.approx(expected, rel=1e-5)
 
 
 def test_classification_run_reports_ece_and_predicts_calibrated_probabilities(
@@ -116,6 +250,8 @@ def test_no_calibration_and_the_confidence_option(tmp_path, data_csv):
     assert load_model(tmp_path / "off").column_names() == ["size"]
     wide = run([*common, "--confidence", "0.5", "--no-baselines", "-o", str(tmp_path / "c")])
     assert wide["calibration"]["confidence"] == 0.5
-    assert list(read_csv(tmp_path / "c" / "predictions.csv")[0])[-2:] == ["size_std", "error"]
+    header = list(read_csv(tmp_path / "c" / "predictions.csv")[0])
+    assert header[-4:] == ["size_std", "size_lo", "size_hi", "error"]
+    assert list(read_csv(tmp_path / "off" / "predictions.csv")[0])[-2:] == ["size_std", "error"]
     with pytest.raises(SystemExit):
         run([*common, "--confidence", "1.5"])

@@ -74,9 +74,12 @@ def test_fresh_process_predictions_equal_training_time_predictions(
             trained = _training_predictions(model_dir, f"{task}_pred")
             for r in good:
                 assert abs(float(r[task]) - trained[r["smiles"]]) <= 1e-5
-    if kind == "regression":  # an ensemble of two: the spread is there, equal too
-        trained = _training_predictions(model_dir, "size_std")
-        assert all(abs(float(r["size_std"]) - trained[r["smiles"]]) <= 1e-5 for r in good)
+    if kind == "regression":  # an ensemble of two: the spread and the interval, equal too
+        for column in ("size_std", "size_lo", "size_hi"):
+            trained = _training_predictions(model_dir, column)
+            assert all(abs(float(r[column]) - trained[r["smiles"]]) <= 1e-5 for r in good)
+        widths = {round(float(r["size_hi"]) - float(r["size_lo"]), 5) for r in good}
+        assert len(widths) > len(good) // 2  # normalised: a width per molecule
         assert list(rows[0]) == [
             "name",
             "smiles",
@@ -128,6 +131,62 @@ def test_python_api_predicts_a_list_of_smiles(regression_dir):
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame(table)
     assert frame.shape == (3, 6) and frame["size"].notna().sum() == 2
+
+
+def test_a_directory_with_a_constant_interval_still_predicts_it(regression_dir, tmp_path):
+    # what gconv 0.2 wrote before the normalised interval: {"method": "conformal",
+    # "half_width": [...]} and no calibration.pt; it predicts value +- half_width, as before
+    model_dir = _copy(regression_dir, tmp_path)
+    (model_dir / "calibration.pt").unlink()
+    old = {"method": "conformal", "confidence": 0.9, "half_width": [1.25], "n": [5],
+           "guaranteed": [False]}  # fmt: skip
+    _edit_config(model_dir, lambda c: c.update(calibration=old))
+    model = load_model(model_dir)
+    assert model.reference is None and not model.normalized
+    table = model.predict(["CCO", "CCCCN"])
+    assert list(table) == ["smiles", "size", "size_std", "size_lo", "size_hi", "error"]
+    assert np.allclose(table["size_hi"] - table["size"], 1.25)
+    assert np.allclose(table["size"] - table["size_lo"], 1.25)
+
+
+def test_reference_embeddings_round_trip_weights_only(regression_dir):
+    model = load_model(regression_dir)
+    stored = torch.load(regression_dir / "calibration.pt", weights_only=True)
+    assert len(model.reference) == len(model.members) == len(stored["reference"])
+    metrics = json.loads((regression_dir / "metrics.json").read_text())
+    for reference in stored["reference"]:
+        assert reference.dtype == torch.float32
+        assert reference.shape[0] == metrics["n_train"] == model.calibration["n_reference"]
+    # member k's reference rows are its embeddings of training molecules: the first training
+    # molecule of predictions.csv is among them (distance 0 to its nearest reference row)
+    first = next(r["smiles"] for r in read_csv(regression_dir / "predictions.csv")
+                 if r["split"] == "train")  # fmt: skip
+    graphs, _, _ = model.featurize([first])
+    for k, reference in enumerate(model.reference):
+        assert torch.equal(reference, stored["reference"][k])
+        distance = torch.cdist(model.embed(graphs, member=k).double(), reference.double())
+        assert float(distance.min()) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda d: (d / "calibration.pt").unlink(), "missing calibration.pt"),
+        (lambda d: torch.save({"reference": [torch.zeros(3, 5)]}, d / "calibration.pt"),
+         "one [R, D] reference embedding per member (2)"),
+        (lambda d: torch.save({"reference": [torch.zeros(3, 5)] * 2}, d / "calibration.pt"),
+         "but the model embeds in"),
+        (lambda d: _edit_config(d, lambda c: c["calibration"].pop("quantile")),
+         "the normalised calibration lacks ['quantile']"),
+    ],
+    ids=["missing", "members", "width", "entry"],
+)  # fmt: skip
+def test_a_damaged_calibration_is_refused_with_one_line(
+    regression_dir, tmp_path, capsys, damage, expected
+):
+    model_dir = _copy(regression_dir, tmp_path)
+    damage(model_dir)
+    assert expected in _predict_error(model_dir, tmp_path, capsys)
 
 
 def _copy(model_dir: Path, tmp_path: Path) -> Path:
