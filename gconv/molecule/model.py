@@ -163,7 +163,8 @@ class MoleculeModel:
         self, graphs: Sequence[Data], batch_size: int, embeddings: bool
     ) -> tuple[Tensor, list[Tensor] | None]:
         """:meth:`outputs`, and with ``embeddings`` every member's molecule embeddings (the
-        head's input, float32 ``[N, D]`` as :meth:`embed` gives them) from the same pass."""
+        head's input, float32 ``[N, D]`` as :meth:`embed` gives them: an atomwise model's atom
+        embeddings pooled per molecule) from the same pass."""
         if not graphs:
             empty = torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
             if not embeddings:
@@ -182,11 +183,17 @@ class MoleculeModel:
                 if embeddings
                 else None
             )
+            atomwise = embeddings and getattr(member, "atomwise", False)
+            outs = []
             try:
-                out = torch.cat([member(b) for b in self._batches(graphs, batch_size, device)])
+                for batch in self._batches(graphs, batch_size, device):
+                    outs.append(member(batch))
+                    if atomwise:  # per atom: pooled as the model pools its outputs (embed's rule)
+                        captured[-1] = member.readout(captured[-1], batch.batch, batch.num_graphs)
             finally:
                 if handle is not None:
                     handle.remove()
+            out = torch.cat(outs)
             out = out.cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
