@@ -747,6 +747,8 @@ def task_tables(summary: dict) -> str:
                 f"{np.mean([v['val_auroc']['mean'] for v in values]):.3f}" if all(values) else "–"
             )
             lines.append(f"| {readout} | " + " | ".join(cells) + f" | {mean} |")
+    for note in summary.get("notes", []):  # what changed since the runs, kept with the numbers
+        lines += ["", note]
     return "\n".join(lines)
 
 

@@ -146,7 +146,10 @@ def knn_distance(reference: Tensor, query: Tensor, k: int = NEIGHBOURS) -> Tenso
     k = min(k, len(reference))
     out = []
     for block in query.double().split(1024):
-        distances = torch.cdist(block, reference, compute_mode="donot_use_mm_for_euclid_dist")
+        # the matrix-product form: ~10x faster than the direct one (it matters at predict time
+        # on a million molecules); in float64 its rounding (~1e-14 relative) is far below
+        # anything an interval width shows
+        distances = torch.cdist(block, reference, compute_mode="use_mm_for_euclid_dist")
         out.append(distances.topk(k, dim=1, largest=False).values.mean(1))
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
