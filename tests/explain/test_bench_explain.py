@@ -84,8 +84,13 @@ def test_atom_benchmark_smoke():
     assert "gconv CAM" not in results  # the example's MLP head: CAM does not apply
     reference = results["reference: Crippen logP itself, atom removed (no model)"]
     assert 0 < reference["pearson"] < 1  # removal is not the contributions, even for Crippen
-    for types in ("Crippen's", "the model's"):
-        fitted = results[f"reference: {types} atom types fitted to the training logP (no model)"]
+    for types in (
+        "Crippen's atom types",
+        "the model's atom types",
+        "the model's atom environments of radius 1",
+        "the model's atom environments of radius 2",
+    ):
+        fitted = results[f"reference: {types} fitted to the training logP (no model)"]
         assert -1 <= fitted["pearson"] <= 1
 
 
@@ -121,3 +126,44 @@ def test_atom_type_fit_recovers_the_truth_with_crippen_types_only():
     assert by_type["crippen"]["pearson"] > 0.97
     assert by_type["features"]["pearson"] < by_type["crippen"]["pearson"] - 0.1
     assert bench.crippen_types("CO")[0] != bench.crippen_types("C")[0]  # the C's neighbour
+
+
+def test_radius_environments_hold_crippen_values_yet_do_not_give_them_back():
+    """The radius references: an atom's environment of radius 2 in the model's features
+    determines its Crippen type (so Crippen's values are one exact solution of the fit), the
+    fit reproduces the training sums, and still its split is not Crippen's."""
+    import warnings
+
+    from rdkit import Chem, RDLogger
+
+    from gconv.data import NCI_TPSA_FILE, MoleculeDataset
+
+    bench = _bench()
+    RDLogger.DisableLog("rdApp.*")
+    smiles = []
+    with open(NCI_TPSA_FILE) as f:
+        for line in f:
+            candidate = line.split(",")[0]
+            if not line.startswith("#") and Chem.MolFromSmiles(candidate) is not None:
+                smiles.append(candidate)
+            if len(smiles) == 700:
+                break
+    targets = [float(bench.crippen_contributions(s).sum()) for s in smiles]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        data = MoleculeDataset(smiles, targets, target_names=["logp"], on_error="skip")
+    crippen_of: dict = {}
+    for graph in data:
+        for atom, crippen in zip(
+            bench._environment_types(graph, 2), bench.crippen_types(graph.smiles), strict=True
+        ):
+            crippen_of.setdefault(atom[-1], set()).add(crippen)
+    assert max(len(types) for types in crippen_of.values()) == 1  # radius 2 decides the type
+    train, explained = data[:600], list(data[600:])
+    fitted = bench.atom_type_fit(train, list(train), "radius2")
+    sums = np.array([values.sum() for values in fitted])
+    np.testing.assert_allclose(sums, train.y[:, 0].numpy(), atol=0.05)  # fits the sums
+    truth = [bench.crippen_contributions(graph.smiles) for graph in explained]
+    radius = bench.atom_agreement(bench.atom_type_fit(train, explained, "radius2"), truth, "logp")
+    crippen = bench.atom_agreement(bench.atom_type_fit(train, explained, "crippen"), truth, "logp")
+    assert radius["pearson"] < crippen["pearson"] - 0.1
