@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from gconv._utils import TRIM_EVERY, release_free_memory
 from gconv.data import Standardizer, featurize, rdkit_descriptors
 from gconv.molecule.tasks import Tasks
 
@@ -197,8 +198,10 @@ class MoleculeModel:
             atomwise = getattr(member, "atomwise", False)
             outs, kept, distance = [], [], []
             try:
-                for batch in self._batches(graphs, batch_size, device):
+                for step, batch in enumerate(self._batches(graphs, batch_size, device)):
                     outs.append(member(batch))
+                    if (step + 1) % TRIM_EVERY == 0:
+                        release_free_memory()  # what glibc keeps of freed batches
                     if handle is None:
                         continue
                     embedding = captured.pop()
@@ -212,6 +215,7 @@ class MoleculeModel:
             finally:
                 if handle is not None:
                     handle.remove()
+            release_free_memory()
             out = torch.cat(outs).cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
