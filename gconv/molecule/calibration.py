@@ -258,7 +258,7 @@ def fit_normalized(
     train = graphs["train"]
     positions = reference_sample(len(train), seed)
     sample = train[positions] if isinstance(train, Dataset) else [train[i] for i in positions]
-    _, reference = model._run(sample, 256, embeddings=True)
+    _, reference, _ = model._run(sample, 256, embeddings=True)
     model.reference = reference
     model.calibration = {"method": "normalized_conformal", "neighbours": NEIGHBOURS, "offset": 0.0}
     difficulty = {name: model.difficulty(part) for name, part in graphs.items()}

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from gconv._utils import TRIM_EVERY, release_free_memory
 from gconv.data import Standardizer, featurize, rdkit_descriptors
 from gconv.molecule.tasks import Tasks
 
@@ -156,80 +157,116 @@ class MoleculeModel:
         """Every member's outputs ``[M, N, out_channels]`` (float64, on the CPU): values in the
         targets' units for regression, logits otherwise. Computed in float64 (see
         :meth:`_float64_members`)."""
-        return self._run(graphs, batch_size, embeddings=False)[0]
+        return self._run(graphs, batch_size)[0]
 
     @torch.no_grad()
     def _run(
-        self, graphs: Sequence[Data], batch_size: int, embeddings: bool
-    ) -> tuple[Tensor, list[Tensor] | None]:
-        """:meth:`outputs`, and with ``embeddings`` every member's molecule embeddings (the
-        head's input, float32 ``[N, D]`` as :meth:`embed` gives them: an atomwise model's atom
-        embeddings pooled per molecule) from the same pass."""
+        self,
+        graphs: Sequence[Data],
+        batch_size: int,
+        embeddings: bool = False,
+        difficulty: bool = False,
+    ) -> tuple[Tensor, list[Tensor] | None, np.ndarray | None]:
+        """:meth:`outputs`, and from the same pass: with ``embeddings`` every member's molecule
+        embeddings (the head's input, float32 ``[N, D]`` as :meth:`embed` gives them: an
+        atomwise model's atom embeddings pooled per molecule); with ``difficulty`` the
+        normalised interval's :math:`\\sigma(x)` ``[N]`` (:meth:`difficulty_of`), reduced from
+        the embeddings a batch at a time, so that a million molecules' embeddings (half a
+        gigabyte a member, twice that while gathered) are never held at once."""
+        if difficulty:
+            self._check_reference()
         if not graphs:
             empty = torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
-            if not embeddings:
-                return empty, None
             widths = [next(m for m in member.head.modules() if isinstance(m, nn.Linear)).in_features
                       for member in self.members]  # fmt: skip
-            return empty, [torch.empty(0, width) for width in widths]
-        results, embedded = [], []
-        for member in self._float64_members():
+            return (
+                empty,
+                [torch.empty(0, width) for width in widths] if embeddings else None,
+                np.zeros(0) + self._offset() if difficulty else None,
+            )
+        results, embedded, distances = [], [], []
+        for m, member in enumerate(self._float64_members()):
             device = next(member.parameters()).device
             captured: list[Tensor] = []
             handle = (
                 member.head.register_forward_pre_hook(
                     lambda _m, inputs, captured=captured: captured.append(inputs[0])
                 )
-                if embeddings
+                if embeddings or difficulty
                 else None
             )
-            atomwise = embeddings and getattr(member, "atomwise", False)
-            outs = []
+            atomwise = getattr(member, "atomwise", False)
+            outs, kept, distance = [], [], []
             try:
-                for batch in self._batches(graphs, batch_size, device):
+                for step, batch in enumerate(self._batches(graphs, batch_size, device)):
                     outs.append(member(batch))
+                    if (step + 1) % TRIM_EVERY == 0:
+                        release_free_memory()  # what glibc keeps of freed batches
+                    if handle is None:
+                        continue
+                    embedding = captured.pop()
                     if atomwise:  # per atom: pooled as the model pools its outputs (embed's rule)
-                        captured[-1] = member.readout(captured[-1], batch.batch, batch.num_graphs)
+                        embedding = member.readout(embedding, batch.batch, batch.num_graphs)
+                    embedding = embedding.float().cpu()
+                    if embeddings:
+                        kept.append(embedding)
+                    if difficulty:
+                        distance.append(self._knn(m, embedding))
             finally:
                 if handle is not None:
                     handle.remove()
-            out = torch.cat(outs)
-            out = out.cpu()
+            release_free_memory()
+            out = torch.cat(outs).cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
             results.append(out)
             if embeddings:
-                embedded.append(torch.cat(captured).float().cpu())
-        return torch.stack(results), (embedded if embeddings else None)
+                embedded.append(torch.cat(kept))
+            if difficulty:
+                distances.append(torch.cat(distance))
+        sigma = torch.stack(distances).mean(0).numpy() + self._offset() if difficulty else None
+        return torch.stack(results), (embedded if embeddings else None), sigma
 
     @property
     def normalized(self) -> bool:
         """Whether the calibration is a normalised interval (it needs :meth:`difficulty`)."""
         return bool(self.calibration) and self.calibration.get("method") == "normalized_conformal"
 
+    def _check_reference(self) -> None:
+        if self.reference is None or len(self.reference) != len(self.members):
+            raise ValueError(
+                f"a normalised interval needs reference embeddings for each of the "
+                f"{len(self.members)} members, got "
+                f"{0 if self.reference is None else len(self.reference)}"
+            )
+
+    def _offset(self) -> float:
+        return float(self.calibration["offset"])
+
+    def _knn(self, member: int, embedding: Tensor) -> Tensor:
+        from gconv.molecule.calibration import knn_distance
+
+        return knn_distance(self.reference[member], embedding, int(self.calibration["neighbours"]))
+
     def difficulty_of(self, embeddings: Sequence[Tensor]) -> np.ndarray:
         r""":math:`\sigma(x)` ``[N]`` of a normalised interval from every member's embeddings of
         the molecules (:meth:`_run`): the mean over members of the mean Euclidean distance to the
         ``neighbours`` nearest :attr:`reference` embeddings of that member, plus ``offset``."""
-        from gconv.molecule.calibration import knn_distance
-
         if self.reference is None or len(self.reference) != len(embeddings):
             raise ValueError(
                 f"a normalised interval needs reference embeddings for each of the "
                 f"{len(embeddings)} members, got {0 if self.reference is None else len(self.reference)}"
             )
-        k = int(self.calibration["neighbours"])
-        distance = torch.stack(
-            [knn_distance(ref, emb, k) for ref, emb in zip(self.reference, embeddings, strict=True)]
-        ).mean(0)
-        return distance.numpy() + float(self.calibration["offset"])
+        distance = torch.stack([self._knn(m, e) for m, e in enumerate(embeddings)]).mean(0)
+        return distance.numpy() + self._offset()
 
     def difficulty(self, graphs: Sequence[Data], batch_size: int = 256) -> np.ndarray | None:
         r""":math:`\sigma(x)` ``[N]`` of each molecule for a normalised interval (see
-        :meth:`difficulty_of`), or :obj:`None` with another calibration."""
+        :meth:`difficulty_of`; computed a batch at a time), or :obj:`None` with another
+        calibration."""
         if not self.normalized:
             return None
-        return self.difficulty_of(self._run(graphs, batch_size, embeddings=True)[1])
+        return self._run(graphs, batch_size, difficulty=True)[2]
 
     def predict_graphs(
         self, graphs: Sequence[Data], batch_size: int = 256
@@ -249,9 +286,8 @@ class MoleculeModel:
         """``(prediction, std, difficulty)``: :meth:`predict_graphs` and :meth:`difficulty` from
         one pass of each member (``difficulty`` is :obj:`None` unless the interval is
         normalised)."""
-        outputs, embeddings = self._run(graphs, batch_size, embeddings=self.normalized)
+        outputs, _, difficulty = self._run(graphs, batch_size, difficulty=self.normalized)
         prediction, std = self.tasks.predictions(outputs, self._temperature())
-        difficulty = self.difficulty_of(embeddings) if self.normalized else None
         return prediction, std, difficulty
 
     def interval(

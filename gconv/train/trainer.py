@@ -33,7 +33,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data.data import BaseData
 from tqdm.autonotebook import tqdm  # not tqdm.auto: see _train_epoch
 
-from gconv._utils import evaluating, move_to, preserve_mode
+from gconv._utils import (
+    TRIM_EVERY,
+    evaluating,
+    move_to,
+    preserve_mode,
+    release_free_memory,
+)
 from gconv.train import distributed
 from gconv.train._utils import shape, warn
 from gconv.train.batches import Rows, as_batches, check_not_empty, mask_name, phase_rows
@@ -556,6 +562,8 @@ class Trainer:
             if self.metrics:
                 outputs.append(output)
                 targets.append(target)
+            if (step + 1) % TRIM_EVERY == 0:
+                release_free_memory()  # what glibc keeps of freed batches, back to the system
             if (step + 1) % self.log_every == 0:
                 self._check(tally, classes, epoch)
                 self._guard.keep(f"after batch {step} of epoch {epoch + 1}")
@@ -565,6 +573,7 @@ class Trainer:
                 for callback in self.callbacks:
                     callback(self, info)
         bar.close()
+        release_free_memory()
         if step < 0:
             raise ValueError("the training data yielded no batches")
         self._check(tally, classes, epoch)
@@ -617,12 +626,15 @@ class Trainer:
                     output = self._forward(self.model, inputs, where)
                 output, target = self._select(output.float(), target, rows, where)
                 outputs.append(output)
+                if (step + 1) % TRIM_EVERY == 0:
+                    release_free_memory()
                 if need_targets:
                     loss, count, label_range = self._loss(output, target, where)
                     tally.add(loss, count, label_range)
                     if label_range is not None:
                         classes = output.shape[1]
                     targets.append(target)
+        release_free_memory()
         _, bad_label = tally.fold(classes)  # one host sync per evaluation, not one per batch
         if bad_label is not None:
             batch, low, high = bad_label

@@ -201,6 +201,22 @@ def test_the_final_epochs_residuals_calibrate_the_interval(tmp_path, data_csv):
     assert expected != pytest.approx(conformal_half_width(best_residual / sigma, 0.9)[0], rel=0.01)
 
 
+def test_difficulty_a_batch_at_a_time_equals_it_from_all_embeddings(regression_dir):
+    # sigma(x) is reduced from each batch's embeddings (a million molecules' are never held):
+    # the same numbers as from every embedding gathered first, whatever the batch size (to the
+    # float32 rounding of an embedding: another batch size can round its last bit otherwise)
+    model = load_model(regression_dir)
+    rows = read_csv(regression_dir / "predictions.csv")
+    graphs, _, _ = model.featurize([r["smiles"] for r in rows])
+    outputs, embeddings, _ = model._run(graphs, 256, embeddings=True)
+    whole = model.difficulty_of(embeddings)
+    for batch_size in (1, 3, 256):
+        again, _, streamed = model._run(graphs, batch_size, difficulty=True)
+        np.testing.assert_allclose(streamed, whole, rtol=1e-6, atol=0)
+        torch.testing.assert_close(again, outputs, rtol=0, atol=1e-12)
+    assert len(np.unique(np.round(whole, 9))) > 1
+
+
 def test_calibration_holdout_calibrates_on_scaffolds_that_chose_no_epoch(tmp_path, data_csv):
     argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *QUICK]
     argv += ["--split-sizes", "0.6", "0.3", "0.1", "--calibration-holdout", "--no-baselines"]
