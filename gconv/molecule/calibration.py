@@ -57,6 +57,7 @@ __all__ = [
     "calibrate",
     "conformal_half_width",
     "fit_conformal",
+    "set_reference",
     "fit_normalized",
     "knn_distance",
     "reference_sample",
@@ -71,8 +72,6 @@ _TEMPERATURE_RANGE = (0.05, 20.0)
 REFERENCE_SIZE = 5000
 #: Nearest reference molecules averaged in a molecule's difficulty.
 NEIGHBOURS = 5
-#: Added to every distance, as a fraction of the validation molecules' median distance.
-OFFSET = 0.0
 
 
 def conformal_half_width(residuals: np.ndarray, confidence: float) -> tuple[float, bool]:
@@ -239,6 +238,27 @@ def expected_calibration_error(
     return result
 
 
+def set_reference(model: MoleculeModel, train: Any, seed: int = 0) -> int:
+    """Sets the normalised interval's reference on ``model``: every member's embeddings of the
+    :func:`reference_sample` of the training molecules ``train``, and a calibration that names
+    the method, so that :meth:`MoleculeModel.predict_with_difficulty` gives each molecule's
+    :math:`\\sigma(x)` from the pass that predicts it (the quantile comes from
+    :func:`fit_normalized`). Returns the number of reference molecules."""
+    from torch.utils.data import Dataset
+
+    positions = reference_sample(len(train), seed)
+    sample = train[positions] if isinstance(train, Dataset) else [train[i] for i in positions]
+    _, reference, _ = model._run(sample, 256, embeddings=True)
+    model.reference = reference
+    model.calibration = {
+        "method": "normalized_conformal",
+        "neighbours": NEIGHBOURS,
+        "offset": 0.0,  # kept in the format: model directories read it (always 0 from gconv)
+        "n_reference": len(positions),
+    }
+    return len(positions)
+
+
 def fit_normalized(
     model: MoleculeModel,
     graphs: dict[str, Any],
@@ -247,24 +267,22 @@ def fit_normalized(
     confidence: float,
     seed: int = 0,
     calibration_set: str = "val",
+    difficulty: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     r"""Fits the normalised interval (the module docstring) on the validation split and sets it
     on ``model`` (``calibration`` and ``reference``): the embeddings of :func:`reference_sample`
     training molecules, every member's; :math:`\sigma(x)` of the validation molecules; the
     conformal quantile of :math:`|y - \hat y| / \sigma(x)` per task. Returns the difficulty of
-    the molecules of every split in ``graphs`` (``{"train": [N], "val": ..., ...}``)."""
-    from torch.utils.data import Dataset
+    the molecules of every split in ``graphs`` (``{"train": [N], "val": ..., ...}``).
 
-    train = graphs["train"]
-    positions = reference_sample(len(train), seed)
-    sample = train[positions] if isinstance(train, Dataset) else [train[i] for i in positions]
-    _, reference, _ = model._run(sample, 256, embeddings=True)
-    model.reference = reference
-    model.calibration = {"method": "normalized_conformal", "neighbours": NEIGHBOURS, "offset": 0.0}
-    difficulty = {name: model.difficulty(part) for name, part in graphs.items()}
-    fitted_on = difficulty[calibration_set]
-    offset = OFFSET * float(np.median(fitted_on)) if len(fitted_on) else 0.0
-    difficulty = {name: d + offset for name, d in difficulty.items()}
+    ``difficulty``: those already computed with the reference :func:`set_reference` set on
+    ``model`` (``gconv train`` takes them from the pass that predicts each split, one pass
+    instead of two); else the reference is set here and every split is run again."""
+    if difficulty is None:
+        set_reference(model, graphs["train"], seed)
+        difficulty = {name: model.difficulty(part) for name, part in graphs.items()}
+    elif not model.normalized or model.reference is None:
+        raise ValueError("fit_normalized(difficulty=...) needs the reference set_reference sets")
     floor = 1e-12  # a validation molecule identical to every reference one: sigma 0
     fitted = fit_conformal(
         model.tasks,
@@ -276,8 +294,8 @@ def fit_normalized(
     model.calibration = {
         **fitted,
         "neighbours": NEIGHBOURS,
-        "offset": offset,
-        "n_reference": len(positions),
+        "offset": 0.0,
+        "n_reference": model.calibration["n_reference"],
         "embedding": "each member's molecule embedding (the head's input)",
     }
     return difficulty
@@ -294,6 +312,7 @@ def calibrate(
     seed: int = 0,
     calibration_set: str = "val",
     residual_prediction: np.ndarray | None = None,
+    difficulty: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Fits the calibration on the validation split (see the module docstring), sets it on
     ``model``, updates ``predictions`` (temperature-scaled probabilities) and returns what
@@ -326,8 +345,9 @@ def calibrate(
         if residual_prediction is None:
             residual_prediction = predictions[calibration_set][0]
         difficulty = fit_normalized(
-            model, graphs, y_val, residual_prediction, confidence, seed, calibration_set
-        )
+            model, graphs, y_val, residual_prediction, confidence, seed, calibration_set,
+            difficulty,
+        )  # fmt: skip
         intervals = {
             name: model.interval(predictions[name][0], difficulty[name]) for name in graphs
         }

@@ -68,7 +68,7 @@ from gconv.data import (
 from gconv.models import GNN
 from gconv.models.gnn import CONVS
 from gconv.molecule.baselines import constant_baseline, fingerprint_baseline
-from gconv.molecule.calibration import calibrate
+from gconv.molecule.calibration import calibrate, set_reference
 from gconv.molecule.errors import UsageError
 from gconv.molecule.model import MoleculeModel
 from gconv.molecule.model_dir import save_model_dir
@@ -805,7 +805,16 @@ def train(
     if cal_part is not None:
         named_parts["calibration"] = cal_part
     graphs = {name: part.graphs for name, part in named_parts.items()}
-    predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
+    difficulty = None
+    if calibration and task_type == "regression":
+        # the normalised interval's reference first, so that one pass over each split gives
+        # its predictions and its molecules' sigma(x) (a second pass costs an epoch's time)
+        set_reference(model, graphs["train"], seed)
+        passes = {name: model.predict_with_difficulty(g) for name, g in graphs.items()}
+        predictions = {name: (p, s) for name, (p, s, _) in passes.items()}
+        difficulty = {name: d for name, (_, _, d) in passes.items()}
+    else:
+        predictions = {name: model.predict_graphs(g) for name, g in graphs.items()}
     residual_prediction = None
     if calibration and task_type == "regression" and cal_part is None:
         # the validation split chose the best epoch, so the best model's residuals on it are
@@ -815,7 +824,7 @@ def train(
     calibration_report = calibrate(
         model, predictions, graphs,
         cal_part.y.numpy() if cal_part is not None else y_val, y_test, calibration, confidence,
-        seed, "calibration" if cal_part is not None else "val", residual_prediction,
+        seed, "calibration" if cal_part is not None else "val", residual_prediction, difficulty,
     )  # fmt: skip
     intervals = calibration_report.pop("intervals", None)
     test_scores = tasks.scores(y_test, predictions["test"][0])

@@ -217,6 +217,29 @@ def test_difficulty_a_batch_at_a_time_equals_it_from_all_embeddings(regression_d
     assert len(np.unique(np.round(whole, 9))) > 1
 
 
+def test_training_runs_each_split_once_for_predictions_and_sigma(tmp_path, data_csv, monkeypatch):
+    # one pass per split gives its predictions and its sigma(x); besides those, only the
+    # reference sample (embeddings) and the final epoch's validation predictions are run
+    from gconv.molecule.model import MoleculeModel
+
+    calls = []
+    original = MoleculeModel._run
+
+    def counting(self, graphs, batch_size, embeddings=False, difficulty=False):
+        calls.append((len(graphs), embeddings, difficulty))
+        return original(self, graphs, batch_size, embeddings, difficulty)
+
+    monkeypatch.setattr(MoleculeModel, "_run", counting)
+    argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *QUICK]
+    metrics = run([*argv, "--no-baselines", "-o", str(tmp_path / "run")])
+    n_train, n_val, n_test = metrics["n_train"], metrics["n_val"], metrics["n_test"]
+    assert sorted(calls) == sorted([
+        (n_train, True, False),  # the reference sample: every training molecule, this small
+        (n_train, False, True), (n_val, False, True), (n_test, False, True),
+        (n_val, False, False),  # the final epoch's model on the validation split
+    ])  # fmt: skip
+
+
 def test_calibration_holdout_calibrates_on_scaffolds_that_chose_no_epoch(tmp_path, data_csv):
     argv = ["train", "--data-path", str(data_csv), "--target-columns", "size", *QUICK]
     argv += ["--split-sizes", "0.6", "0.3", "0.1", "--calibration-holdout", "--no-baselines"]
