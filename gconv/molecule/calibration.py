@@ -291,11 +291,10 @@ def fit_normalized(
         confidence,
         np.maximum(difficulty[calibration_set], floor),  # fmt: skip
     )
+    # set_reference's fields (neighbours, offset, n_reference) and the fitted quantile
     model.calibration = {
+        **model.calibration,
         **fitted,
-        "neighbours": NEIGHBOURS,
-        "offset": 0.0,
-        "n_reference": model.calibration["n_reference"],
         "embedding": "each member's molecule embedding (the head's input)",
     }
     return difficulty

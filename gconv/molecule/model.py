@@ -174,7 +174,7 @@ class MoleculeModel:
         the embeddings a batch at a time, so that a million molecules' embeddings (half a
         gigabyte a member, twice that while gathered) are never held at once."""
         if difficulty:
-            self._check_reference()
+            self._check_reference(len(self.members))
         if not graphs:
             empty = torch.empty(len(self.members), 0, self.tasks.out_channels, dtype=torch.float64)
             widths = [next(m for m in member.head.modules() if isinstance(m, nn.Linear)).in_features
@@ -232,12 +232,11 @@ class MoleculeModel:
         """Whether the calibration is a normalised interval (it needs :meth:`difficulty`)."""
         return bool(self.calibration) and self.calibration.get("method") == "normalized_conformal"
 
-    def _check_reference(self) -> None:
-        if self.reference is None or len(self.reference) != len(self.members):
+    def _check_reference(self, members: int) -> None:
+        if self.reference is None or len(self.reference) != members:
             raise ValueError(
-                f"a normalised interval needs reference embeddings for each of the "
-                f"{len(self.members)} members, got "
-                f"{0 if self.reference is None else len(self.reference)}"
+                f"a normalised interval needs reference embeddings for each of the {members} "
+                f"members, got {0 if self.reference is None else len(self.reference)}"
             )
 
     def _offset(self) -> float:
@@ -252,11 +251,7 @@ class MoleculeModel:
         r""":math:`\sigma(x)` ``[N]`` of a normalised interval from every member's embeddings of
         the molecules (:meth:`_run`): the mean over members of the mean Euclidean distance to the
         ``neighbours`` nearest :attr:`reference` embeddings of that member, plus ``offset``."""
-        if self.reference is None or len(self.reference) != len(embeddings):
-            raise ValueError(
-                f"a normalised interval needs reference embeddings for each of the "
-                f"{len(embeddings)} members, got {0 if self.reference is None else len(self.reference)}"
-            )
+        self._check_reference(len(embeddings))
         distance = torch.stack([self._knn(m, e) for m, e in enumerate(embeddings)]).mean(0)
         return distance.numpy() + self._offset()
 

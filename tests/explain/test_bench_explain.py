@@ -94,16 +94,14 @@ def test_atom_benchmark_smoke():
         assert -1 <= fitted["pearson"] <= 1
 
 
-def test_atom_type_fit_recovers_the_truth_with_crippen_types_only():
-    """The identifiability references: values fitted to molecule sums give back the Crippen
-    contributions when the atom types are Crippen's, far less so with the model's atom types."""
+def _nci_logp(bench, n: int):
+    """The first ``n`` NCI molecules RDKit parses, with their Crippen logP as the target."""
     import warnings
 
     from rdkit import Chem, RDLogger
 
     from gconv.data import NCI_TPSA_FILE, MoleculeDataset
 
-    bench = _bench()
     RDLogger.DisableLog("rdApp.*")
     smiles = []
     with open(NCI_TPSA_FILE) as f:
@@ -111,12 +109,19 @@ def test_atom_type_fit_recovers_the_truth_with_crippen_types_only():
             candidate = line.split(",")[0]
             if not line.startswith("#") and Chem.MolFromSmiles(candidate) is not None:
                 smiles.append(candidate)
-            if len(smiles) == 700:
+            if len(smiles) == n:
                 break
     targets = [float(bench.crippen_contributions(s).sum()) for s in smiles]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        data = MoleculeDataset(smiles, targets, target_names=["logp"], on_error="skip")
+        return MoleculeDataset(smiles, targets, target_names=["logp"], on_error="skip")
+
+
+def test_atom_type_fit_recovers_the_truth_with_crippen_types_only():
+    """The identifiability references: values fitted to molecule sums give back the Crippen
+    contributions when the atom types are Crippen's, far less so with the model's atom types."""
+    bench = _bench()
+    data = _nci_logp(bench, 700)
     train, explained = data[:600], list(data[600:])
     truth = [bench.crippen_contributions(graph.smiles) for graph in explained]
     by_type = {
@@ -132,26 +137,8 @@ def test_radius_environments_hold_crippen_values_yet_do_not_give_them_back():
     """The radius references: an atom's environment of radius 2 in the model's features
     determines its Crippen type (so Crippen's values are one exact solution of the fit), the
     fit reproduces the training sums, and still its split is not Crippen's."""
-    import warnings
-
-    from rdkit import Chem, RDLogger
-
-    from gconv.data import NCI_TPSA_FILE, MoleculeDataset
-
     bench = _bench()
-    RDLogger.DisableLog("rdApp.*")
-    smiles = []
-    with open(NCI_TPSA_FILE) as f:
-        for line in f:
-            candidate = line.split(",")[0]
-            if not line.startswith("#") and Chem.MolFromSmiles(candidate) is not None:
-                smiles.append(candidate)
-            if len(smiles) == 700:
-                break
-    targets = [float(bench.crippen_contributions(s).sum()) for s in smiles]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        data = MoleculeDataset(smiles, targets, target_names=["logp"], on_error="skip")
+    data = _nci_logp(bench, 700)
     crippen_of: dict = {}
     for graph in data:
         for atom, crippen in zip(
