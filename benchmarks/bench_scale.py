@@ -8,13 +8,14 @@ RDKit sanitises them and their canonical SMILES is new (no two rows hold one mol
 round substitutes the first round's products until there are enough. Target: RDKit's TPSA. The
 files are cached in ``--data-dir`` (made once, in ``--jobs`` processes).
 
-Per size (``--sizes``, default 100k and 1M), each step in a fresh process, so that its peak
+Per size (``--sizes``, default 100k and 1M; a size below the largest is every k-th row of the
+largest's file, the same mix of molecule sizes), each step in a fresh process, so that its peak
 memory is its own:
 
     featurise   MoleculeStore.from_csv(n_jobs=--jobs): graphs, canonical SMILES, scaffolds, what
                 ``gconv train --store disk`` writes; molecules/s, and the same for graphs only
-                (no canonical SMILES, no scaffolds: what from_smiles computes) on the first
-                100k rows
+                (no canonical SMILES, no scaffolds: what from_smiles computes) on 100k rows
+                spread over the file
     from_smiles PyG's torch_geometric.utils.from_smiles over 20k molecules spread over the file
                 (every n / 20k-th row) in one process, CPU and wall time
                 before and after the featurisation (the reference of the ratio: same run, same
@@ -257,11 +258,19 @@ print(json.dumps(dict(seconds=time.perf_counter() - start, main_peak_mb=peak_mb(
 )
 
 
-def head_csv(src: Path, dst: Path, n: int) -> Path:
+def sample_csv(src: Path, rows: int, n: int) -> Path:
+    """Every (rows // n)-th of the ``rows`` rows of ``src`` (n of them): a smaller size with the
+    same mix of molecule sizes as the largest, so that what grows from one size to the next is
+    the number of molecules, not their size (later substitution rounds make larger ones)."""
+    dst = src.with_name(f"{src.stem}_every_{rows // n}.csv")
     if not dst.exists():
         with open(src) as f, open(dst, "w") as g:
-            for _, line in zip(range(n + 1), f, strict=False):
-                g.write(line)
+            g.write(next(f))
+            kept = 0
+            for i, line in enumerate(f):
+                if i % (rows // n) == 0 and kept < n:
+                    g.write(line)
+                    kept += 1
     return dst
 
 
@@ -275,9 +284,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench_scale"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument(
-        "--train-size", type=int, default=None,
-        help="train one epoch at this size only (default: the smallest); its model predicts "
-        "every size",
+        "--train-size", type=int, nargs="+", default=None,
+        help="train one epoch at these sizes (default: the smallest); a size predicts with the "
+        "model of the largest trained size up to it",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -287,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     full = make_molecules(largest, args.data_dir / f"molecules_{largest}.csv", args.jobs)
     results = []
     for n in sorted(args.sizes):
-        csv_path = head_csv(full, args.data_dir / f"molecules_{n}.csv", n) if n < largest else full
+        csv_path = sample_csv(full, largest, n) if n < largest else full
         work = args.work_dir / str(n)
         root = work / "stores"
         if root.exists():
@@ -302,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
         pyg_after = run_step(PYG.format(csv=str(csv_path), n=PYG_SAMPLE, rows=n), env)
         pyg_rate = PYG_SAMPLE / ((pyg["seconds"] + pyg_after["seconds"]) / 2)
         m = min(n, 100_000)
-        sample = head_csv(full, args.data_dir / f"molecules_{m}.csv", m) if m < largest else full
+        sample = sample_csv(full, largest, m) if m < largest else full
         graphs_only = run_step(
             FEATURISE.format(
                 csv=str(sample), root=str(work / "graphs_only"), jobs=args.jobs,
@@ -338,9 +347,9 @@ def main(argv: list[str] | None = None) -> dict:
             disk_bytes_per_molecule=feat["disk_bytes"] / feat["molecules"],
         )
         print(json.dumps(row), flush=True)
-        train_size = args.train_size or min(args.sizes)
-        model_dir = args.work_dir / str(train_size) / "model"
-        if n == train_size:
+        trained = [t for t in args.train_size or [min(args.sizes)] if t <= n]
+        model_dir = args.work_dir / str(max(trained, default=min(args.sizes))) / "model"
+        if n in (args.train_size or [min(args.sizes)]):
             if model_dir.exists():
                 import shutil
 
@@ -453,8 +462,9 @@ def render(report: dict) -> str:
         "epoch of the default D-MPNN, calibration, predictions of every molecule, "
         "predictions.csv); predict: `gconv predict` of every size with that model. from_smiles: PyG's, one process, on the "
         f"{PYG_SAMPLE:,} molecules spread over the file (every n / {PYG_SAMPLE:,}-th row), before and after the featurisation. 'graphs only': "
-        "a store without canonical SMILES and scaffolds (what from_smiles computes), on the first "
-        "100k molecules. Raw numbers: scale.json.",
+        "a store without canonical SMILES and scaffolds (what from_smiles computes), on 100k "
+        "molecules spread over the file. A size below the largest is every k-th row of the "
+        "largest's file (the same mix of molecule sizes). Raw numbers: scale.json.",
         "",
     ]
     return "\n".join(lines)

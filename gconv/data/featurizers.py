@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -59,6 +60,7 @@ __all__ = [
     "mol_to_graph",
     "smiles_to_graph",
     "parse_smiles",
+    "mol_from_smiles",
     "largest_fragment_of",
 ]
 
@@ -493,19 +495,29 @@ class GraphFeaturizer:
         """
         atom_getters = self.atom_featurizer._getters
         bond_getters = [_B.GetBeginAtomIdx, _B.GetEndAtomIdx, *self.bond_featurizer._getters]
+        # Two atom columns follow from the bond columns: an atom's degree is its number of
+        # bonds, and it is in a ring iff one of its bonds is (a ring is a cycle of bonds). They
+        # are counted in NumPy over the batch instead of read atom by atom.
+        degree = [i for i, get in enumerate(atom_getters) if get is _A.GetDegree]
+        in_ring = [i for i, get in enumerate(atom_getters) if get is _A.IsInRing]
+        ring_bond = [i for i, get in enumerate(bond_getters) if get is _B.IsInRing][:1]
+        derived = set(degree + (in_ring if ring_bond else []))
         atom_columns: list[list[int]] = [[] for _ in atom_getters]
         bond_columns: list[list[int]] = [[] for _ in bond_getters]
         # Without stereo, the chirality / bond-stereo getters of the default table are skipped
         # and their columns filled with 0 (CHI_UNSPECIFIED, STEREONONE): the same codes.
+        read_atoms = [
+            (column, get)
+            for i, (column, get) in enumerate(zip(atom_columns, atom_getters, strict=True))
+            if i not in derived
+        ]
         plain_atoms = [
-            (column, None if get is _A.GetChiralTag else get)
-            for column, get in zip(atom_columns, atom_getters, strict=True)
+            (column, None if get is _A.GetChiralTag else get) for column, get in read_atoms
         ]
         plain_bonds = [
             (column, None if get is _B.GetStereo else get)
             for column, get in zip(bond_columns, bond_getters, strict=True)
         ]
-        full_atoms = list(zip(atom_columns, atom_getters, strict=True))
         full_bonds = list(zip(bond_columns, bond_getters, strict=True))
         if stereo is None:
             stereo = [True] * len(mols)
@@ -514,20 +526,29 @@ class GraphFeaturizer:
             # a molecule's atoms at a time: their wrappers stay in the CPU cache
             atoms = list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))  # 3x GetAtoms()
             bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
-            for column, get in full_atoms if has_stereo else plain_atoms:
+            for column, get in read_atoms if has_stereo else plain_atoms:
                 column += map(get, atoms) if get is not None else [0] * len(atoms)
             for column, get in full_bonds if has_stereo else plain_bonds:
                 column += map(get, bonds) if get is not None else [0] * len(bonds)
             num_atoms.append(len(atoms))
             num_bonds.append(len(bonds))
-        atom_codes = np.array(atom_columns, dtype=np.int64).reshape(len(atom_getters), -1).T
+        num_atoms = np.asarray(num_atoms, dtype=np.int64)
+        num_bonds = np.asarray(num_bonds, dtype=np.int64)
         bond_codes = np.array(bond_columns, dtype=np.int64).reshape(len(bond_getters), -1).T
-        return GraphCodes(
-            np.ascontiguousarray(atom_codes),
-            np.ascontiguousarray(bond_codes),
-            np.asarray(num_atoms, dtype=np.int64),
-            np.asarray(num_bonds, dtype=np.int64),
-        )
+        atom_codes = np.zeros((int(num_atoms.sum()), len(atom_getters)), dtype=np.int64)
+        for i, column in enumerate(atom_columns):
+            if i not in derived:
+                atom_codes[:, i] = column
+        if derived:
+            first_atom = np.repeat(np.cumsum(num_atoms) - num_atoms, num_bonds)
+            ends = np.concatenate([bond_codes[:, 0], bond_codes[:, 1]]) + np.tile(first_atom, 2)
+            for i in degree:
+                atom_codes[:, i] = np.bincount(ends, minlength=len(atom_codes))
+            if ring_bond:
+                ring_ends = ends[np.tile(bond_codes[:, ring_bond[0]] != 0, 2)]
+                for i in in_ring:
+                    atom_codes[ring_ends, i] = 1
+        return GraphCodes(atom_codes, np.ascontiguousarray(bond_codes), num_atoms, num_bonds)
 
     def from_codes(self, codes: GraphCodes) -> list[GraphArrays]:
         """:class:`GraphArrays` per molecule from :meth:`codes` (of one molecule or many)."""
@@ -648,9 +669,40 @@ def parse_smiles(smiles: str) -> Chem.Mol:
         return _parse_smiles_quietly(smiles)
 
 
+#: Text after which RDKit's ``MolFromSmiles`` does more than parse and sanitise: a stereo mark
+#: (``@``, ``/``, ``\``), or a hydrogen *atom* (``[H]``, ``[2H]``, ``[H+]``; not ``[NH4+]`` or
+#: ``[Hg]``), which it removes.
+_STEREO_OR_H_ATOM = re.compile(r"[@/\\]|\[\d*H(?![a-z])")
+
+
+def mol_from_smiles(smiles: str) -> Chem.Mol | None:
+    """``Chem.MolFromSmiles(smiles)``'s molecule (:obj:`None` where it fails), about 35 % sooner
+    for most SMILES.
+
+    After parsing and sanitising, ``MolFromSmiles`` removes hydrogen atoms and assigns
+    stereochemistry, which ranks every atom by CIP rules and stores the ranks on the atoms
+    (``_CIPRank``), where every later copy of the molecule (each ``MolToSmiles``, the Murcko
+    decomposition) copies them again. A SMILES without stereo marks or hydrogen atoms has no
+    stereo to assign and no hydrogen to remove; it is parsed and sanitised only, which gives
+    the same atoms, bonds, canonical SMILES and scaffold (a test compares them on RDKit's NCI,
+    ChEMBL and PAINS files) without the ranks. Any other SMILES goes through ``MolFromSmiles``.
+    RDKit's logs are the caller's to block.
+    """
+    if _STEREO_OR_H_ATOM.search(smiles):
+        return Chem.MolFromSmiles(smiles)
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        return None
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception:  # RDKit raises several unrelated exception types; MolFromSmiles: None
+        return None
+    return mol
+
+
 def _parse_smiles_quietly(smiles: str) -> Chem.Mol:
     """:func:`parse_smiles` for a checked string, with RDKit's logs already blocked."""
-    mol = Chem.MolFromSmiles(smiles)
+    mol = mol_from_smiles(smiles)
     if mol is not None:
         if mol.GetNumAtoms() == 0:
             raise ValueError(f"SMILES {smiles!r} has no atoms")

@@ -20,8 +20,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from rdkit import Chem, rdBase
+from rdkit import rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from gconv.data.featurizers import mol_from_smiles
 
 __all__ = ["random_split_indices", "scaffold_split_indices", "murcko_scaffold"]
 
@@ -49,7 +51,7 @@ def random_split_indices(
 def murcko_scaffold(smiles: str) -> str:
     """Bemis-Murcko scaffold SMILES (ring systems + linkers; ``""`` for acyclic molecules)."""
     with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(smiles)
+        mol = mol_from_smiles(smiles)
     if mol is None:
         raise ValueError(f"murcko_scaffold could not parse SMILES {smiles!r}")
     return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
