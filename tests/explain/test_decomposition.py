@@ -8,7 +8,6 @@ after its head is re-run and agrees; class logits; refusal of readouts that are 
 from __future__ import annotations
 
 import copy
-
 import warnings
 
 import pytest
