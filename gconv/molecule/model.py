@@ -196,10 +196,18 @@ class MoleculeModel:
                 else None
             )
             atomwise = getattr(member, "atomwise", False)
-            outs, kept, distance = [], [], []
+            # Results go into arrays made before the pass (on the CPU), not into lists of
+            # per-batch tensors: small blocks that live to the end of the pass, left among each
+            # batch's freed ones, would fragment glibc's heap as the pass goes on.
+            out = torch.empty(len(graphs), self.tasks.out_channels, dtype=torch.float64)
+            distance = torch.empty(len(graphs), dtype=torch.float64) if difficulty else None
+            kept: list[Tensor] = []
+            start = 0
             try:
                 for step, batch in enumerate(self._batches(graphs, batch_size, device)):
-                    outs.append(member(batch))
+                    rows = slice(start, start + batch.num_graphs)
+                    start = rows.stop
+                    out[rows] = member(batch)
                     if (step + 1) % TRIM_EVERY == 0:
                         release_free_memory()  # what glibc keeps of freed batches
                     if handle is None:
@@ -210,20 +218,19 @@ class MoleculeModel:
                     embedding = embedding.float().cpu()
                     if embeddings:
                         kept.append(embedding)
-                    if difficulty:
-                        distance.append(self._knn(m, embedding))
+                    if distance is not None:
+                        distance[rows] = self._knn(m, embedding)
             finally:
                 if handle is not None:
                     handle.remove()
             release_free_memory()
-            out = torch.cat(outs).cpu()
             if self.target_scaler is not None:
                 out = self.target_scaler.inverse_transform(out)
             results.append(out)
             if embeddings:
                 embedded.append(torch.cat(kept))
-            if difficulty:
-                distances.append(torch.cat(distance))
+            if distance is not None:
+                distances.append(distance)
         sigma = torch.stack(distances).mean(0).numpy() + self._offset() if difficulty else None
         return torch.stack(results), (embedded if embeddings else None), sigma
 

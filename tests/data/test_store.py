@@ -265,3 +265,18 @@ def test_read_pages_are_given_back(tmp_path, monkeypatch):
     for position in range(1000):
         store.graph(position)
     assert len(releases) == (lookups + 1000) // 64 - lookups // 64
+
+
+def test_rows_are_a_compact_sequence_equal_to_the_list(tmp_path):
+    """A store's data set and its views keep their source rows in an int64 array (8 bytes a
+    molecule), read as the list of ints the in-memory data set holds."""
+    data = StoreDataset(
+        MoleculeStore.from_csv(write_csv(tmp_path / "m.csv"), tmp_path, "smiles", ["logS"])
+    )
+    rows = [0, 1, 3, 5, 6, 8, 9, 10, 11, 12, 13]  # rows 2, 7 bad; row 4 a copy of row 0
+    assert data.rows == rows and rows == data.rows and data.rows != rows[:-1]
+    assert data.rows.values.dtype == np.int64 and isinstance(data.rows[0], int)
+    assert data.rows[1:3] == [1, 3] and list(data.rows) == rows and len(data.rows) == 11
+    view = data[[4, 0]]
+    assert view.rows == [6, 0] and np.asarray(view.rows).tolist() == [6, 0]
+    assert [d.kept_row for d in view.duplicates] == [0] and not data[[1]].duplicates

@@ -94,7 +94,9 @@ def test_integrated_gradients_tolerance_is_relative_to_the_score_change(gcn, gra
         warnings.simplefilter("error", RuntimeWarning)  # converges: no warning
         explanation = large(data, target=1)
     assert torch.equal(large.steps_per_sample, small.steps_per_sample)
-    torch.testing.assert_close(large.convergence_delta, 1000 * small.convergence_delta, rtol=0.01, atol=1e-3)
+    torch.testing.assert_close(
+        large.convergence_delta, 1000 * small.convergence_delta, rtol=0.01, atol=1e-3
+    )
     with torch.no_grad():
         gap = model(data)[:, 1] - _zero_baseline_scores(model, data)
     assert bool((explanation.convergence_delta.abs() <= 1e-3 * gap.abs()).all())

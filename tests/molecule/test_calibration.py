@@ -217,6 +217,26 @@ def test_difficulty_a_batch_at_a_time_equals_it_from_all_embeddings(regression_d
     assert len(np.unique(np.round(whole, 9))) > 1
 
 
+def test_a_prediction_pass_fills_arrays_made_before_it_and_trims(regression_dir, monkeypatch):
+    # results are written into arrays made before the pass (no per-batch tensors kept to its
+    # end, which fragmented glibc's heap), and the heap is trimmed every TRIM_EVERY batches
+    import gconv.molecule.model as model_module
+
+    calls = []
+    monkeypatch.setattr(model_module, "release_free_memory", lambda: calls.append(1))
+    monkeypatch.setattr(model_module, "TRIM_EVERY", 4)
+    model = load_model(regression_dir)
+    rows = read_csv(regression_dir / "predictions.csv")
+    graphs, _, _ = model.featurize([r["smiles"] for r in rows])
+    whole, _, sigma = model._run(graphs, len(graphs), difficulty=True)
+    calls.clear()
+    outputs, _, streamed = model._run(graphs, 2, difficulty=True)
+    batches = -(-len(graphs) // 2)
+    assert len(calls) == len(model.members) * (batches // 4 + 1)  # each member's own pass
+    torch.testing.assert_close(outputs, whole, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(streamed, sigma, rtol=1e-6)
+
+
 def test_training_runs_each_split_once_for_predictions_and_sigma(tmp_path, data_csv, monkeypatch):
     # one pass per split gives its predictions and its sigma(x); besides those, only the
     # reference sample (embeddings) and the final epoch's validation predictions are run

@@ -99,7 +99,8 @@ def test_config_records_what_prediction_needs(regression_dir):
     assert config["tasks"] == {"names": ["size"], "type": "regression", "num_classes": None}
     assert config["model"]["class"] == "GNN" and config["model"]["kwargs"]["descriptor_dim"] > 0
     assert (
-        config["readout"]["name"] in ("atomwise", "meanmax") and config["readout"]["option"] == "auto"
+        config["readout"]["name"] in ("atomwise", "meanmax")
+        and config["readout"]["option"] == "auto"
     )
     assert config["descriptors"]["names"] and config["members"] == [
         "model_0/best.pt",
