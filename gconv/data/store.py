@@ -92,7 +92,7 @@ CHUNK_ROWS = 10_000
 _MOLS_PER_BATCH = 1024  # molecules whose codes are read together (as gconv.data.featurize)
 _ALIGN = 64
 #: Chunk lookups between two releases of the mapped pages a process has touched.
-RELEASE_EVERY = 4096
+RELEASE_EVERY = 256
 _STRING_FIELDS = ("smiles", "canonical", "scaffold")
 
 

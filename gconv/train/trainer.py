@@ -563,6 +563,11 @@ class Trainer:
                 outputs.append(output)
                 targets.append(target)
             if (step + 1) % TRIM_EVERY == 0:
+                if self.metrics:  # the last TRIM_EVERY batches' outputs as one block, not one
+                    # each: thousands of small blocks kept to the epoch's end, left among the
+                    # batches' freed memory, fragment glibc's heap as the epoch goes on
+                    outputs[-TRIM_EVERY:] = [torch.cat(outputs[-TRIM_EVERY:])]
+                    targets[-TRIM_EVERY:] = [torch.cat(targets[-TRIM_EVERY:])]
                 release_free_memory()  # what glibc keeps of freed batches, back to the system
             if (step + 1) % self.log_every == 0:
                 self._check(tally, classes, epoch)

@@ -282,3 +282,19 @@ def test_the_contract_is_written_once_in_docs_trainer_md():
     ):
         assert section in docs, section
     assert len(Trainer.__doc__.splitlines()) < 90  # a summary and the arguments, not the contract
+
+
+def test_training_metrics_of_outputs_joined_in_blocks_equal_the_per_batch_ones(monkeypatch):
+    """The epoch's outputs kept for the training metrics are joined every TRIM_EVERY batches
+    (fewer long-lived blocks in the heap): the metrics are those of the per-batch outputs."""
+    import gconv.train.trainer as trainer_module
+
+    x, y = blobs()
+    results = []
+    for every in (10**6, 3):  # never joined; joined every 3 batches (10 batches an epoch)
+        monkeypatch.setattr(trainer_module, "TRIM_EVERY", every)
+        seed_everything(0)
+        trainer = Trainer(small_net(), progress=False, seed=0)
+        history = trainer.fit(TensorLoader(x[:300], y[:300], batch_size=32, seed=0), epochs=2)
+        results.append(history["train_accuracy"])
+    assert results[0] == results[1] and len(results[0]) == 2
