@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     largest = max(args.sizes)
     print(f"making {largest:,} distinct molecules in {args.data_dir} ...", flush=True)
     full = make_molecules(largest, args.data_dir / f"molecules_{largest}.csv", args.jobs)
+    train_sizes = args.train_size or [min(args.sizes)]
     results = []
     for n in sorted(args.sizes):
         csv_path = sample_csv(full, largest, n) if n < largest else full
@@ -364,9 +365,9 @@ def main(argv: list[str] | None = None) -> dict:
             disk_bytes_per_molecule=feat["disk_bytes"] / feat["molecules"],
         )
         print(json.dumps(row), flush=True)
-        trained = [t for t in args.train_size or [min(args.sizes)] if t <= n]
+        trained = [t for t in train_sizes if t <= n]
         model_dir = args.work_dir / str(max(trained, default=min(args.sizes))) / "model"
-        if n in (args.train_size or [min(args.sizes)]):
+        if n in train_sizes:
             if model_dir.exists():
                 import shutil
 

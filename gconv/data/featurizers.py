@@ -684,8 +684,8 @@ def mol_from_smiles(smiles: str) -> Chem.Mol | None:
     (``_CIPRank``), where every later copy of the molecule (each ``MolToSmiles``, the Murcko
     decomposition) copies them again. A SMILES without stereo marks or hydrogen atoms has no
     stereo to assign and no hydrogen to remove; it is parsed and sanitised only, which gives
-    the same atoms, bonds, canonical SMILES and scaffold (a test compares them on RDKit's NCI,
-    ChEMBL and PAINS files) without the ranks. Any other SMILES goes through ``MolFromSmiles``.
+    the same atoms, bonds, canonical SMILES and scaffold (a test compares them on RDKit's NCI
+    and ChEMBL files) without the ranks. Any other SMILES goes through ``MolFromSmiles``.
     RDKit's logs are the caller's to block.
     """
     if _STEREO_OR_H_ATOM.search(smiles):

@@ -285,8 +285,9 @@ def test_the_contract_is_written_once_in_docs_trainer_md():
 
 
 def test_training_metrics_of_outputs_joined_in_blocks_equal_the_per_batch_ones(monkeypatch):
-    """The epoch's outputs kept for the training metrics are joined every TRIM_EVERY batches
-    (fewer long-lived blocks in the heap): the metrics are those of the per-batch outputs."""
+    """The outputs a pass keeps (training metrics, evaluation, predict) are joined every
+    TRIM_EVERY batches (fewer long-lived blocks in the heap): the same metrics and outputs as
+    the per-batch ones."""
     import gconv.train.trainer as trainer_module
 
     x, y = blobs()
@@ -296,5 +297,10 @@ def test_training_metrics_of_outputs_joined_in_blocks_equal_the_per_batch_ones(m
         seed_everything(0)
         trainer = Trainer(small_net(), progress=False, seed=0)
         history = trainer.fit(TensorLoader(x[:300], y[:300], batch_size=32, seed=0), epochs=2)
-        results.append(history["train_accuracy"])
-    assert results[0] == results[1] and len(results[0]) == 2
+        held_out = TensorLoader(x[300:], y[300:], batch_size=16, shuffle=False)  # 7 batches
+        results.append(
+            (history["train_accuracy"], trainer.evaluate(held_out), trainer.predict(held_out))
+        )
+    (accuracy, scores, logits), (accuracy_3, scores_3, logits_3) = results
+    assert accuracy == accuracy_3 and len(accuracy) == 2 and scores == scores_3
+    assert logits.shape == (100, 2) and torch.equal(logits, logits_3)
