@@ -12,10 +12,10 @@ Per size (``--sizes``, default 100k and 1M; a size below the largest is every k-
 largest's file, the same mix of molecule sizes), each step in a fresh process, so that its peak
 memory is its own:
 
-    featurise   MoleculeStore.from_csv(n_jobs=--jobs): graphs, canonical SMILES, scaffolds, what
-                ``gconv train --store disk`` writes; molecules/s, and the same for graphs only
-                (no canonical SMILES, no scaffolds: what from_smiles computes) on 100k rows
-                spread over the file
+    featurise   MoleculeStore.from_csv(n_jobs=--jobs): graphs, graph hashes (duplicates),
+                scaffolds, what ``gconv train --store disk`` writes; molecules/s, and the same
+                for graphs only (no graph hashes, no scaffolds: what from_smiles computes) on
+                100k rows spread over the file
     from_smiles PyG's torch_geometric.utils.from_smiles over 20k molecules spread over the file
                 (every n / 20k-th row) in one process, CPU and wall time
                 before and after the featurisation (the reference of the ratio: same run, same
@@ -28,8 +28,8 @@ memory is its own:
 Peak memory: the largest proportional set size (PSS) of the step's process tree, sampled every
 0.5 s with psutil (the main process plus its workers, a page shared by forked processes counted
 once), and the main process's own peak RSS (``ru_maxrss``). Importing torch, PyG and RDKit alone
-is ~0.87 GB of RSS per process. File-backed pages of the store's memory maps count while mapped;
-they are the operating system's cache, shared and dropped under pressure.
+is ~0.87 GB of RSS per process. The store is read with ``pread``, not mapped: its pages stay in
+the operating system's file cache, in no process's PSS.
 
     python benchmarks/bench_scale.py [--sizes 100000 1000000] [--jobs 2] [--out benchmarks/results]
 
@@ -240,7 +240,8 @@ with open({csv!r}) as f:  # every ({rows} // {n})-th row: the file's mix of mole
 smiles = smiles[:{n}]
 from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
-def also_in_the_store(s):  # what the store holds beside the graph: canonical SMILES, scaffold
+def also_in_the_store(s):  # what the store gives beside the graph: duplicates (by canonical
+    # SMILES, which the store computes only where graph hashes meet) and scaffolds
     mol = Chem.MolFromSmiles(s)
     return Chem.MolToSmiles(mol), MurckoScaffold.MurckoScaffoldSmiles(mol=mol)
 rdBase.DisableLog("rdApp.*")
@@ -476,9 +477,10 @@ def render(report: dict) -> str:
         jobs = info["jobs"]
         lines += [
             "",
-            "Like for like: the store pass against from_smiles plus what the store also holds "
-            "(RDKit's canonical SMILES and Murcko scaffold of one `MolFromSmiles`, timed apart "
-            "from from_smiles and added), one process.",
+            "Like for like: the store pass against from_smiles plus what the store also gives "
+            "(duplicates and scaffolds: RDKit's canonical SMILES and Murcko scaffold of one "
+            "`MolFromSmiles`, timed apart from from_smiles and added), one process. The store "
+            "finds duplicates by graph hash, computing canonical SMILES only where hashes meet.",
             "",
             "| molecules | from_smiles + canonical + scaffold CPU/mol | store pass CPU/mol | "
             f"CPU ratio | x {jobs} cores | wall-clock ratio |",
@@ -494,12 +496,13 @@ def render(report: dict) -> str:
     lines += [
         "",
         "Peak PSS: the step's process tree (main process and workers; a page shared by forked "
-        "processes counted once; sampled every 0.5 s), memory-mapped store pages included. "
+        "processes counted once; sampled every 0.5 s); the store is read with `pread`, so its "
+        "pages stay in the file cache, in no process. "
         "Train: `gconv train --store disk --epochs 1` at the train size (readout rule, one "
         "epoch of the default D-MPNN, calibration, predictions of every molecule, "
         "predictions.csv); predict: `gconv predict` of every size with that model. from_smiles: PyG's, one process, on the "
         f"{PYG_SAMPLE:,} molecules spread over the file (every n / {PYG_SAMPLE:,}-th row), before and after the featurisation. 'graphs only': "
-        "a store without canonical SMILES and scaffolds (what from_smiles computes), on 100k "
+        "a store without graph hashes and scaffolds (what from_smiles computes), on 100k "
         "molecules spread over the file. A size below the largest is every k-th row of the "
         "largest's file (the same mix of molecule sizes). Raw numbers: scale.json.",
         "",

@@ -65,6 +65,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "BOND_FEATURE_NAMES",
         "ELEMENTS",
         "FEATURIZER_VERSION",
+        "ORDER_FREE_GETTERS",
         "AtomFeaturizer",
         "BondFeaturizer",
         "Feature",
@@ -112,7 +113,12 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "loader": ("TensorLoader",),
     "predict": ("format_number", "predict_smiles", "write_predictions_csv"),
     "scaling": ("Standardizer",),
-    "splitting": ("murcko_scaffold", "random_split_indices", "scaffold_split_indices"),
+    "splitting": (
+        "murcko_scaffold",
+        "random_split_indices",
+        "scaffold_split_indices",
+        "scaffold_split_positions",
+    ),
     "store": (
         "CHUNK_ROWS",
         "STORE_FORMAT",
@@ -189,6 +195,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         BOND_FEATURES,
         ELEMENTS,
         FEATURIZER_VERSION,
+        ORDER_FREE_GETTERS,
         AtomFeaturizer,
         BondFeaturizer,
         Feature,
@@ -236,7 +243,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gconv.data.loader import TensorLoader
     from gconv.data.predict import format_number, predict_smiles, write_predictions_csv
     from gconv.data.scaling import Standardizer
-    from gconv.data.splitting import murcko_scaffold, random_split_indices, scaffold_split_indices
+    from gconv.data.splitting import (
+        murcko_scaffold,
+        random_split_indices,
+        scaffold_split_indices,
+        scaffold_split_positions,
+    )
     from gconv.data.store import (
         CHUNK_ROWS,
         STORE_FORMAT,

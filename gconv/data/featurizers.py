@@ -51,6 +51,7 @@ __all__ = [
     "BOND_FEATURE_NAMES",
     "ATOM_FEATURE_DIM",
     "BOND_FEATURE_DIM",
+    "ORDER_FREE_GETTERS",
     "Feature",
     "AtomFeaturizer",
     "BondFeaturizer",
@@ -370,6 +371,48 @@ class BondFeaturizer(_Featurizer):
         return self._one_hot(codes.reshape(-1, 2 + len(self.features))[:, 2:])
 
 
+#: The RDKit getters whose values do not depend on the order a molecule's atoms were written in:
+#: two molecules with one canonical SMILES have the same values, atom for atom once matched. A
+#: chiral tag (clockwise in the written order) and a bond's stereo flag are not among them.
+ORDER_FREE_GETTERS: tuple[Callable, ...] = (
+    _A.GetAtomicNum,
+    _A.GetDegree,
+    _A.GetFormalCharge,
+    _A.GetHybridization,
+    _A.GetIsAromatic,
+    _A.GetTotalNumHs,
+    _A.IsInRing,
+    _A.GetNumRadicalElectrons,
+    _A.GetIsotope,
+    _B.GetBondType,
+    _B.GetIsConjugated,
+    _B.GetIsAromatic,
+    _B.IsInRing,
+)
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a bijection that spreads
+    every input bit over the output."""
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _order_free_labels(
+    codes: np.ndarray, getters: Sequence[Callable], first: int = 0
+) -> np.ndarray:
+    """One uint64 label per row from the columns (from ``first`` on) whose getter is order-free."""
+    label = np.zeros(len(codes), dtype=np.uint64)
+    for i, get in enumerate(getters):
+        if any(get is free for free in ORDER_FREE_GETTERS):
+            column = codes[:, first + i].astype(np.int64).view(np.uint64)
+            label = _mix(label ^ _mix(column + np.uint64(i + 1)))
+    return label
+
+
 _ATOM_FEATURIZER = AtomFeaturizer()
 _BOND_FEATURIZER = BondFeaturizer()
 
@@ -549,6 +592,53 @@ class GraphFeaturizer:
                 for i in in_ring:
                     atom_codes[ring_ends, i] = 1
         return GraphCodes(atom_codes, np.ascontiguousarray(bond_codes), num_atoms, num_bonds)
+
+    def graph_hashes(self, codes: GraphCodes, rounds: int = 4) -> np.ndarray:
+        """A 64-bit hash of each molecule of :meth:`codes` that does not depend on the order its
+        atoms were written in (uint64 ``[num_molecules]``).
+
+        Molecules with one canonical SMILES get one hash, so molecules with different hashes
+        are different molecules; molecules with one hash are usually the same molecule, but may
+        be stereoisomers or, rarely, other molecules that the hash does not tell apart: a
+        caller that needs to know compares their canonical SMILES (as
+        :class:`~gconv.data.StoreDataset` does to find duplicates, so a store need not compute
+        a canonical SMILES for every molecule).
+
+        Weisfeiler-Lehman refinement over all molecules at once, in NumPy: an atom's label
+        starts from its order-free codes (the columns whose getter is in
+        :data:`ORDER_FREE_GETTERS`; a custom feature counts only if it is one of them), and each
+        round mixes in the sum of its neighbours' labels, each mixed with the bond's order-free
+        codes. A molecule's hash mixes the sum of its atoms' final labels with its numbers of
+        atoms and bonds. Sums do not depend on order; the wrapping uint64 arithmetic is the
+        same on every machine.
+
+        Args:
+            codes (GraphCodes): The molecules' codes (int16 or int64).
+            rounds (int, optional): Refinement rounds: atoms farther apart than this are told
+                apart only by their counts. (default: :obj:`4`)
+        """
+        atom_codes, bond_codes, num_atoms, num_bonds = codes
+        num_atoms = np.asarray(num_atoms, dtype=np.int64)
+        num_bonds = np.asarray(num_bonds, dtype=np.int64)
+        bonds = bond_codes.reshape(-1, 2 + len(self.bond_featurizer.features))
+        label = _order_free_labels(
+            atom_codes.reshape(-1, len(self.atom_featurizer.features)),
+            self.atom_featurizer._getters,
+        )
+        bond_label = _mix(_order_free_labels(bonds, self.bond_featurizer._getters, first=2) + _M2)
+        first_atom = np.repeat(np.cumsum(num_atoms) - num_atoms, num_bonds)
+        begin = bonds[:, 0].astype(np.int64) + first_atom
+        end = bonds[:, 1].astype(np.int64) + first_atom
+        for _ in range(rounds):
+            total = np.zeros_like(label)
+            np.add.at(total, end, _mix(label[begin] ^ bond_label))
+            np.add.at(total, begin, _mix(label[end] ^ bond_label))
+            label = _mix(_mix(label) + total)
+        molecule = np.repeat(np.arange(len(num_atoms)), num_atoms)
+        total = np.zeros(len(num_atoms), dtype=np.uint64)
+        np.add.at(total, molecule, _mix(label))
+        sizes = _mix(num_atoms.view(np.uint64) ^ _mix(num_bonds.view(np.uint64) + _M1))
+        return _mix(total ^ sizes)
 
     def from_codes(self, codes: GraphCodes) -> list[GraphArrays]:
         """:class:`GraphArrays` per molecule from :meth:`codes` (of one molecule or many)."""

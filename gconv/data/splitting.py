@@ -16,8 +16,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from rdkit import rdBase
@@ -25,7 +24,12 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from gconv.data.featurizers import mol_from_smiles
 
-__all__ = ["random_split_indices", "scaffold_split_indices", "murcko_scaffold"]
+__all__ = [
+    "random_split_indices",
+    "scaffold_split_indices",
+    "scaffold_split_positions",
+    "murcko_scaffold",
+]
 
 SplitIndices = tuple[list[int], list[int], list[int]]
 
@@ -78,31 +82,55 @@ def scaffold_split_indices(
     Returns:
         ``(train, val, test)`` index lists into ``smiles``.
     """
-    num_train, num_val, num_test = _split_sizes(len(smiles), sizes)
     if scaffolds is not None and len(scaffolds) != len(smiles):
         raise ValueError(f"expected {len(smiles)} scaffolds, one per SMILES, got {len(scaffolds)}")
-    groups: dict[str, list[int]] = defaultdict(list)
     keys = scaffolds if scaffolds is not None else map(murcko_scaffold, smiles)
-    for index, scaffold in enumerate(keys):
-        groups[scaffold].append(index)
-    # Sort scaffolds first so that the seeded shuffle does not depend on dict insertion order.
-    scaffold_sets = [groups[key] for key in sorted(groups)]
+    parts = scaffold_split_positions(len(smiles), sizes, seed, keys)
+    return parts[0].tolist(), parts[1].tolist(), parts[2].tolist()
+
+
+def scaffold_split_positions(
+    count: int, sizes: Sequence[float], seed: int, scaffolds: Iterable[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`scaffold_split_indices` from ``count`` scaffolds (read once, in order), as int64
+    arrays: a molecule costs 8 bytes while the groups are made, not a Python int in a list
+    (a store's million molecules)."""
+    num_train, num_val, num_test = _split_sizes(count, sizes)
+    names: dict[str, int] = {}  # scaffold -> group, in order of first appearance
+    group = np.fromiter(
+        (names.setdefault(scaffold, len(names)) for scaffold in scaffolds), np.int64
+    )
+    if len(group) != count:
+        raise ValueError(f"expected {count} scaffolds, one per SMILES, got {len(group)}")
+    counts = np.bincount(group, minlength=len(names))
+    members = np.argsort(group, kind="stable")  # each group's positions, ascending
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    # Groups in the order of their sorted scaffolds, so that the seeded shuffle does not depend
+    # on the order of first appearance.
+    by_name = [names[name] for name in sorted(names)]
+    sizes_of = counts.tolist()
     rng = np.random.default_rng(seed)
     big_limit = min(num_val, num_test) / 2
-    big = [g for g in scaffold_sets if len(g) > big_limit]
-    small = [g for g in scaffold_sets if len(g) <= big_limit]
+    big = [g for g in by_name if sizes_of[g] > big_limit]
+    small = [g for g in by_name if sizes_of[g] <= big_limit]
     big = [big[i] for i in rng.permutation(len(big))]
-    big.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    big.sort(key=sizes_of.__getitem__, reverse=True)  # stable: equal sizes keep the seeded order
     small = [small[i] for i in rng.permutation(len(small))]
 
-    train: list[int] = []
-    val: list[int] = []
-    test: list[int] = []
-    for group in big + small:
-        if len(train) + len(group) <= num_train:
-            train.extend(group)
-        elif len(val) + len(group) <= num_val:
-            val.extend(group)
+    chosen: tuple[list[int], list[int], list[int]] = ([], [], [])
+    filled = [0, 0, 0]
+    for g in big + small:
+        size = sizes_of[g]
+        if filled[0] + size <= num_train:
+            part = 0
+        elif filled[1] + size <= num_val:
+            part = 1
         else:
-            test.extend(group)
-    return train, val, test
+            part = 2
+        chosen[part].append(g)
+        filled[part] += size
+    empty = np.zeros(0, np.int64)
+    return tuple(  # type: ignore[return-value]
+        np.concatenate([members[starts[g] : starts[g + 1]] for g in groups]) if groups else empty
+        for groups in chosen
+    )

@@ -20,10 +20,12 @@ Per chunk: ``rows`` (int64, the source row of each molecule), ``num_atoms`` / ``
 (int32), ``atom_codes`` ``[atoms, 8]`` and ``bond_codes`` ``[bonds, 2 + 4]`` (the raw RDKit codes
 of :meth:`~gconv.data.GraphFeaturizer.codes`, int16: a graph is one-hot encoded when read, by the
 same code as in memory, so it is bit-identical to :func:`~gconv.data.featurize`'s), ``y``
-(float32 ``[n, tasks]``), the SMILES as written, their canonical SMILES and a 64-bit hash of it
-(duplicates), their Bemis-Murcko scaffolds (scaffold splits without parsing again) — each string
+(float32 ``[n, tasks]``), the SMILES as written, a 64-bit hash of each graph that does not depend
+on atom order (``graph_hash``, :meth:`~gconv.data.GraphFeaturizer.graph_hashes`: duplicates are
+looked for among equal hashes, and only those molecules' canonical SMILES are computed, when the
+store is read), their Bemis-Murcko scaffolds (scaffold splits without parsing again) — each string
 field as UTF-8 bytes plus int64 offsets — and, optionally, RDKit descriptors (float32
-``[n, D]``). About 0.6 KB a drug-like molecule without descriptors, against ~12 KB in memory.
+``[n, D]``). About 0.5 KB a drug-like molecule without descriptors, against ~12 KB in memory.
 
 **Atomic chunks, resume.** A worker writes a chunk into a hidden temporary directory and renames
 it into place, so a chunk directory exists only when complete. A killed run leaves complete chunks
@@ -51,9 +53,9 @@ import csv
 import gc
 import hashlib
 import json
-import mmap
 import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -80,20 +82,22 @@ from gconv.data.featurizers import (
     mol_from_smiles,
     parse_smiles,
 )
-from gconv.data.splitting import random_split_indices, scaffold_split_indices
+from gconv.data.splitting import random_split_indices, scaffold_split_positions
 
 __all__ = ["STORE_FORMAT", "STORE_FORMAT_VERSION", "CHUNK_ROWS", "MoleculeStore", "StoreDataset"]
 
 STORE_FORMAT = "gconv-molecule-store"
 #: Raised when a change would make an older gconv misread a store.
-STORE_FORMAT_VERSION = 1
+STORE_FORMAT_VERSION = 2
 #: Source rows a chunk holds (the unit of work, of atomic writes and of resume).
 CHUNK_ROWS = 10_000
 _MOLS_PER_BATCH = 1024  # molecules whose codes are read together (as gconv.data.featurize)
 _ALIGN = 64
-#: Chunk lookups between two releases of the mapped pages a process has touched.
-RELEASE_EVERY = 256
-_STRING_FIELDS = ("smiles", "canonical", "scaffold")
+#: Chunk files a process keeps open (the least recently read is closed first): a store of any
+#: size stays under the open-file limit (1,024 by default on Linux).
+OPEN_CHUNKS = 256
+_PREAD = getattr(os, "pread", None)  # not on Windows
+_STRING_FIELDS = ("smiles", "scaffold")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,10 +120,6 @@ def _small_ints(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
 def _write_arrays(directory: Path, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
     index, offset = {}, 0
     with open(directory / "arrays.bin", "wb") as f:
@@ -132,6 +132,18 @@ def _write_arrays(directory: Path, arrays: dict[str, np.ndarray], extra: dict[st
             f.write(array.tobytes())
             offset += array.nbytes
     (directory / "index.json").write_text(json.dumps({"arrays": index, **extra}, indent=1) + "\n")
+
+
+def _parse(smiles: Any) -> Chem.Mol:
+    """The store's molecule of a source cell (stripped, as :class:`MoleculeDataset`):
+    :func:`mol_from_smiles`, or :func:`parse_smiles`, which raises with the reason."""
+    if isinstance(smiles, str):
+        smiles = smiles.strip()
+        if smiles and len(smiles.split()) == 1:  # else parse_smiles says why not
+            mol = mol_from_smiles(smiles)
+            if mol is not None and mol.GetNumAtoms():
+                return mol
+    return parse_smiles(smiles)
 
 
 def _chunk_name(k: int) -> str:
@@ -150,20 +162,25 @@ def _write_chunk(
     """Featurises one chunk and renames it into place; ``(k, molecules, bad rows)``.
 
     Each SMILES is parsed once (RDKit's logs blocked once for the chunk, not per molecule);
-    its molecule gives the scaffold, the canonical SMILES and the graph's codes, read a batch
-    of molecules at a time. Shortcuts that give the same bytes: a molecule without rings has
-    the empty scaffold without RDKit's ``MurckoScaffoldSmiles`` (which keeps no atom of it),
-    and one whose SMILES has no ``@``, ``/`` or ``\\`` has no chiral tags or bond stereo to
-    read (:meth:`GraphFeaturizer.codes`' ``stereo``).
+    its molecule gives the scaffold and the graph's codes, read a batch of molecules at a time,
+    and the codes give the graph hash (:meth:`GraphFeaturizer.graph_hashes`: duplicates are
+    looked for among equal hashes, so no canonical SMILES is written). Shortcuts that give the
+    same bytes: a molecule without rings has the empty scaffold without RDKit's
+    ``MurckoScaffoldSmiles`` (which keeps no atom of it), and one whose SMILES has no ``@``,
+    ``/`` or ``\\`` has no chiral tags or bond stereo to read (:meth:`GraphFeaturizer.codes`'
+    ``stereo``).
     """
     featurizer = featurizer or GraphFeaturizer()
-    rows, kept_smiles, canonical, scaffolds, skipped = [], [], [], [], []
+    rows, kept_smiles, scaffolds, skipped = [], [], [], []
     codes: list[GraphCodes] = []
+    hashes: list[np.ndarray] = []
     mols: list[Chem.Mol] = []
     stereo: list[bool] = []
 
     def flush() -> None:
         batch = featurizer.codes(mols, stereo)
+        if options["canonical"]:
+            hashes.append(featurizer.graph_hashes(batch))
         # int16 a batch at a time: the chunk's int64 codes never exist all at once
         codes.append(batch._replace(
             atom_codes=_small_ints(batch.atom_codes), bond_codes=_small_ints(batch.bond_codes)
@@ -174,19 +191,13 @@ def _write_chunk(
     with rdBase.BlockLogs():
         for offset, smiles in enumerate(smiles_list):
             row = first_row + offset
-            mol = None
             if isinstance(smiles, str):
                 smiles = smiles.strip()  # as MoleculeDataset
-                if smiles and len(smiles.split()) == 1:  # else parse_smiles says why not
-                    mol = mol_from_smiles(smiles)
-                    if mol is not None and mol.GetNumAtoms() == 0:
-                        mol = None
-            if mol is None:
-                try:
-                    mol = parse_smiles(smiles)  # raises, with the reason
-                except (ValueError, TypeError) as err:
-                    skipped.append((row, str(smiles), str(err)))
-                    continue
+            try:
+                mol = _parse(smiles)
+            except (ValueError, TypeError) as err:
+                skipped.append((row, str(smiles), str(err)))
+                continue
             if options["scaffolds"]:  # of the molecule as written, as murcko_scaffold(smiles)
                 scaffolds.append(
                     MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
@@ -195,8 +206,6 @@ def _write_chunk(
                 )
             if options["largest_fragment"]:
                 mol = largest_fragment_of(mol)
-            if options["canonical"]:
-                canonical.append(Chem.MolToSmiles(mol))
             rows.append(row)
             kept_smiles.append(smiles)
             mols.append(mol)
@@ -205,20 +214,26 @@ def _write_chunk(
                 flush()
     if mols or not codes:
         flush()
+    num_atoms = np.concatenate([c.num_atoms for c in codes]).astype(np.int64)
+    num_bonds = np.concatenate([c.num_bonds for c in codes]).astype(np.int64)
     arrays: dict[str, np.ndarray] = {
         "rows": np.asarray(rows, dtype=np.int64),
-        "num_atoms": np.concatenate([c.num_atoms for c in codes]).astype(np.int32),
-        "num_bonds": np.concatenate([c.num_bonds for c in codes]).astype(np.int32),
+        "num_atoms": num_atoms.astype(np.int32),
+        "num_bonds": num_bonds.astype(np.int32),
+        # where each molecule's atoms and bonds start: read through the map like the codes (in
+        # memory, they would cost every reading process 16 bytes a molecule)
+        "atom_offsets": np.concatenate([np.zeros(1, np.int64), np.cumsum(num_atoms)]),
+        "bond_offsets": np.concatenate([np.zeros(1, np.int64), np.cumsum(num_bonds)]),
         "atom_codes": _small_ints(np.concatenate([c.atom_codes for c in codes])),
         "bond_codes": _small_ints(np.concatenate([c.bond_codes for c in codes])),
         "y": np.ascontiguousarray(targets[np.asarray(rows, dtype=np.int64) - first_row]),
     }
-    strings = {"smiles": kept_smiles, "canonical": canonical, "scaffold": scaffolds}
+    strings = {"smiles": kept_smiles, "scaffold": scaffolds}
     for name in _STRING_FIELDS:
-        if name == "smiles" or options[{"canonical": "canonical", "scaffold": "scaffolds"}[name]]:
+        if name == "smiles" or options["scaffolds"]:
             arrays[f"{name}_bytes"], arrays[f"{name}_offsets"] = _strings(strings[name])
     if options["canonical"]:
-        arrays["canonical_hash"] = np.array([_hash64(c) for c in canonical], dtype=np.uint64)
+        arrays["graph_hash"] = np.concatenate(hashes)
     if options["descriptors"]:
         from gconv.data.descriptors import rdkit_descriptors
 
@@ -304,34 +319,51 @@ def _file_sha256(path: Path) -> str:
 
 
 class _Chunk:
-    """One chunk's arrays: views into one read-only memory map of ``arrays.bin``."""
+    """One chunk's ``arrays.bin``, read with ``pread``: some rows of a field, or all of it.
+
+    A read copies the bytes it asks for and maps nothing, so a process holds no page of the
+    store once a read's arrays are gone. (A memory map keeps every page a read touched in the
+    process until it is unmapped, and the kernel maps whole large folios around each one: about
+    1.5 MB a graph read at random from the generated million.)"""
 
     def __init__(self, directory: Path, index: dict[str, Any]) -> None:
-        path = directory / "arrays.bin"
-        size = path.stat().st_size
-        buffer = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-        self._map: mmap.mmap | None = getattr(buffer, "_mmap", None)
-        self.arrays = {
-            name: np.ndarray(
-                tuple(spec["shape"]), np.dtype(spec["dtype"]), buffer=buffer, offset=spec["offset"]
-            )
-            for name, spec in index["arrays"].items()
-        }
-        self.atom_start = np.zeros(len(self.arrays["num_atoms"]) + 1, dtype=np.int64)
-        np.cumsum(self.arrays["num_atoms"], out=self.atom_start[1:])
-        self.bond_start = np.zeros(len(self.arrays["num_bonds"]) + 1, dtype=np.int64)
-        np.cumsum(self.arrays["num_bonds"], out=self.bond_start[1:])
+        self.path = directory / "arrays.bin"
+        #: name -> (dtype, shape of a row, bytes a row, byte offset in arrays.bin, rows)
+        self.specs = {}
+        for name, spec in index["arrays"].items():
+            dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
+            row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+            self.specs[name] = (dtype, shape[1:], row_bytes, int(spec["offset"]), shape[0])
+        self._file: Any = None
+
+    def open(self) -> None:
+        if self._file is None:
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of a field (a new, read-only array); the file must be open."""
+        dtype, row_shape, row_bytes, offset, _ = self.specs[name]
+        size, at = (stop - start) * row_bytes, offset + start * row_bytes
+        if _PREAD is not None:  # one system call; the file's position is not used
+            data = _PREAD(self._file.fileno(), size, at)
+        else:  # Windows
+            self._file.seek(at)
+            data = self._file.read(size)
+        if len(data) != size:
+            raise ValueError(f"{self.path} ends before byte {at + size}: a damaged store")
+        return np.frombuffer(data, dtype).reshape(stop - start, *row_shape)
+
+    def whole(self, name: str) -> np.ndarray:
+        return self.rows(name, 0, self.specs[name][4])
 
     def string(self, name: str, j: int) -> str:
-        offsets = self.arrays[f"{name}_offsets"]
-        return bytes(self.arrays[f"{name}_bytes"][offsets[j] : offsets[j + 1]]).decode()
-
-    def release_pages(self) -> None:
-        """Unmaps the pages read so far (``MADV_DONTNEED``): they leave the process's resident
-        memory and stay in the operating system's file cache; the next read maps them again.
-        The arrays stay valid. A no-op where ``madvise`` is missing (Windows)."""
-        if self._map is not None and hasattr(self._map, "madvise"):
-            self._map.madvise(mmap.MADV_DONTNEED)
+        start, stop = self.rows(f"{name}_offsets", j, j + 2).tolist()
+        return self.rows(f"{name}_bytes", start, stop).tobytes().decode()
 
 
 class MoleculeStore:
@@ -339,13 +371,14 @@ class MoleculeStore:
     reading. Build one with :meth:`from_csv` or :meth:`from_smiles` (or :meth:`write`); read it
     with :class:`StoreDataset`.
 
-    Memory maps are opened lazily, per process and per chunk, on first access: a store travels
-    to :class:`~torch.utils.data.DataLoader` workers (fork or spawn) as its path and index, and
-    each worker maps the chunks it reads. The pages it touches are the operating system's file
-    cache; a process gives them back every :data:`RELEASE_EVERY` chunk lookups and after each
-    pass over whole fields (:meth:`release_pages`), so its resident memory does not grow with
-    the store: an epoch that shuffles a million molecules would otherwise map every page of
-    every chunk into every loader worker (0.9 GB at 1M, counted in each one's RSS).
+    Reads are ``pread`` calls on the chunk files, opened lazily per process (at most
+    :data:`OPEN_CHUNKS` at a time, the least recently read closed first): a store travels to
+    :class:`~torch.utils.data.DataLoader` workers (fork or spawn) as its path and index, and
+    each worker opens the chunks it reads. Nothing is memory-mapped, so a process's resident
+    memory holds the graphs it is decoding, never pages of the store: the store's bytes stay in
+    the operating system's file cache, shared by every process (a map would keep each page a
+    read touched: an epoch that shuffles a million molecules put up to 270 MB of store pages
+    into each loader worker between two ``madvise`` releases).
 
     Args:
         path (str or PathLike): The store directory.
@@ -401,8 +434,8 @@ class MoleculeStore:
         self.chunk_start = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.chunk_start[1:])
         self._chunks: dict[int, _Chunk] = {}
+        self._open: OrderedDict[int, None] = OrderedDict()  # chunks with an open file, LRU first
         self._pid = os.getpid()
-        self._lookups = 0
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -438,8 +471,10 @@ class MoleculeStore:
             largest_fragment (bool, optional): Featurise each molecule's largest fragment.
             descriptors (Sequence[str], optional): RDKit descriptor names to store beside the
                 graphs (:func:`~gconv.data.rdkit_descriptors`, ~10 ms a molecule).
-            canonical (bool, optional): Store canonical SMILES and their hash (what
-                :class:`StoreDataset` merges duplicates by). (default: :obj:`True`)
+            canonical (bool, optional): Store each molecule's graph hash
+                (:meth:`~gconv.data.GraphFeaturizer.graph_hashes`), what lets
+                :class:`StoreDataset` merge duplicates: copies of one canonical SMILES, which it
+                computes only for molecules whose hashes meet. (default: :obj:`True`)
             scaffolds (bool, optional): Store Bemis-Murcko scaffolds (scaffold splits).
                 (default: :obj:`True`)
             chunk_rows (int, optional): Rows per chunk; must match ``chunks``.
@@ -600,25 +635,30 @@ class MoleculeStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_chunks"] = {}  # memory maps are per process: reopened on first use
+        state["_chunks"], state["_open"] = {}, OrderedDict()  # files are per process
         return state
 
     def _chunk(self, k: int) -> _Chunk:
-        if self._pid != os.getpid():  # a forked loader worker: map the files itself
-            self._chunks, self._pid, self._lookups = {}, os.getpid(), 0
-        self._lookups += 1
-        if self._lookups % RELEASE_EVERY == 0:
-            self.release_pages()
+        """Chunk ``k``, its file open (the least recently read closed past OPEN_CHUNKS)."""
+        if self._pid != os.getpid():  # a forked loader worker: open the files itself
+            self._chunks, self._open, self._pid = {}, OrderedDict(), os.getpid()
         chunk = self._chunks.get(k)
         if chunk is None:
             chunk = self._chunks[k] = _Chunk(self.path / _chunk_name(k), self._indices[k])
+        if k in self._open:
+            self._open.move_to_end(k)
+        else:
+            chunk.open()
+            self._open[k] = None
+            if len(self._open) > OPEN_CHUNKS:
+                self._chunks[self._open.popitem(last=False)[0]].close()
         return chunk
 
-    def release_pages(self) -> None:
-        """Gives back the store pages this process has read (see the class docstring); reading
-        on maps them again, from the file cache."""
-        for chunk in self._chunks.values():
-            chunk.release_pages()
+    def close(self) -> None:
+        """Closes the chunk files this process has open (reading opens them again)."""
+        for k in self._open:
+            self._chunks[k].close()
+        self._open.clear()
 
     def _locate(self, position: int) -> tuple[_Chunk, int]:
         if not 0 <= position < len(self):
@@ -629,11 +669,11 @@ class MoleculeStore:
     def graph(self, position: int) -> Data:
         """Molecule ``position``'s graph: ``x``, ``edge_index``, ``edge_attr``, ``smiles``."""
         chunk, j = self._locate(position)
-        a0, a1 = chunk.atom_start[j], chunk.atom_start[j + 1]
-        b0, b1 = chunk.bond_start[j], chunk.bond_start[j + 1]
+        a0, a1 = chunk.rows("atom_offsets", j, j + 2).tolist()
+        b0, b1 = chunk.rows("bond_offsets", j, j + 2).tolist()
         codes = GraphCodes(
-            chunk.arrays["atom_codes"][a0:a1],
-            chunk.arrays["bond_codes"][b0:b1],
+            chunk.rows("atom_codes", a0, a1),
+            chunk.rows("bond_codes", b0, b1),
             np.array([a1 - a0]),
             np.array([b1 - b0]),
         )
@@ -642,18 +682,44 @@ class MoleculeStore:
 
     def field(self, name: str) -> np.ndarray:
         """A per-molecule numeric field of every chunk, concatenated in memory (``rows``, ``y``,
-        ``canonical_hash``, ``num_atoms``: a few bytes a molecule)."""
-        parts = [self._chunk(k).arrays[name] for k in range(len(self._indices))]
-        out = np.concatenate(parts) if parts else np.zeros(0)
-        self.release_pages()
-        return out
+        ``graph_hash``, ``num_atoms``: a few bytes a molecule)."""
+        parts = [self._chunk(k).whole(name) for k in range(len(self._indices))]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def strings(self, name: str, positions: Iterable[int]) -> list[str]:
-        """A string field (``smiles``, ``canonical``, ``scaffold``) of some molecules."""
+        """A string field (``smiles``, ``scaffold``) of some molecules, in the order given. A
+        chunk that many of them share is read whole, once (a pass over every scaffold)."""
+        positions = np.fromiter(positions, np.int64)
+        if len(positions) and not (0 <= positions.min() and positions.max() < len(self)):
+            bad = positions[(positions < 0) | (positions >= len(self))][0]
+            raise IndexError(f"molecule {bad} of a store of {len(self)}")
+        chunk_of = np.searchsorted(self.chunk_start, positions, side="right") - 1
+        out: list[str] = [""] * len(positions)
+        for k in np.unique(chunk_of).tolist():
+            mine = np.flatnonzero(chunk_of == k)
+            local = (positions[mine] - self.chunk_start[k]).tolist()
+            chunk = self._chunk(k)
+            if len(mine) < 64:
+                for i, j in zip(mine.tolist(), local, strict=True):
+                    out[i] = chunk.string(name, j)
+                continue
+            offsets = chunk.whole(f"{name}_offsets").tolist()
+            text = chunk.whole(f"{name}_bytes").tobytes()
+            for i, j in zip(mine.tolist(), local, strict=True):
+                out[i] = text[offsets[j] : offsets[j + 1]].decode()
+        return out
+
+    def canonical_smiles(self, positions: Iterable[int]) -> list[str]:
+        """RDKit's canonical SMILES of some molecules, of the molecule the store featurised
+        (its largest fragment with ``largest_fragment``): the stored SMILES parsed again, as
+        the store pass parsed it. Not stored: :class:`StoreDataset` needs it only for molecules
+        whose graph hashes meet."""
+        largest = self.meta["options"]["largest_fragment"]
         out = []
-        for position in positions:
-            chunk, j = self._locate(int(position))
-            out.append(chunk.string(name, j))
+        with rdBase.BlockLogs():
+            for smiles in self.strings("smiles", positions):
+                mol = _parse(smiles)
+                out.append(Chem.MolToSmiles(largest_fragment_of(mol) if largest else mol))
         return out
 
     def descriptors(self, positions: np.ndarray) -> np.ndarray:
@@ -663,7 +729,7 @@ class MoleculeStore:
         out = np.empty((len(positions), len(self.descriptor_names)), dtype=np.float32)
         for i, position in enumerate(positions):
             chunk, j = self._locate(int(position))
-            out[i] = chunk.arrays["descriptors"][j]
+            out[i] = chunk.rows("descriptors", j, j + 1)[0]
         return out
 
     def disk_bytes(self) -> int:
@@ -804,17 +870,17 @@ class StoreDataset(Dataset):
                 )
             if not store.meta["options"]["canonical"]:
                 raise ValueError(
-                    f"{store.path} has no canonical SMILES (written with canonical=False): "
+                    f"{store.path} has no graph hashes (written with canonical=False): "
                     "labelled molecules need them to merge duplicates"
                 )
-            groups = _duplicate_groups(store)
+            groups, canonical = _duplicate_groups(store)
             if groups:
                 dropped, kept_y, found, _ = merge_duplicate_groups(
                     groups,
                     y,
                     rows,
                     lambda p: store.strings("smiles", [p])[0],
-                    lambda p: store.strings("canonical", [p])[0],
+                    canonical.__getitem__,
                     store.target_names,
                     duplicates,
                 )
@@ -846,6 +912,14 @@ class StoreDataset(Dataset):
         view.skipped = []
         return view
 
+    def _alias(self) -> StoreDataset:
+        """A view of the same molecules that shares this one's arrays (no data set writes to
+        them after making them): a transform's view costs no memory a molecule."""
+        view = StoreDataset.__new__(StoreDataset)
+        view.__dict__.update(self.__dict__)
+        view.skipped = []
+        return view
+
     # -- access ---------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -866,6 +940,8 @@ class StoreDataset(Dataset):
             chosen = np.arange(len(self))[index]
         elif isinstance(index, Tensor) and index.dtype == torch.bool:
             chosen = index.nonzero().flatten().numpy()
+        elif isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+            chosen = index
         else:
             chosen = np.asarray([int(i) for i in index], dtype=np.int64)
         return self._view(chosen.astype(np.int64))
@@ -920,13 +996,13 @@ class StoreDataset(Dataset):
             mine = np.flatnonzero(chunk_of == k)  # this view's molecules in chunk k
             chunk = self.store._chunk(k)
             local = self.positions[mine] - self.store.chunk_start[k]
-            x = one_hot(np.asarray(chunk.arrays["atom_codes"]))
-            counts = chunk.arrays["num_atoms"]
+            x = one_hot(chunk.whole("atom_codes"))
+            counts = chunk.whole("num_atoms")
             nonempty = counts > 0
             block = np.zeros((len(counts), x.shape[1]), np.float32)
-            block[nonempty] = np.add.reduceat(x, chunk.atom_start[:-1][nonempty], axis=0)
+            starts = chunk.whole("atom_offsets")[:-1]
+            block[nonempty] = np.add.reduceat(x, starts[nonempty], axis=0)
             sums[mine] = block[local]
-            chunk.release_pages()
         return sums
 
     def descriptors(self) -> np.ndarray:
@@ -949,12 +1025,12 @@ class StoreDataset(Dataset):
                 raise ValueError(
                     f"{self.store.path} has no scaffolds (written with scaffolds=False)"
                 )
-            parts = scaffold_split_indices(self.smiles, sizes, seed, scaffolds=self.scaffolds)
+            parts = scaffold_split_positions(len(self), sizes, seed, self.scaffolds)
         elif method == "random":
             parts = random_split_indices(len(self), sizes, seed)
         else:
             raise ValueError(f"split method must be 'scaffold' or 'random', got {method!r}")
-        train, val, test = (self[list(part)] for part in parts)
+        train, val, test = (self[np.asarray(part, dtype=np.int64)] for part in parts)
         check_training_labels(train, val, test, f"the {method} split (seed {seed})")
         return train, val, test
 
@@ -970,7 +1046,7 @@ class StoreDataset(Dataset):
 
     def standardized(self, standardizer: Any) -> StoreDataset:
         """A view whose items' targets are ``standardizer.transform(y)``, applied when read."""
-        view = self._view(np.arange(len(self), dtype=np.int64))
+        view = self._alias()
         view._target_scaler = standardizer
         return view
 
@@ -980,7 +1056,7 @@ class StoreDataset(Dataset):
         item for item)."""
         if not self.store.descriptor_names:
             raise ValueError(f"{self.store.path} holds no descriptors")
-        view = self._view(np.arange(len(self), dtype=np.int64))
+        view = self._alias()
         view._descriptor_scaler = scaler
         return view
 
@@ -989,26 +1065,28 @@ class StoreDataset(Dataset):
         return f"StoreDataset({len(self)}{tasks}, store={str(self.store.path)!r})"
 
 
-def _duplicate_groups(store: MoleculeStore) -> list[list[int]]:
-    """Positions of the copies of each repeated molecule, groups in the order of their first
-    copy: equal 64-bit hashes of the canonical SMILES, confirmed on the strings (a hash
-    collision splits into its molecules). Only repeated hashes are looked at, in NumPy."""
-    hashes = store.field("canonical_hash")
+def _duplicate_groups(store: MoleculeStore) -> tuple[list[list[int]], dict[int, str]]:
+    """Positions of the copies of each repeated molecule (same canonical SMILES), groups in the
+    order of their first copy, and the canonical SMILES of every position looked at. Only
+    molecules whose graph hashes meet are looked at (found in NumPy): molecules with different
+    hashes are different molecules, and equal hashes are split by canonical SMILES
+    (stereoisomers, the hash's rare collisions)."""
+    hashes = store.field("graph_hash")
     order = np.argsort(hashes, kind="stable")
     sorted_hashes = hashes[order]
     repeated = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
     if not len(repeated):
-        return []
+        return [], {}
     candidates: dict[int, list[int]] = {}
     for i in np.unique(np.concatenate([repeated, repeated + 1])):
         candidates.setdefault(int(sorted_hashes[i]), []).append(int(order[i]))
+    looked_at = sorted(p for positions in candidates.values() for p in positions)
+    canonical = dict(zip(looked_at, store.canonical_smiles(looked_at), strict=True))
     groups = []
     for positions in candidates.values():
         by_string: dict[str, list[int]] = {}
-        for p, text in zip(
-            sorted(positions), store.strings("canonical", sorted(positions)), strict=True
-        ):
-            by_string.setdefault(text, []).append(p)
+        for p in sorted(positions):
+            by_string.setdefault(canonical[p], []).append(p)
         groups += [g for g in by_string.values() if len(g) > 1]
     groups.sort(key=lambda g: g[0])
-    return groups
+    return groups, canonical

@@ -720,7 +720,7 @@ def train(
     # what the run trains on, kept in last.pt: a --resume on other rows, split or seed is refused
     rows = fingerprint(
         [
-            (list(p.smiles), p.y)
+            (p.smiles, p.y)  # a store's SMILES are read lazily, never all held as a list
             for p in (train_part, val_part, test_part, cal_part)
             if p is not None
         ]

@@ -9,7 +9,7 @@ between two records. The rule (a resume on other data is refused) is in ``docs/t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,8 @@ def fingerprint(*values: Any) -> str:
 
     Args:
         *values: tensors and NumPy arrays (dtype, shape and every element), strings, bytes,
-            numbers, ``None``, and lists, tuples and dicts of them.
+            numbers, ``None``, and lists, tuples and dicts of them. Any other sequence (a
+            store's lazy SMILES) digests as the list of its items, read one at a time.
     """
     digest = hashlib.blake2b(digest_size=8)
     for value in values:
@@ -49,7 +50,9 @@ def _feed(digest: Any, value: Any) -> None:
         for key in sorted(value, key=repr):
             _feed(digest, key)
             _feed(digest, value[key])
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, list | tuple) or (
+        isinstance(value, Sequence) and not isinstance(value, str)
+    ):  # a lazy sequence is read item by item, never held as a list
         digest.update(b"list %d|" % len(value))
         for item in value:
             _feed(digest, item)

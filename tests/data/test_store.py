@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -228,8 +230,9 @@ def test_a_chunk_another_writer_finished_first_is_kept(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["chunk_000000"]
 
 
-def _resident_store_kb(store: MoleculeStore) -> int:
-    """Resident KB of this process's mappings of the store's ``arrays.bin`` files."""
+def _store_files_in_use(store: MoleculeStore) -> tuple[int, list[str]]:
+    """Resident KB of this process's mappings of the store's files, and the chunk files it has
+    open (sorted)."""
     resident, inside = 0, False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
@@ -237,34 +240,42 @@ def _resident_store_kb(store: MoleculeStore) -> int:
             inside = len(fields) >= 6 and fields[-1].startswith(str(store.path))
         elif inside and fields[0] == "Rss:":
             resident += int(fields[1])
-    return resident
+    open_files = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(str(store.path)):
+                open_files.append(Path(target).parent.name)
+    return resident, sorted(open_files)
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
-def test_read_pages_are_given_back(tmp_path, monkeypatch):
-    """Reading maps store pages into the process; a pass over whole fields, and every
-    RELEASE_EVERY lookups of single graphs, unmap them again (the data stays readable): a
-    process's memory does not grow with the store it reads."""
+def test_reads_map_nothing_and_keep_few_files_open(tmp_path, monkeypatch):
+    """Graphs, strings and whole fields are read with pread: the process maps no page of the
+    store (a map kept every page a read touched, up to 270 MB in a loader worker at 1M), and
+    keeps at most OPEN_CHUNKS chunk files open, the least recently read closed first."""
     from gconv.data import read_embedded
     from gconv.data import store as store_module
 
+    monkeypatch.setattr(store_module, "OPEN_CHUNKS", 3)
     smiles, y, _ = read_embedded("tpsa")
-    store = MoleculeStore.from_smiles(smiles, np.array(y)[:, None], ["tpsa"], tmp_path / "s")
+    store = MoleculeStore.from_smiles(
+        smiles, np.array(y)[:, None], ["tpsa"], tmp_path / "s", chunk_rows=1000
+    )
     first = store.graph(0)
     for position in range(0, len(store), 7):
         store.graph(position)
-    assert _resident_store_kb(store) > 256  # read and not given back yet: the test can fail
-    store.field("atom_codes")
-    assert _resident_store_kb(store) == 0
-    same_graph(store.graph(0), first)  # mapped again on reading
-
-    releases = []
-    monkeypatch.setattr(store_module, "RELEASE_EVERY", 64)
-    monkeypatch.setattr(MoleculeStore, "release_pages", lambda self: releases.append(1))
-    lookups = store._lookups
-    for position in range(1000):
+    assert len(store.strings("scaffold", range(len(store)))) == len(store)
+    assert len(store.field("atom_codes")) > len(store)
+    for position in (10, 1500, 3500, 2500):  # chunks 0, 1, 3, 2: chunk 2 read last
         store.graph(position)
-    assert len(releases) == (lookups + 1000) // 64 - lookups // 64
+    resident, open_files = _store_files_in_use(store)
+    assert resident == 0
+    assert open_files == ["chunk_000001", "chunk_000002", "chunk_000003"]
+    same_graph(store.graph(0), first)  # a closed chunk opens again
+    assert _store_files_in_use(store)[1] == ["chunk_000000", "chunk_000002", "chunk_000003"]
+    store.close()
+    assert _store_files_in_use(store)[1] == []
 
 
 def test_rows_are_a_compact_sequence_equal_to_the_list(tmp_path):

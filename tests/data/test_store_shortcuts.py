@@ -175,8 +175,9 @@ def test_a_store_holds_what_the_plain_rdkit_calls_give(tmp_path, largest_fragmen
         from gconv.data.featurizers import largest_fragment_of
 
         mols = [largest_fragment_of(m) for m in mols]
-    assert store.strings("canonical", positions) == [Chem.MolToSmiles(m) for m in mols]
+    assert store.canonical_smiles(positions) == [Chem.MolToSmiles(m) for m in mols]
     reference = featurizer.codes(mols)
+    np.testing.assert_array_equal(store.field("graph_hash"), featurizer.graph_hashes(reference))
     np.testing.assert_array_equal(store.field("atom_codes"), reference.atom_codes)
     np.testing.assert_array_equal(store.field("bond_codes"), reference.bond_codes)
     np.testing.assert_array_equal(store.field("num_atoms"), reference.num_atoms)

@@ -28,6 +28,19 @@ def test_fingerprint_is_stable_and_tells_contents_apart():
         fingerprint(object())
 
 
+def test_a_lazy_sequence_digests_as_its_list(tmp_path):
+    """A store's SMILES are fingerprinted without being held as a list (a million strings):
+    the same digest as the list, so a resume matches either way."""
+    from gconv.data import MoleculeStore, StoreDataset
+
+    smiles = ["CCO", "c1ccccc1", "CC(=O)O", "CCN"]
+    data = StoreDataset(MoleculeStore.from_smiles(smiles, np.arange(4.0)[:, None], ["y"], tmp_path))
+    lazy = data[[2, 0, 3]].smiles
+    assert not isinstance(lazy, list | tuple)
+    assert fingerprint((lazy, data.y)) == fingerprint((["CC(=O)O", "CCO", "CCN"], data.y))
+    assert fingerprint(lazy) != fingerprint(["CC(=O)O", "CCO"])
+
+
 def test_loader_fingerprint_samples_large_tensors():
     x = torch.randn(3000, 1000)  # 12 MB: every fourth or so row is read
     y = torch.arange(3000)
