@@ -87,3 +87,55 @@ def test_murcko_scaffold_groups_and_errors():
     assert murcko_scaffold("CCO") == ""  # acyclic: the empty scaffold
     with pytest.raises(ValueError, match="could not parse SMILES 'C1CC'"):
         murcko_scaffold("C1CC")
+
+
+def _scaffold_split_with_lists(scaffolds, sizes, seed):
+    """The scaffold split as gconv 0.1 wrote it, Python lists of indices per scaffold: the
+    reference of the array version."""
+    from collections import defaultdict
+
+    import numpy as np
+
+    n = len(scaffolds)
+    num_train, num_val = int(round(sizes[0] * n)), int(round(sizes[1] * n))
+    num_test = n - num_train - num_val
+    groups = defaultdict(list)
+    for index, scaffold in enumerate(scaffolds):
+        groups[scaffold].append(index)
+    scaffold_sets = [groups[key] for key in sorted(groups)]
+    rng = np.random.default_rng(seed)
+    big_limit = min(num_val, num_test) / 2
+    big = [g for g in scaffold_sets if len(g) > big_limit]
+    small = [g for g in scaffold_sets if len(g) <= big_limit]
+    big = [big[i] for i in rng.permutation(len(big))]
+    big.sort(key=len, reverse=True)
+    small = [small[i] for i in rng.permutation(len(small))]
+    train, val, test = [], [], []
+    for group in big + small:
+        if len(train) + len(group) <= num_train:
+            train.extend(group)
+        elif len(val) + len(group) <= num_val:
+            val.extend(group)
+        else:
+            test.extend(group)
+    return train, val, test
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_array_scaffold_split_equals_the_list_version(seed):
+    """scaffold_split_positions (int64 arrays, what a store's million molecules use) gives the
+    list version's splits: groups of every size, ties, the empty scaffold, several fractions."""
+    import random
+
+    from gconv.data.splitting import scaffold_split_positions
+
+    rng = random.Random(seed)
+    for n, kinds in ((0, 1), (1, 1), (7, 3), (60, 5), (500, 40), (3000, 900)):
+        scaffolds = [f"c{rng.randrange(kinds) ** 2 % (kinds + 1)}" if rng.random() > 0.2 else ""
+                     for _ in range(n)]  # fmt: skip
+        for sizes in ((0.8, 0.1, 0.1), (0.6, 0.2, 0.2), (1.0, 0.0, 0.0), (0.5, 0.5, 0.0)):
+            expected = _scaffold_split_with_lists(scaffolds, sizes, seed)
+            arrays = scaffold_split_positions(n, sizes, seed, iter(scaffolds))
+            assert [a.tolist() for a in arrays] == list(expected)
+            assert all(a.dtype.name == "int64" for a in arrays)
+            assert scaffold_split_indices(["C"] * n, sizes, seed, scaffolds) == expected

@@ -252,7 +252,7 @@ def _store_files_in_use(store: MoleculeStore) -> tuple[int, list[str]]:
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
 def test_reads_map_nothing_and_keep_few_files_open(tmp_path, monkeypatch):
     """Graphs, strings and whole fields are read with pread: the process maps no page of the
-    store (a map kept every page a read touched, up to 270 MB in a loader worker at 1M), and
+    store (a map kept every page a read touched, up to 320 MB in a loader worker at 1M), and
     keeps at most OPEN_CHUNKS chunk files open, the least recently read closed first."""
     from gconv.data import read_embedded
     from gconv.data import store as store_module
