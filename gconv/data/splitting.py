@@ -102,35 +102,28 @@ def scaffold_split_positions(
     )
     if len(group) != count:
         raise ValueError(f"expected {count} scaffolds, one per SMILES, got {len(group)}")
-    counts = np.bincount(group, minlength=len(names))
-    members = np.argsort(group, kind="stable")  # each group's positions, ascending
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    group_size = np.bincount(group, minlength=len(names))
     # Groups in the order of their sorted scaffolds, so that the seeded shuffle does not depend
     # on the order of first appearance.
-    by_name = [names[name] for name in sorted(names)]
-    sizes_of = counts.tolist()
+    by_name = np.fromiter((names[name] for name in sorted(names)), np.int64, len(names))
     rng = np.random.default_rng(seed)
-    big_limit = min(num_val, num_test) / 2
-    big = [g for g in by_name if sizes_of[g] > big_limit]
-    small = [g for g in by_name if sizes_of[g] <= big_limit]
-    big = [big[i] for i in rng.permutation(len(big))]
-    big.sort(key=sizes_of.__getitem__, reverse=True)  # stable: equal sizes keep the seeded order
-    small = [small[i] for i in rng.permutation(len(small))]
+    is_big = group_size[by_name] > min(num_val, num_test) / 2
+    big, small = by_name[is_big], by_name[~is_big]
+    big = big[rng.permutation(len(big))]
+    big = big[np.argsort(-group_size[big], kind="stable")]  # equal sizes keep the seeded order
+    small = small[rng.permutation(len(small))]
+    order = np.concatenate([big, small])
 
-    chosen: tuple[list[int], list[int], list[int]] = ([], [], [])
-    filled = [0, 0, 0]
-    for g in big + small:
-        size = sizes_of[g]
-        if filled[0] + size <= num_train:
-            part = 0
-        elif filled[1] + size <= num_val:
-            part = 1
-        else:
-            part = 2
-        chosen[part].append(g)
-        filled[part] += size
-    empty = np.zeros(0, np.int64)
-    return tuple(  # type: ignore[return-value]
-        np.concatenate([members[starts[g] : starts[g + 1]] for g in groups]) if groups else empty
-        for groups in chosen
-    )
+    part_of = np.empty(len(names), dtype=np.int8)  # each group goes to the first part it fits
+    limits, filled = (num_train, num_val), [0, 0]
+    for g, size in zip(order.tolist(), group_size[order].tolist(), strict=True):
+        part = 0 if filled[0] + size <= limits[0] else 1 if filled[1] + size <= limits[1] else 2
+        part_of[g] = part
+        if part < 2:
+            filled[part] += size
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    # molecules by their group's turn, each group's in ascending position (stable)
+    positions = np.argsort(rank[group], kind="stable")
+    part = part_of[group[positions]]
+    return positions[part == 0], positions[part == 1], positions[part == 2]
