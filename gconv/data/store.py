@@ -903,14 +903,12 @@ class StoreDataset(Dataset):
         self._descriptor_scaler = None
 
     def _view(self, index: np.ndarray) -> StoreDataset:
-        view = StoreDataset.__new__(StoreDataset)
-        view.__dict__.update(self.__dict__)
+        view = self._alias()
         view.positions = self.positions[index]
         view.rows = _Rows(self.rows.values[index])
         view._y = self._y[torch.from_numpy(index)]
         kept = set(view.rows.values.tolist()) if self.duplicates else set()
         view.duplicates = [d for d in self.duplicates if d.kept_row in kept]
-        view.skipped = []
         return view
 
     def _alias(self) -> StoreDataset:
@@ -998,11 +996,10 @@ class StoreDataset(Dataset):
             chunk = self.store._chunk(k)
             local = self.positions[mine] - self.store.chunk_start[k]
             x = one_hot(chunk.whole("atom_codes"))
-            counts = chunk.whole("num_atoms")
-            nonempty = counts > 0
-            block = np.zeros((len(counts), x.shape[1]), np.float32)
-            starts = chunk.whole("atom_offsets")[:-1]
-            block[nonempty] = np.add.reduceat(x, starts[nonempty], axis=0)
+            offsets = chunk.whole("atom_offsets")
+            nonempty = offsets[1:] > offsets[:-1]  # molecules with atoms
+            block = np.zeros((len(offsets) - 1, x.shape[1]), np.float32)
+            block[nonempty] = np.add.reduceat(x, offsets[:-1][nonempty], axis=0)
             sums[mine] = block[local]
         return sums
 
